@@ -1,0 +1,5 @@
+"""Allow `python -m bot`."""
+
+from bot.main import main
+
+main()

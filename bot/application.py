@@ -1,0 +1,93 @@
+"""Build the python-telegram-bot Application: every handler, job and hook, in one place."""
+
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationHandlerStop,
+    CallbackContext,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from bot.deps import Deps, get_deps, install
+from bot.errors import on_error
+from bot.persistence import DatabaseConversationPersistence
+from conversations import authorization
+
+logger = logging.getLogger(__name__)
+
+# How often undelivered firm notices (e.g. from before a crash) are retried.
+OUTBOX_RETRY_SECONDS = 30.0
+
+Context = CallbackContext[Any, Any, Any, Any]
+
+
+async def ignore_foreign_chats(update: Update, context: Context) -> None:
+    """Drop updates from groups and channels that are not the firm's."""
+    chat = update.effective_chat
+    if chat is None:
+        raise ApplicationHandlerStop
+    if chat.type != chat.PRIVATE and chat.id not in get_deps(context).settings.firm_chat_ids:
+        raise ApplicationHandlerStop
+
+
+async def retry_firm_notices(context: Context) -> None:
+    """Deliver firm notices that could not be sent before."""
+    await get_deps(context).notifier.deliver_pending(context.bot)
+
+
+def build_application(
+    deps: Deps, *, request: BaseRequest | None = None, rate_limit: bool = True
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    """Create the Application with its handlers; `request` replaces the HTTP layer in tests."""
+    api_url = deps.settings.telegram_api_url
+    builder = (
+        Application.builder()
+        .token(deps.settings.token)
+        .base_url(f"{api_url}/bot")
+        .base_file_url(f"{api_url}/file/bot")
+        .persistence(DatabaseConversationPersistence(deps.repository))
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    if rate_limit:
+        # Telegram's limits: ~30 messages/s overall; RetryAfter answers are waited out.
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    application = builder.build()
+    install(application.bot_data, deps)
+    register_handlers(application)
+    assert application.job_queue is not None
+    application.job_queue.run_repeating(
+        retry_firm_notices, interval=OUTBOX_RETRY_SECONDS, first=1.0, name="firm-outbox"
+    )
+    return application
+
+
+def register_handlers(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Add every handler, in the order they must be tried."""
+    # -1: updates from chats the bot does not serve stop here.
+    application.add_handler(TypeHandler(Update, ignore_foreign_chats), group=-1)
+
+    # 0: the client's guided conversation (it owns /start, /cancelar and /ayuda while open).
+    application.add_handler(authorization.build_conversation())
+
+    # 0, after it: the same commands outside a conversation, and anything else.
+    application.add_handler(CommandHandler(["ayuda", "help"], authorization.help_command))
+    application.add_handler(CommandHandler(["cancelar", "cancel"], authorization.cancel))
+    application.add_handler(CallbackQueryHandler(authorization.stale_button))
+    application.add_handler(
+        MessageHandler(filters.UpdateType.MESSAGE & filters.COMMAND, authorization.unknown_command)
+    )
+    application.add_handler(
+        MessageHandler(filters.UpdateType.MESSAGE, authorization.unexpected_message)
+    )
+
+    application.add_error_handler(on_error)

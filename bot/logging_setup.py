@@ -1,0 +1,37 @@
+"""Logging that never shows the bot token or request URLs."""
+
+import logging
+import re
+import sys
+
+# Any Bot API URL path carries a token right after "/bot", even one we were not given.
+_TOKEN_IN_URL = re.compile(r"(?<=/bot)\d{1,20}:[A-Za-z0-9_-]+")
+
+
+class RedactingFormatter(logging.Formatter):
+    """Format records, then blank out the token and anything token-shaped."""
+
+    def __init__(self, fmt: str, secrets: tuple[str, ...]) -> None:
+        super().__init__(fmt)
+        self._secrets = tuple(secret for secret in secrets if secret)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the formatted record with secrets replaced by [REDACTED]."""
+        text = super().format(record)
+        for secret in self._secrets:
+            text = text.replace(secret, "[REDACTED]")
+        return _TOKEN_IN_URL.sub("[REDACTED]", text)
+
+
+def configure_logging(level: str, token: str) -> None:
+    """Send logs to stderr, redacted, with noisy HTTP libraries quietened."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", (token,))
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpx logs every request URL at INFO, and the URL contains the token.
+    for name in ("httpx", "httpcore", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.WARNING)

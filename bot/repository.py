@@ -1,0 +1,352 @@
+"""All reads and writes of the SQLite database, behind one small class."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+import aiosqlite
+
+from bot.clock import from_timestamp, to_timestamp
+from bot.schema import migrate
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Who is talking to the bot about a company."""
+
+    chat_id: int
+    user_id: int
+    name: str
+    username: str | None
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """One company's authorization of the firm's representative."""
+
+    company_rut: str
+    client_chat_id: int | None
+    client_user_id: int | None
+    client_name: str | None
+    client_username: str | None
+    step: int
+    started_at: datetime
+    last_activity_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Where one chat stands in the conversation with the bot."""
+
+    chat_id: int
+    user_id: int
+    state: str
+    company_rut: str | None
+    candidate_rut: str | None
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message to a firm chat that must be delivered even across crashes."""
+
+    id: int
+    chat_id: int
+    text: str
+
+
+_SELECT_AUTHORIZATION = (
+    "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, step, "
+    "started_at, last_activity_at, completed_at FROM authorizations WHERE company_rut = ?"
+)
+
+
+def _authorization(row: Sequence[Any]) -> Authorization:
+    return Authorization(
+        company_rut=row[0],
+        client_chat_id=row[1],
+        client_user_id=row[2],
+        client_name=row[3],
+        client_username=row[4],
+        step=row[5],
+        started_at=from_timestamp(row[6]),
+        last_activity_at=from_timestamp(row[7]),
+        completed_at=from_timestamp(row[8]) if row[8] is not None else None,
+    )
+
+
+class Repository:
+    """The only code that speaks SQL; one connection per process, writes serialized."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+        # One connection is shared by every task: a lock keeps each transaction whole.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Self:
+        """Open (creating if needed) and migrate the database at `path`."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = await aiosqlite.connect(path, isolation_level=None)
+        await connection.execute("PRAGMA journal_mode = WAL")
+        # FULL: a commit survives power loss too, not only a killed process.
+        await connection.execute("PRAGMA synchronous = FULL")
+        await connection.execute("PRAGMA busy_timeout = 5000")
+        await connection.execute("PRAGMA foreign_keys = ON")
+        await migrate(connection)
+        return cls(connection)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        async with self._lock:
+            await self._db.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        async with self._lock, self._db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    # --- conversations ------------------------------------------------------------------
+
+    async def conversation_states(self) -> dict[tuple[int, int], str]:
+        """Return every open conversation's state, keyed by (chat id, user id)."""
+        rows = await self._fetchall("SELECT chat_id, user_id, state FROM conversations")
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    async def conversation(self, chat_id: int, user_id: int) -> Conversation | None:
+        """Return the conversation of this chat and user, if one is open."""
+        rows = await self._fetchall(
+            "SELECT chat_id, user_id, state, company_rut, candidate_rut FROM conversations "
+            "WHERE chat_id = ? AND user_id = ?",
+            (chat_id, user_id),
+        )
+        return Conversation(*rows[0]) if rows else None
+
+    async def set_conversation(
+        self,
+        chat_id: int,
+        user_id: int,
+        state: str,
+        now: datetime,
+        *,
+        company_rut: str | None = None,
+        candidate_rut: str | None = None,
+    ) -> None:
+        """Record the state a conversation is in now."""
+        async with self._transaction() as db:
+            await self._upsert_conversation(
+                db, chat_id, user_id, state, now, company_rut, candidate_rut
+            )
+
+    async def end_conversation(self, chat_id: int, user_id: int) -> None:
+        """Forget the conversation of this chat and user (its authorization stays)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM conversations WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
+            )
+
+    @staticmethod
+    async def _upsert_conversation(
+        db: aiosqlite.Connection,
+        chat_id: int,
+        user_id: int,
+        state: str,
+        now: datetime,
+        company_rut: str | None,
+        candidate_rut: str | None,
+    ) -> None:
+        await db.execute(
+            "INSERT INTO conversations (chat_id, user_id, state, company_rut, candidate_rut, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET "
+            "state = excluded.state, company_rut = excluded.company_rut, "
+            "candidate_rut = excluded.candidate_rut, updated_at = excluded.updated_at",
+            (chat_id, user_id, state, company_rut, candidate_rut, to_timestamp(now)),
+        )
+
+    # --- authorizations -----------------------------------------------------------------
+
+    async def authorization(self, company_rut: str) -> Authorization | None:
+        """Return the authorization of one company."""
+        rows = await self._fetchall(_SELECT_AUTHORIZATION, (company_rut,))
+        return _authorization(rows[0]) if rows else None
+
+    async def latest_authorization_of(
+        self, chat_id: int, *, unfinished: bool
+    ) -> Authorization | None:
+        """Return the most recently active (unfinished, if asked) authorization of this chat."""
+        rows = await self._fetchall(
+            "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, "
+            "step, started_at, last_activity_at, completed_at FROM authorizations "
+            "WHERE client_chat_id = ? AND (completed_at IS NULL OR NOT ?) "
+            "ORDER BY last_activity_at DESC LIMIT 1",
+            (chat_id, unfinished),
+        )
+        return _authorization(rows[0]) if rows else None
+
+    async def start_guide(
+        self, client: ClientInfo, company_rut: str, state: str, now: datetime
+    ) -> Authorization:
+        """Begin (or begin again) one company's authorization at step 1 for this client."""
+        stamp = to_timestamp(now)
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO authorizations (company_rut, client_chat_id, client_user_id, "
+                "client_name, client_username, step, started_at, last_activity_at, completed_at) "
+                "VALUES (?, ?, ?, ?, ?, 1, ?, ?, NULL) ON CONFLICT (company_rut) DO UPDATE SET "
+                "client_chat_id = excluded.client_chat_id, "
+                "client_user_id = excluded.client_user_id, client_name = excluded.client_name, "
+                "client_username = excluded.client_username, step = 1, "
+                "started_at = CASE WHEN completed_at IS NULL THEN started_at "
+                "ELSE excluded.started_at END, "
+                "last_activity_at = excluded.last_activity_at, completed_at = NULL",
+                (
+                    company_rut,
+                    client.chat_id,
+                    client.user_id,
+                    client.name,
+                    client.username,
+                    stamp,
+                    stamp,
+                ),
+            )
+            await self._add_event(db, company_rut, now, "started", 1)
+            await self._upsert_conversation(
+                db, client.chat_id, client.user_id, state, now, company_rut, None
+            )
+            row = await self._read_authorization(db, company_rut)
+        return row
+
+    async def resume_guide(
+        self, client: ClientInfo, company_rut: str, state: str, now: datetime
+    ) -> Authorization | None:
+        """Put this chat back into an unfinished authorization at its stored step."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE authorizations SET client_chat_id = ?, client_user_id = ?, "
+                "last_activity_at = ? WHERE company_rut = ? AND completed_at IS NULL",
+                (client.chat_id, client.user_id, to_timestamp(now), company_rut),
+            )
+            if cursor.rowcount != 1:
+                return None
+            await self._upsert_conversation(
+                db, client.chat_id, client.user_id, state, now, company_rut, None
+            )
+            row = await self._read_authorization(db, company_rut)
+        return row
+
+    async def move_to_step(
+        self, company_rut: str, from_step: int, to_step: int, now: datetime
+    ) -> bool:
+        """Move an unfinished authorization from one step to another; False if it was not there."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE authorizations SET step = ?, last_activity_at = ? "
+                "WHERE company_rut = ? AND step = ? AND completed_at IS NULL",
+                (to_step, to_timestamp(now), company_rut, from_step),
+            )
+            if cursor.rowcount != 1:
+                return False
+            await self._add_event(db, company_rut, now, "step", to_step)
+        return True
+
+    async def touch(self, company_rut: str, now: datetime) -> None:
+        """Record activity by the client without changing the step."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE authorizations SET last_activity_at = ? WHERE company_rut = ?",
+                (to_timestamp(now), company_rut),
+            )
+
+    async def complete(
+        self,
+        company_rut: str,
+        at_step: int,
+        chat_id: int,
+        user_id: int,
+        now: datetime,
+        firm_message: Callable[[Authorization], str],
+        firm_chat_ids: Sequence[int],
+    ) -> Authorization | None:
+        """Record a completion once, queueing the firm's notice in the same transaction.
+
+        Returns the completed authorization, or None when it was not at `at_step` (already
+        completed, or moved on), so a repeated update never completes twice.
+        """
+        stamp = to_timestamp(now)
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE authorizations SET completed_at = ?, last_activity_at = ? "
+                "WHERE company_rut = ? AND step = ? AND completed_at IS NULL",
+                (stamp, stamp, company_rut, at_step),
+            )
+            if cursor.rowcount != 1:
+                return None
+            await self._add_event(db, company_rut, now, "completed", at_step)
+            await db.execute(
+                "DELETE FROM conversations WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
+            )
+            row = await self._read_authorization(db, company_rut)
+            text = firm_message(row)
+            await db.executemany(
+                "INSERT INTO outbox (chat_id, text, created_at) VALUES (?, ?, ?)",
+                [(firm_chat, text, stamp) for firm_chat in firm_chat_ids],
+            )
+        return row
+
+    @staticmethod
+    async def _read_authorization(db: aiosqlite.Connection, company_rut: str) -> Authorization:
+        async with db.execute(_SELECT_AUTHORIZATION, (company_rut,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise LookupError(company_rut)
+        return _authorization(row)
+
+    async def events(self, company_rut: str) -> list[tuple[datetime, str, int | None]]:
+        """Return the history of one company, oldest first."""
+        rows = await self._fetchall(
+            "SELECT at, kind, step FROM events WHERE company_rut = ? ORDER BY id", (company_rut,)
+        )
+        return [(from_timestamp(row[0]), row[1], row[2]) for row in rows]
+
+    @staticmethod
+    async def _add_event(
+        db: aiosqlite.Connection, company_rut: str, now: datetime, kind: str, step: int | None
+    ) -> None:
+        await db.execute(
+            "INSERT INTO events (company_rut, at, kind, step) VALUES (?, ?, ?, ?)",
+            (company_rut, to_timestamp(now), kind, step),
+        )
+
+    # --- firm outbox --------------------------------------------------------------------
+
+    async def unsent_outbox(self, max_attempts: int, limit: int = 100) -> list[OutboxMessage]:
+        """Return firm messages not yet delivered nor given up on, oldest first."""
+        rows = await self._fetchall(
+            "SELECT id, chat_id, text FROM outbox WHERE sent_at IS NULL AND attempts < ? "
+            "ORDER BY id LIMIT ?",
+            (max_attempts, limit),
+        )
+        return [OutboxMessage(*row) for row in rows]
+
+    async def mark_outbox(self, message_id: int, now: datetime, *, sent: bool) -> None:
+        """Record a delivery attempt of a firm message, and its success."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, "
+                "sent_at = CASE WHEN ? THEN ? ELSE sent_at END WHERE id = ?",
+                (sent, to_timestamp(now), message_id),
+            )

@@ -1,0 +1,48 @@
+"""Chilean RUT parsing for what clients actually type."""
+
+import re
+from enum import Enum
+
+from stdnum.cl import rut as stdnum_rut
+from stdnum.exceptions import InvalidChecksum, ValidationError
+
+# Longer than any way of writing a RUT, so a pasted paragraph fails fast.
+_MAX_INPUT_LENGTH = 40
+_PREFIX = re.compile(
+    r"^\s*(?:r\.?\s*u\.?\s*t\.?|rol\s+[úu]nico\s+tributario)\s*(?:n[°º.]?\s*)?[:.]?\s*", re.I
+)
+
+
+class RutProblem(Enum):
+    """Why a text is not an acceptable RUT."""
+
+    NOT_A_RUT = "not_a_rut"
+    WRONG_CHECK_DIGIT = "wrong_check_digit"
+
+
+class RutError(ValueError):
+    """A text that could not be read as a valid RUT."""
+
+    def __init__(self, problem: RutProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+
+
+def parse_rut(text: str) -> str:
+    """Return the RUT in `text` in compact form ('76086428-5') or raise RutError."""
+    if len(text) > _MAX_INPUT_LENGTH:
+        raise RutError(RutProblem.NOT_A_RUT)
+    candidate = _PREFIX.sub("", text).strip()
+    try:
+        digits = stdnum_rut.compact(candidate).lstrip("0")
+        stdnum_rut.validate(digits)
+    except InvalidChecksum:
+        raise RutError(RutProblem.WRONG_CHECK_DIGIT) from None
+    except ValidationError:
+        raise RutError(RutProblem.NOT_A_RUT) from None
+    return f"{digits[:-1]}-{digits[-1]}"
+
+
+def format_rut(rut: str) -> str:
+    """Format a compact RUT with dots for display ('76.086.428-5')."""
+    return str(stdnum_rut.format(rut))

@@ -1,0 +1,79 @@
+"""The database schema and every migration, one per PRAGMA user_version."""
+
+import aiosqlite
+
+# Migration N (1-based) brings the database from user_version N-1 to N. Never edit a
+# migration that has shipped: append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: authorizations per company, the conversation each chat is in, history, firm outbox.
+    """
+    CREATE TABLE authorizations (
+        company_rut      TEXT PRIMARY KEY,
+        client_chat_id   INTEGER,
+        client_user_id   INTEGER,
+        client_name      TEXT,
+        client_username  TEXT,
+        step             INTEGER NOT NULL,
+        started_at       REAL NOT NULL,
+        last_activity_at REAL NOT NULL,
+        completed_at     REAL
+    );
+    CREATE INDEX authorizations_by_client ON authorizations (client_chat_id, last_activity_at);
+
+    CREATE TABLE conversations (
+        chat_id       INTEGER NOT NULL,
+        user_id       INTEGER NOT NULL,
+        state         TEXT NOT NULL,
+        company_rut   TEXT,
+        candidate_rut TEXT,
+        updated_at    REAL NOT NULL,
+        PRIMARY KEY (chat_id, user_id)
+    );
+
+    CREATE TABLE events (
+        id          INTEGER PRIMARY KEY,
+        company_rut TEXT NOT NULL,
+        at          REAL NOT NULL,
+        kind        TEXT NOT NULL,
+        step        INTEGER,
+        detail      TEXT
+    );
+    CREATE INDEX events_by_company ON events (company_rut, id);
+
+    CREATE TABLE outbox (
+        id         INTEGER PRIMARY KEY,
+        chat_id    INTEGER NOT NULL,
+        text       TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        sent_at    REAL,
+        attempts   INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+async def migrate(connection: aiosqlite.Connection) -> int:
+    """Apply every pending migration, each in its own transaction; return the version."""
+    async with connection.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {version} is newer than this program ({SCHEMA_VERSION})"
+        )
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        statements = [s.strip() for s in MIGRATIONS[number - 1].split(";") if s.strip()]
+        await connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+            # user_version lives in the database header, so it commits with the migration.
+            await connection.execute(f"PRAGMA user_version = {number}")
+            await connection.execute("COMMIT")
+        except BaseException:
+            await connection.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION

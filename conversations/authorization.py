@@ -1,0 +1,503 @@
+"""The guided authorization: RUT, the seven SII steps, and completion.
+
+Every handler writes the new state to the database before it answers, so a killed process
+resumes exactly where the client was. The ConversationHandler's own state mirrors what was
+written (see bot.persistence).
+"""
+
+import logging
+import warnings
+from contextlib import suppress
+from typing import Any
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from bot.deps import Deps, get_deps
+from bot.notifications import completion_notice
+from bot.repository import ClientInfo, Conversation
+from bot.rut import RutError, RutProblem, format_rut, parse_rut
+from conversations import keyboards
+from conversations.callbacks import (
+    GUIDE_PATTERN,
+    KEEP_GOING,
+    REPEAT_PATTERN,
+    REPEAT_YES,
+    RESUME,
+    RUT_EDIT,
+    RUT_PATTERN,
+    START_PATTERN,
+    GuideAction,
+    parse_guide_data,
+)
+from conversations.guide import (
+    CONFIRMATION_STEP,
+    FINAL_STEP,
+    PERMISSIONS_STEP,
+    local_date,
+)
+
+logger = logging.getLogger(__name__)
+
+Context = ContextTypes.DEFAULT_TYPE
+
+# Conversation states, stored as text in the database.
+ASK_RUT = "ask_rut"
+CONFIRM_RUT = "confirm_rut"
+CONFIRM_REPEAT = "confirm_repeat"
+GUIDE = "guide"
+END = ConversationHandler.END
+
+# Which buttons each step offers; anything else pressed there is stale or forged.
+_ACTIONS: dict[int, frozenset[GuideAction]] = {
+    1: frozenset({GuideAction.NEXT, GuideAction.BACK}),
+    2: frozenset({GuideAction.NEXT, GuideAction.BACK}),
+    3: frozenset({GuideAction.NEXT, GuideAction.BACK}),
+    4: frozenset({GuideAction.NEXT, GuideAction.BACK}),
+    5: frozenset({GuideAction.NEXT, GuideAction.BACK}),
+    CONFIRMATION_STEP: frozenset({GuideAction.SAVED_USER, GuideAction.MISMATCH, GuideAction.BACK}),
+    FINAL_STEP: frozenset(
+        {
+            GuideAction.SUCCESS,
+            GuideAction.NOT_SAVED,
+            GuideAction.BACK,
+            GuideAction.BACK_TO_PERMISSIONS,
+        }
+    ),
+}
+
+
+# --- small helpers ----------------------------------------------------------------------
+
+
+def _ids(update: Update) -> tuple[int, int]:
+    chat, user = update.effective_chat, update.effective_user
+    assert chat is not None and user is not None
+    return chat.id, user.id
+
+
+def _client(update: Update) -> ClientInfo:
+    user = update.effective_user
+    chat_id, user_id = _ids(update)
+    assert user is not None
+    return ClientInfo(chat_id, user_id, user.full_name, user.username)
+
+
+async def _say(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> Message:
+    chat = update.effective_chat
+    assert chat is not None
+    return await chat.send_message(
+        text, parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True
+    )
+
+
+async def _settle_button(update: Update, notice: str | None = None) -> None:
+    """Stop the button's spinner and take the keyboard off the message it was on."""
+    query = update.callback_query
+    if query is None:
+        return
+    await query.answer(notice)
+    if notice is None and query.message is not None:
+        # Already without buttons, or too old to edit: nothing to tidy.
+        with suppress(BadRequest):
+            await query.edit_message_reply_markup(None)
+
+
+async def _send_step(update: Update, deps: Deps, company_rut: str, number: int) -> None:
+    await _say(update, deps.guide.step(number, company_rut), keyboards.step(deps.guide, number))
+
+
+async def _repeat_prompt(update: Update, deps: Deps, conversation: Conversation | None) -> None:
+    """Show again what the client is being asked right now."""
+    guide = deps.guide
+    if conversation is None:
+        await _say(update, guide.message("no_conversation"))
+    elif conversation.state == CONFIRM_RUT and conversation.candidate_rut:
+        await _say(
+            update,
+            guide.message("rut_confirm", company_rut=format_rut(conversation.candidate_rut)),
+            keyboards.confirm_rut(guide),
+        )
+    elif conversation.state == CONFIRM_REPEAT and conversation.candidate_rut:
+        await _offer_repeat(update, deps, conversation.candidate_rut)
+    elif conversation.state == GUIDE and conversation.company_rut:
+        authorization = await deps.repository.authorization(conversation.company_rut)
+        if authorization is None or authorization.completed_at is not None:
+            await _say(update, guide.message("no_conversation"))
+        else:
+            await _send_step(update, deps, authorization.company_rut, authorization.step)
+    else:
+        await _say(update, guide.message("ask_rut"))
+
+
+async def _offer_repeat(update: Update, deps: Deps, company_rut: str) -> None:
+    authorization = await deps.repository.authorization(company_rut)
+    completed = authorization.completed_at if authorization else None
+    date = local_date(completed, deps.settings.timezone) if completed else "—"
+    await _say(
+        update,
+        deps.guide.message(
+            "already_done", company_rut=format_rut(company_rut), completed_date=date
+        ),
+        keyboards.repeat_completed(deps.guide),
+    )
+
+
+async def _current_step(deps: Deps, conversation: Conversation | None) -> int | None:
+    if conversation is None or conversation.state != GUIDE or not conversation.company_rut:
+        return None
+    authorization = await deps.repository.authorization(conversation.company_rut)
+    return authorization.step if authorization else None
+
+
+async def _conversation(update: Update, deps: Deps) -> Conversation | None:
+    return await deps.repository.conversation(*_ids(update))
+
+
+async def _welcome(update: Update, deps: Deps) -> str:
+    """Greet, offer any unfinished authorization, and ask for the company RUT."""
+    chat_id, user_id = _ids(update)
+    await deps.repository.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
+    await _say(update, deps.guide.message("welcome"))
+    unfinished = await deps.repository.latest_authorization_of(chat_id, unfinished=True)
+    if unfinished is not None:
+        await _say(
+            update,
+            deps.guide.message(
+                "resume_offer", company_rut=format_rut(unfinished.company_rut), step=unfinished.step
+            ),
+            keyboards.resume(deps.guide, unfinished.step),
+        )
+    await _say(update, deps.guide.message("ask_rut"))
+    return ASK_RUT
+
+
+async def _begin_guide(update: Update, deps: Deps, company_rut: str) -> str:
+    authorization = await deps.repository.start_guide(
+        _client(update), company_rut, GUIDE, deps.clock.now()
+    )
+    logger.info("chat %s started authorization at step 1", _ids(update)[0])
+    await _send_step(update, deps, company_rut, authorization.step)
+    return GUIDE
+
+
+# --- entry and RUT ----------------------------------------------------------------------
+
+
+async def start(update: Update, context: Context) -> str | None:
+    """Welcome the client, or offer to carry on if they are mid-conversation."""
+    deps = get_deps(context)
+    conversation = await _conversation(update, deps)
+    if conversation is None:
+        return await _welcome(update, deps)
+    step = await _current_step(deps, conversation)
+    text = (
+        deps.guide.message("restart_offer", step=step)
+        if step is not None
+        else deps.guide.message("restart_offer_no_step")
+    )
+    await _say(update, text, keyboards.keep_or_start_over(deps.guide))
+    return None
+
+
+async def start_choice(update: Update, context: Context) -> str | None:
+    """Carry on, start over, or resume the stored authorization, as the client chose."""
+    deps = get_deps(context)
+    query = update.callback_query
+    assert query is not None
+    await _settle_button(update)
+    conversation = await _conversation(update, deps)
+    if query.data == KEEP_GOING and conversation is not None:
+        await _repeat_prompt(update, deps, conversation)
+        return None
+    if query.data == RESUME:
+        chat_id, _ = _ids(update)
+        unfinished = await deps.repository.latest_authorization_of(chat_id, unfinished=True)
+        if unfinished is not None:
+            resumed = await deps.repository.resume_guide(
+                _client(update), unfinished.company_rut, GUIDE, deps.clock.now()
+            )
+            if resumed is not None:
+                await _send_step(update, deps, resumed.company_rut, resumed.step)
+                return GUIDE
+    return await _welcome(update, deps)
+
+
+async def receive_rut(update: Update, context: Context) -> str | None:
+    """Check the company RUT the client typed and ask them to confirm it."""
+    deps = get_deps(context)
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    try:
+        company_rut = parse_rut(message.text)
+    except RutError as error:
+        key = (
+            "rut_wrong_check_digit"
+            if error.problem is RutProblem.WRONG_CHECK_DIGIT
+            else "rut_not_a_rut"
+        )
+        await _say(update, deps.guide.message(key))
+        return None
+    if company_rut == deps.settings.representative_rut:
+        await _say(update, deps.guide.message("rut_is_representative"))
+        return None
+    chat_id, user_id = _ids(update)
+    await deps.repository.set_conversation(
+        chat_id, user_id, CONFIRM_RUT, deps.clock.now(), candidate_rut=company_rut
+    )
+    await _say(
+        update,
+        deps.guide.message("rut_confirm", company_rut=format_rut(company_rut)),
+        keyboards.confirm_rut(deps.guide),
+    )
+    return CONFIRM_RUT
+
+
+async def confirm_rut(update: Update, context: Context) -> str | None:
+    """Start the guide for the confirmed RUT, or ask for it again."""
+    deps = get_deps(context)
+    query = update.callback_query
+    assert query is not None
+    conversation = await _conversation(update, deps)
+    if conversation is None or conversation.state != CONFIRM_RUT or not conversation.candidate_rut:
+        return await stale_button(update, context)
+    await _settle_button(update)
+    chat_id, user_id = _ids(update)
+    if query.data == RUT_EDIT:
+        await deps.repository.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
+        await _say(update, deps.guide.message("ask_rut"))
+        return ASK_RUT
+    company_rut = conversation.candidate_rut
+    existing = await deps.repository.authorization(company_rut)
+    if existing is not None and existing.completed_at is not None:
+        await deps.repository.set_conversation(
+            chat_id, user_id, CONFIRM_REPEAT, deps.clock.now(), candidate_rut=company_rut
+        )
+        await _offer_repeat(update, deps, company_rut)
+        return CONFIRM_REPEAT
+    return await _begin_guide(update, deps, company_rut)
+
+
+async def confirm_repeat(update: Update, context: Context) -> str | int | None:
+    """Repeat a completed authorization only if the client insists."""
+    deps = get_deps(context)
+    query = update.callback_query
+    assert query is not None
+    conversation = await _conversation(update, deps)
+    if (
+        conversation is None
+        or conversation.state != CONFIRM_REPEAT
+        or not conversation.candidate_rut
+    ):
+        return await stale_button(update, context)
+    await _settle_button(update)
+    if query.data == REPEAT_YES:
+        return await _begin_guide(update, deps, conversation.candidate_rut)
+    await deps.repository.end_conversation(*_ids(update))
+    await _say(update, deps.guide.message("already_done_ok"))
+    return END
+
+
+# --- the seven steps --------------------------------------------------------------------
+
+
+async def guide_button(update: Update, context: Context) -> str | int | None:
+    """Move through the steps as the client presses each step's buttons."""
+    deps = get_deps(context)
+    query = update.callback_query
+    assert query is not None
+    pressed = parse_guide_data(query.data)
+    conversation = await _conversation(update, deps)
+    company_rut = conversation.company_rut if conversation else None
+    authorization = await deps.repository.authorization(company_rut) if company_rut else None
+    if (
+        pressed is None
+        or authorization is None
+        or authorization.completed_at is not None
+        or pressed.step != authorization.step
+        or pressed.action not in _ACTIONS[pressed.step]
+    ):
+        return await stale_button(update, context)
+    await _settle_button(update)
+    step, action = pressed.step, pressed.action
+    now = deps.clock.now()
+    rut = authorization.company_rut
+
+    if action is GuideAction.SUCCESS:
+        return await _complete(update, deps, rut)
+    if action is GuideAction.NOT_SAVED:
+        await deps.repository.touch(rut, now)
+        await _say(update, deps.guide.message("not_saved"), keyboards.not_saved(deps.guide))
+        return None
+    if action is GuideAction.BACK and step == 1:
+        chat_id, user_id = _ids(update)
+        await deps.repository.set_conversation(
+            chat_id, user_id, CONFIRM_RUT, now, candidate_rut=rut
+        )
+        await _say(
+            update,
+            deps.guide.message("rut_confirm", company_rut=format_rut(rut)),
+            keyboards.confirm_rut(deps.guide),
+        )
+        return CONFIRM_RUT
+
+    if action in (GuideAction.MISMATCH, GuideAction.BACK_TO_PERMISSIONS):
+        target = PERMISSIONS_STEP
+    elif action is GuideAction.BACK:
+        target = step - 1
+    else:  # NEXT or SAVED_USER
+        target = step + 1
+    if not await deps.repository.move_to_step(rut, step, target, now):
+        return await stale_button(update, context)
+    if action is GuideAction.MISMATCH:
+        await _say(update, deps.guide.message("mismatch"))
+    await _send_step(update, deps, rut, target)
+    return None
+
+
+async def _complete(update: Update, deps: Deps, company_rut: str) -> int:
+    chat_id, user_id = _ids(update)
+    completed = await deps.repository.complete(
+        company_rut,
+        FINAL_STEP,
+        chat_id,
+        user_id,
+        deps.clock.now(),
+        lambda authorization: completion_notice(deps.guide, authorization, deps.settings.timezone),
+        deps.settings.firm_chat_ids,
+    )
+    if completed is None:
+        await _say(
+            update, deps.guide.message("already_completed", company_rut=format_rut(company_rut))
+        )
+        return END
+    logger.info("chat %s completed an authorization", chat_id)
+    await _say(update, deps.guide.message("done", company_rut=format_rut(company_rut)))
+    await deps.notifier.deliver_pending(update.get_bot())
+    return END
+
+
+# --- anywhere in the conversation -------------------------------------------------------
+
+
+async def cancel(update: Update, context: Context) -> int:
+    """End the conversation politely, keeping the progress for later."""
+    deps = get_deps(context)
+    conversation = await _conversation(update, deps)
+    if conversation is None:
+        await _say(update, deps.guide.message("nothing_to_cancel"))
+        return END
+    await deps.repository.end_conversation(*_ids(update))
+    await _say(update, deps.guide.message("cancelled"))
+    return END
+
+
+async def help_command(update: Update, context: Context) -> None:
+    """Explain what the bot does and its commands, then repeat the current question."""
+    deps = get_deps(context)
+    await _say(update, deps.guide.message("help"))
+    conversation = await _conversation(update, deps)
+    if conversation is not None:
+        await _repeat_prompt(update, deps, conversation)
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """Say the command is unknown and repeat the current question."""
+    deps = get_deps(context)
+    await _say(update, deps.guide.message("unknown_command"))
+    await _repeat_prompt(update, deps, await _conversation(update, deps))
+
+
+async def unexpected_message(update: Update, context: Context) -> None:
+    """Answer media or text that does not fit here, and repeat the current question."""
+    deps = get_deps(context)
+    message = update.effective_message
+    conversation = await _conversation(update, deps)
+    is_text = message is not None and message.text is not None
+    if conversation is None:
+        await _say(update, deps.guide.message("no_conversation"))
+        return
+    await _say(update, deps.guide.message("use_buttons" if is_text else "unexpected_input"))
+    await _repeat_prompt(update, deps, conversation)
+
+
+async def stale_button(update: Update, context: Context) -> None:
+    """Tell the client a pressed button no longer applies, and show where they are."""
+    deps = get_deps(context)
+    conversation = await _conversation(update, deps)
+    if conversation is None:
+        chat_id, _ = _ids(update)
+        latest = await deps.repository.latest_authorization_of(chat_id, unfinished=False)
+        pressed = parse_guide_data(update.callback_query.data if update.callback_query else None)
+        if latest is not None and latest.completed_at is not None and pressed is not None:
+            await _settle_button(update)
+            await _say(
+                update,
+                deps.guide.message("already_completed", company_rut=format_rut(latest.company_rut)),
+            )
+            return
+        await _settle_button(update, deps.guide.message("stale_button_no_step"))
+        await _say(update, deps.guide.message("no_conversation"))
+        return
+    step = await _current_step(deps, conversation)
+    notice = (
+        deps.guide.message("stale_button", step=step)
+        if step is not None
+        else deps.guide.message("stale_button_no_step")
+    )
+    await _settle_button(update, notice)
+    await _repeat_prompt(update, deps, conversation)
+
+
+def build_conversation() -> ConversationHandler[Any]:
+    """Wire the authorization conversation: its states and what is accepted anywhere."""
+    typed_text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
+    any_message = filters.UpdateType.MESSAGE
+    fallbacks: list[BaseHandler[Update, Any, Any]] = [
+        CommandHandler(["cancelar", "cancel"], cancel),
+        CommandHandler(["ayuda", "help"], help_command),
+        CommandHandler("start", start),
+        CallbackQueryHandler(start_choice, pattern=START_PATTERN),
+        MessageHandler(any_message & filters.COMMAND, unknown_command),
+        CallbackQueryHandler(stale_button),
+        MessageHandler(any_message, unexpected_message),
+    ]
+    # Buttons are tracked per chat on purpose (the stored step decides what is stale), so
+    # PTB's advice about per_message does not apply here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "If 'per_message=False'", PTBUserWarning)
+        return _conversation_handler(fallbacks, typed_text)
+
+
+def _conversation_handler(
+    fallbacks: list[BaseHandler[Update, Any, Any]], typed_text: filters.BaseFilter
+) -> ConversationHandler[Any]:
+    return ConversationHandler(
+        entry_points=[
+            CommandHandler("start", start),
+            CallbackQueryHandler(start_choice, pattern=START_PATTERN),
+        ],
+        states={
+            ASK_RUT: [MessageHandler(typed_text, receive_rut)],
+            CONFIRM_RUT: [
+                CallbackQueryHandler(confirm_rut, pattern=RUT_PATTERN),
+                MessageHandler(typed_text, receive_rut),
+            ],
+            CONFIRM_REPEAT: [CallbackQueryHandler(confirm_repeat, pattern=REPEAT_PATTERN)],
+            GUIDE: [CallbackQueryHandler(guide_button, pattern=GUIDE_PATTERN)],
+        },
+        fallbacks=fallbacks,
+        name="authorization",
+        persistent=True,
+    )

@@ -1,0 +1,56 @@
+"""Callback data of every inline button, and reading it back safely."""
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+RUT_OK = "rut:ok"
+RUT_EDIT = "rut:edit"
+REPEAT_YES = "rep:yes"
+REPEAT_NO = "rep:no"
+KEEP_GOING = "st:keep"
+START_OVER = "st:over"
+RESUME = "st:resume"
+
+RUT_PATTERN = r"^rut:(ok|edit)$"
+REPEAT_PATTERN = r"^rep:(yes|no)$"
+START_PATTERN = r"^st:(keep|over|resume)$"
+GUIDE_PATTERN = r"^g:[1-7]:[a-z0-9]{1,10}$"
+
+_GUIDE = re.compile(GUIDE_PATTERN)
+
+
+class GuideAction(StrEnum):
+    """What a button on a step asks for."""
+
+    NEXT = "next"
+    BACK = "back"
+    SAVED_USER = "save"  # step 6: "Grabar Usuario" pressed
+    MISMATCH = "mismatch"  # step 6: the confirmation screen shows other data
+    SUCCESS = "yes"  # step 7: the SII confirmed
+    NOT_SAVED = "no"  # step 7: no confirmation seen
+    BACK_TO_PERMISSIONS = "back5"  # step 7: redo from step 5
+
+
+@dataclass(frozen=True)
+class GuideButton:
+    """A pressed step button: the step it was shown at and the action."""
+
+    step: int
+    action: GuideAction
+
+
+def guide_data(step: int, action: GuideAction) -> str:
+    """Return the callback data for a step button."""
+    return f"g:{step}:{action.value}"
+
+
+def parse_guide_data(data: str | None) -> GuideButton | None:
+    """Read a step button's callback data; None for anything malformed or unknown."""
+    if data is None or not _GUIDE.match(data):
+        return None
+    _, step, action = data.split(":")
+    try:
+        return GuideButton(int(step), GuideAction(action))
+    except ValueError:
+        return None

@@ -1,0 +1,225 @@
+"""The guide's texts: loaded from TOML, checked, and rendered with the firm's settings."""
+
+import html
+import tomllib
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from bot.rut import format_rut
+
+DEFAULT_GUIDE_PATH = Path(__file__).with_name("guide.toml")
+TOTAL_STEPS = 7
+# The step whose screen is checked before "Grabar Usuario", and the final one.
+CONFIRMATION_STEP = 6
+FINAL_STEP = 7
+# Where a mismatch or an unsaved user sends the client back to.
+PERMISSIONS_STEP = 5
+
+
+class Step(BaseModel):
+    """One step of the SII procedure."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str
+
+
+class GuideContent(BaseModel):
+    """The whole text of the bot, as found in the TOML file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    messages: dict[str, str]
+    buttons: dict[str, str]
+    steps: tuple[Step, ...]
+
+    @field_validator("steps")
+    @classmethod
+    def _seven_steps(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        if len(steps) != TOTAL_STEPS:
+            raise ValueError(f"the guide must have exactly {TOTAL_STEPS} steps, not {len(steps)}")
+        return steps
+
+
+class GuideError(Exception):
+    """A guide file that cannot be used, described in one line."""
+
+
+class FirmFacts(BaseModel):
+    """The configured facts the texts talk about."""
+
+    model_config = ConfigDict(frozen=True)
+
+    firm_name: str
+    representative_name: str
+    representative_full_name: str
+    representative_rut: str
+    permissions: tuple[str, ...]
+    portal_url: str
+
+
+class _Values(dict[str, str]):
+    """Placeholder values; an unknown placeholder is an error, not a silent blank."""
+
+    def __missing__(self, key: str) -> str:
+        raise KeyError(key)
+
+
+REQUIRED_MESSAGES = frozenset(
+    {
+        "welcome",
+        "ask_rut",
+        "resume_offer",
+        "rut_not_a_rut",
+        "rut_wrong_check_digit",
+        "rut_is_representative",
+        "rut_confirm",
+        "already_done",
+        "already_done_ok",
+        "mismatch",
+        "not_saved",
+        "done",
+        "already_completed",
+        "cancelled",
+        "nothing_to_cancel",
+        "help",
+        "restart_offer",
+        "restart_offer_no_step",
+        "unexpected_input",
+        "use_buttons",
+        "unknown_command",
+        "stale_button",
+        "stale_button_no_step",
+        "no_conversation",
+        "error",
+        "firm_completed",
+    }
+)
+REQUIRED_BUTTONS = frozenset(
+    {
+        "confirm_rut",
+        "edit_rut",
+        "next",
+        "back",
+        "open_portal",
+        "pressed_save",
+        "data_mismatch",
+        "saved_yes",
+        "saved_no",
+        "back_to_step_5",
+        "repeat_anyway",
+        "understood",
+        "resume",
+        "keep_going",
+        "start_over",
+    }
+)
+# Placeholders some texts get beyond the common ones (sample values for the load-time check).
+_EXTRA_SAMPLES = {
+    "completed_date": "1 de enero de 2026",
+    "client_name": "Cliente",
+    "client_username": "@cliente",
+    "client_id": "1",
+    "completed_at": "01-01-2026 10:00",
+    "duration": "5 min",
+}
+
+
+class Guide:
+    """Renders every text the bot sends, with the firm's facts filled in."""
+
+    def __init__(self, content: GuideContent, facts: FirmFacts) -> None:
+        self._content = content
+        self._facts = facts
+        self._common = {
+            "firm_name": facts.firm_name,
+            "representative_name": facts.representative_name,
+            "representative_full_name": facts.representative_full_name,
+            "representative_rut": format_rut(facts.representative_rut),
+            "representative_rut_plain": facts.representative_rut,
+            "portal_url": facts.portal_url,
+            "total_steps": str(TOTAL_STEPS),
+        }
+        self._check()
+
+    @property
+    def portal_url(self) -> str:
+        """Return the SII page the client must open."""
+        return self._facts.portal_url
+
+    def message(self, key: str, **values: object) -> str:
+        """Render one message, escaping every value for Telegram HTML."""
+        return self._render(self._content.messages[key], values)
+
+    def button(self, key: str, **values: object) -> str:
+        """Render one button label (plain text)."""
+        merged = _Values({**self._common, **{k: str(v) for k, v in values.items()}})
+        return self._content.buttons[key].format_map(merged)
+
+    def step(self, number: int, company_rut: str) -> str:
+        """Render step `number` (1-based) for a company."""
+        return self._render(
+            self._content.steps[number - 1].text, _company_values(company_rut, number)
+        )
+
+    def _render(self, template: str, values: Mapping[str, object]) -> str:
+        escaped = {key: html.escape(value) for key, value in self._common.items()}
+        escaped.update({key: html.escape(str(value)) for key, value in values.items()})
+        # The permission lists are built here, so their markup is ours and stays unescaped.
+        escaped["permissions_checklist"] = "\n".join(
+            f"☑️ <b>{html.escape(name)}</b>" for name in self._facts.permissions
+        )
+        escaped["permissions_confirmation"] = "\n".join(
+            f"• {html.escape(name)}: SI" for name in self._facts.permissions
+        )
+        return template.format_map(_Values(escaped))
+
+    def _check(self) -> None:
+        samples = {**_company_values("76086428-5", 1), **_EXTRA_SAMPLES}
+        missing = (REQUIRED_MESSAGES - self._content.messages.keys()) | (
+            REQUIRED_BUTTONS - self._content.buttons.keys()
+        )
+        if missing:
+            raise GuideError(f"the guide lacks texts: {', '.join(sorted(missing))}")
+        texts = [(f"messages.{k}", v) for k, v in self._content.messages.items()]
+        texts += [(f"buttons.{k}", v) for k, v in self._content.buttons.items()]
+        texts += [(f"steps[{i + 1}]", s.text) for i, s in enumerate(self._content.steps)]
+        for where, text in texts:
+            try:
+                self._render(text, samples)
+            except (KeyError, ValueError, IndexError) as exc:
+                raise GuideError(f"{where}: bad placeholder {exc}") from None
+
+
+def _company_values(company_rut: str, step: int) -> dict[str, object]:
+    return {"company_rut": format_rut(company_rut), "company_rut_plain": company_rut, "step": step}
+
+
+def load_guide(path: Path | None, facts: FirmFacts) -> Guide:
+    """Read and check the guide file (the packaged one when `path` is None)."""
+    source = path or DEFAULT_GUIDE_PATH
+    try:
+        data = tomllib.loads(source.read_text(encoding="utf-8"))
+        return Guide(GuideContent.model_validate(data), facts)
+    except OSError as exc:
+        raise GuideError(f"cannot read {source}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise GuideError(f"{source} is not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise GuideError(f"{source}: {where}: {first['msg']}") from None
+
+
+def local_date(moment: datetime, tz: ZoneInfo) -> str:
+    """Format a date the way Chileans write it (24-11-2026)."""
+    return moment.astimezone(tz).strftime("%d-%m-%Y")
+
+
+def local_datetime(moment: datetime, tz: ZoneInfo) -> str:
+    """Format a date and time in local time (24-11-2026 18:05)."""
+    return moment.astimezone(tz).strftime("%d-%m-%Y %H:%M")

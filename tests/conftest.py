@@ -1,0 +1,128 @@
+"""The test harness: the real Application, a fake HTTP layer, a real SQLite file."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from telegram import Update
+from telegram.ext import Application
+
+from bot.application import build_application
+from bot.deps import Deps
+from bot.main import firm_facts
+from bot.notifications import FirmNotifier
+from bot.repository import Repository
+from bot.settings import Settings
+from conversations.guide import load_guide
+from tests.fake_telegram import RecordingRequest, callback_update, message_update
+
+TOKEN = "123456789:AAHfakeTOKENfor-tests_0123456789abc"
+FIRM_CHAT = -100_555
+FIRM_MEMBER = 4242
+CLIENT = 777_001
+
+
+@dataclass
+class FakeClock:
+    """A clock the tests move by hand."""
+
+    moment: datetime = field(default_factory=lambda: datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        """Return the current fake instant."""
+        return self.moment
+
+    def advance(self, **delta: float) -> None:
+        """Move time forward."""
+        self.moment += timedelta(**delta)
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for tests, independent of the machine's environment and .env."""
+    values: dict[str, Any] = {
+        "telegram_bot_token": TOKEN,
+        "telegram_api_url": "http://127.0.0.1:9",
+        "firm_chat_ids": f"{FIRM_CHAT},{FIRM_MEMBER}",
+        "database_path": tmp_path / "data" / "authorizations.sqlite3",
+        "quiet_hours": "",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+class Harness:
+    """One running bot process, as far as the tests are concerned."""
+
+    def __init__(self, settings: Settings, clock: FakeClock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.request = RecordingRequest()
+        self.repository: Repository
+        self.app: Application[Any, Any, Any, Any, Any, Any]
+
+    async def boot(self) -> "Harness":
+        """Open the database and initialize the Application (as startup does)."""
+        self.repository = await Repository.open(self.settings.database_path)
+        guide = load_guide(self.settings.guide_path, firm_facts(self.settings))
+        deps = Deps(
+            self.settings,
+            self.repository,
+            guide,
+            self.clock,
+            FirmNotifier(self.repository, self.clock),
+        )
+        self.app = build_application(deps, request=self.request, rate_limit=False)
+        await self.app.initialize()
+        return self
+
+    async def close(self) -> None:
+        """Shut the Application down cleanly."""
+        await self.app.shutdown()
+        await self.repository.close()
+
+    async def feed(self, raw: dict[str, Any]) -> None:
+        """Process one raw update exactly as polling would."""
+        await self.app.process_update(Update.de_json(raw, self.app.bot))
+
+    async def say(self, text: str, user: int = CLIENT, **kwargs: Any) -> None:
+        """The client sends a text message."""
+        await self.feed(message_update(user, text, **kwargs))
+
+    async def send(self, kind: str, user: int = CLIENT, **kwargs: Any) -> None:
+        """The client sends a sticker, photo, voice or document."""
+        await self.feed(message_update(user, kind=kind, **kwargs))
+
+    async def press(self, data: str, user: int = CLIENT, **kwargs: Any) -> None:
+        """The client presses an inline button."""
+        await self.feed(callback_update(user, data, **kwargs))
+
+    def texts(self, chat_id: int = CLIENT) -> list[str]:
+        """What the bot said to a chat, in order."""
+        return self.request.texts(chat_id)
+
+    def last_text(self, chat_id: int = CLIENT) -> str:
+        """The last thing the bot said to a chat."""
+        return self.texts(chat_id)[-1]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A controllable clock."""
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Default test settings with a database in a temp dir."""
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+async def bot(settings: Settings, clock: FakeClock) -> AsyncIterator[Harness]:
+    """A booted bot, shut down after the test."""
+    harness = await Harness(settings, clock).boot()
+    yield harness
+    await harness.close()
