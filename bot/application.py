@@ -19,6 +19,7 @@ from telegram.request import BaseRequest
 
 from bot.deps import Deps, get_deps, install
 from bot.errors import on_error
+from bot.health import HEARTBEAT_SECONDS, beat, heartbeat_path
 from bot.persistence import DatabaseConversationPersistence
 from conversations import authorization
 
@@ -37,6 +38,13 @@ async def ignore_foreign_chats(update: Update, context: Context) -> None:
         raise ApplicationHandlerStop
     if chat.type != chat.PRIVATE and chat.id not in get_deps(context).settings.firm_chat_ids:
         raise ApplicationHandlerStop
+
+
+async def heartbeat(context: Context) -> None:
+    """Tell the health check the bot is alive, while it is polling."""
+    updater = context.application.updater
+    if updater is not None and updater.running:
+        beat(heartbeat_path(get_deps(context).settings.database_path))
 
 
 async def retry_firm_notices(context: Context) -> None:
@@ -58,15 +66,20 @@ def build_application(
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
+    application: Application[Any, Any, Any, Any, Any, Any]
     if rate_limit:
         # Telegram's limits: ~30 messages/s overall; RetryAfter answers are waited out.
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
-    application = builder.build()
+        application = builder.rate_limiter(AIORateLimiter(max_retries=3)).build()
+    else:
+        application = builder.build()
     install(application.bot_data, deps)
     register_handlers(application)
     assert application.job_queue is not None
     application.job_queue.run_repeating(
         retry_firm_notices, interval=OUTBOX_RETRY_SECONDS, first=1.0, name="firm-outbox"
+    )
+    application.job_queue.run_repeating(
+        heartbeat, interval=HEARTBEAT_SECONDS, first=0.0, name="heartbeat"
     )
     return application
 

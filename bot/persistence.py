@@ -32,7 +32,8 @@ class DatabaseConversationPersistence(
 
     async def get_conversations(self, name: str) -> ConversationDict:
         """Return the stored state of every open conversation."""
-        return dict(await self._repository.conversation_states())
+        states = await self._repository.conversation_states()
+        return {tuple(key): state for key, state in states.items()}
 
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None

@@ -271,7 +271,8 @@ async def confirm_rut(update: Update, context: Context) -> str | None:
     assert query is not None
     conversation = await _conversation(update, deps)
     if conversation is None or conversation.state != CONFIRM_RUT or not conversation.candidate_rut:
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     await _settle_button(update)
     chat_id, user_id = _ids(update)
     if query.data == RUT_EDIT:
@@ -300,7 +301,8 @@ async def confirm_repeat(update: Update, context: Context) -> str | int | None:
         or conversation.state != CONFIRM_REPEAT
         or not conversation.candidate_rut
     ):
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     await _settle_button(update)
     if query.data == REPEAT_YES:
         return await _begin_guide(update, deps, conversation.candidate_rut)
@@ -328,7 +330,8 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
         or pressed.step != authorization.step
         or pressed.action not in _ACTIONS[pressed.step]
     ):
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     await _settle_button(update)
     step, action = pressed.step, pressed.action
     now = deps.clock.now()
@@ -359,7 +362,8 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
     else:  # NEXT or SAVED_USER
         target = step + 1
     if not await deps.repository.move_to_step(rut, step, target, now):
-        return await stale_button(update, context)
+        await stale_button(update, context)
+        return None
     if action is GuideAction.MISMATCH:
         await _say(update, deps.guide.message("mismatch"))
     await _send_step(update, deps, rut, target)

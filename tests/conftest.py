@@ -83,6 +83,10 @@ class Harness:
         await self.app.shutdown()
         await self.repository.close()
 
+    async def abandon(self) -> None:
+        """Drop the process as SIGKILL would: no shutdown, only the file handle released."""
+        await self.repository.close()
+
     async def feed(self, raw: dict[str, Any]) -> None:
         """Process one raw update exactly as polling would."""
         await self.app.process_update(Update.de_json(raw, self.app.bot))

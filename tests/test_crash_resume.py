@@ -1,0 +1,77 @@
+"""A killed process resumes every client exactly where they were."""
+
+import pytest
+from telegram.error import NetworkError
+
+from bot.settings import Settings
+from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness
+
+RUT = "76086428-5"
+
+
+async def _advance_to(bot: Harness, step: int) -> None:
+    await bot.say("/start")
+    await bot.say(RUT)
+    await bot.press("rut:ok")
+    for current in range(1, step):
+        await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}")
+
+
+@pytest.mark.parametrize("step", range(1, 8))
+async def test_second_process_continues_at_the_same_step(
+    settings: Settings, clock: FakeClock, step: int
+) -> None:
+    first = await Harness(settings, clock).boot()
+    await _advance_to(first, step)
+    # The first process is never shut down: as after SIGKILL, nothing gets flushed.
+    second = await Harness(settings, clock).boot()
+    try:
+        await second.press("g:0:next")  # forged: must only say where the client is
+        assert f"Paso {step} de 7" in second.last_text()
+        action = {6: "save", 7: "yes"}.get(step, "next")
+        await second.press(f"g:{step}:{action}")
+        if step < 7:
+            assert f"Paso {step + 1} de 7" in second.last_text()
+        else:
+            assert "¡Listo!" in second.last_text()
+            assert len(second.texts(FIRM_CHAT)) == 1
+    finally:
+        await second.close()
+        await first.abandon()
+
+
+async def test_second_process_keeps_the_rut_waiting_for_confirmation(
+    settings: Settings, clock: FakeClock
+) -> None:
+    first = await Harness(settings, clock).boot()
+    await first.say("/start")
+    await first.say("76.086.428-5")
+    second = await Harness(settings, clock).boot()
+    try:
+        await second.press("rut:ok")
+        assert "Paso 1 de 7" in second.last_text()
+        conversation = await second.repository.conversation(CLIENT, CLIENT)
+        assert conversation is not None and conversation.company_rut == RUT
+    finally:
+        await second.close()
+        await first.abandon()
+
+
+async def test_notice_queued_before_a_crash_is_delivered_after_restart(
+    settings: Settings, clock: FakeClock
+) -> None:
+    first = await Harness(settings, clock).boot()
+    await _advance_to(first, 7)
+    first.request.fail_next("sendMessage", NetworkError("connection reset"), times=3)
+    await first.press("g:7:yes")  # completion committed; the client's and firm's sends fail
+    assert first.texts(FIRM_CHAT) == []
+    second = await Harness(settings, clock).boot()
+    try:
+        await second.app.job_queue.get_jobs_by_name("firm-outbox")[0].run(second.app)  # type: ignore[union-attr]
+        assert len(second.texts(FIRM_CHAT)) == 1
+        await second.press("g:7:yes")
+        assert "ya quedó registrada" in second.last_text(CLIENT)
+        assert len(second.texts(FIRM_CHAT)) == 1
+    finally:
+        await second.close()
+        await first.abandon()
