@@ -18,6 +18,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot.deps import Deps, get_deps, install
+from bot.digest import send_digest_if_due
 from bot.errors import on_error
 from bot.health import HEARTBEAT_SECONDS, beat, heartbeat_path
 from bot.persistence import DatabaseConversationPersistence
@@ -38,6 +39,26 @@ async def ignore_foreign_chats(update: Update, context: Context) -> None:
         raise ApplicationHandlerStop
     if chat.type != chat.PRIVATE and chat.id not in get_deps(context).settings.firm_chat_ids:
         raise ApplicationHandlerStop
+
+
+async def record_activity(update: Update, context: Context) -> None:
+    """Restart the client's reminder clock: they are here now."""
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or user is None or chat.type != chat.PRIVATE:
+        return
+    deps = get_deps(context)
+    now = deps.clock.now()
+    await deps.repository.record_activity(chat.id, user.id, now, deps.first_reminder(now))
+
+
+async def send_reminders(context: Context) -> None:
+    """Send due reminders (clients' replies first), the daily digest, and firm notices."""
+    deps = get_deps(context)
+    queue = context.application.update_queue
+    await deps.sweeper.sweep(context.bot, busy=lambda: queue.qsize() > 0)
+    if deps.settings.firm_chat_ids:
+        await send_digest_if_due(deps.settings, deps.repository, deps.guide, deps.clock)
+    await deps.notifier.deliver_pending(context.bot)
 
 
 async def heartbeat(context: Context) -> None:
@@ -79,6 +100,13 @@ def build_application(
         retry_firm_notices, interval=OUTBOX_RETRY_SECONDS, first=1.0, name="firm-outbox"
     )
     application.job_queue.run_repeating(
+        send_reminders,
+        interval=deps.settings.reminder_sweep_seconds,
+        first=deps.settings.reminder_sweep_seconds,
+        name="reminders",
+        job_kwargs={"max_instances": 1, "coalesce": True},
+    )
+    application.job_queue.run_repeating(
         heartbeat, interval=HEARTBEAT_SECONDS, first=0.0, name="heartbeat"
     )
     return application
@@ -86,8 +114,11 @@ def build_application(
 
 def register_handlers(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Add every handler, in the order they must be tried."""
-    # -1: updates from chats the bot does not serve stop here.
-    application.add_handler(TypeHandler(Update, ignore_foreign_chats), group=-1)
+    # -2: updates from chats the bot does not serve stop here.
+    application.add_handler(TypeHandler(Update, ignore_foreign_chats), group=-2)
+    # -1: any sign of the client resets their reminder clock (handlers below may then
+    # replace it: a chosen reminder time, an opt-out, a completion).
+    application.add_handler(TypeHandler(Update, record_activity), group=-1)
 
     # 0: the client's guided conversation (it owns /start, /cancelar and /ayuda while open).
     application.add_handler(authorization.build_conversation())

@@ -1,12 +1,14 @@
 """The services every handler needs, built once and reached through the context."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from telegram.ext import CallbackContext
 
 from bot.clock import Clock
 from bot.notifications import FirmNotifier
+from bot.reminders import ReminderSweeper
 from bot.repository import Repository
 from bot.settings import Settings
 from conversations.guide import Guide
@@ -16,13 +18,31 @@ _KEY = "deps"
 
 @dataclass(frozen=True)
 class Deps:
-    """Settings, storage, texts and time, shared by all handlers."""
+    """Settings, storage, texts, time and the senders, shared by all handlers and jobs."""
 
     settings: Settings
     repository: Repository
     guide: Guide
     clock: Clock
     notifier: FirmNotifier
+    sweeper: ReminderSweeper
+
+    def first_reminder(self, now: datetime) -> datetime | None:
+        """Return when the first automatic reminder falls due after activity at `now`."""
+        delays = self.settings.reminder_schedule
+        return now + delays[0] if delays else None
+
+
+def build_deps(settings: Settings, repository: Repository, guide: Guide, clock: Clock) -> Deps:
+    """Assemble the services from their parts."""
+    return Deps(
+        settings=settings,
+        repository=repository,
+        guide=guide,
+        clock=clock,
+        notifier=FirmNotifier(repository, clock),
+        sweeper=ReminderSweeper(settings, repository, guide, clock),
+    )
 
 
 def install(bot_data: dict[Any, Any], deps: Deps) -> None:

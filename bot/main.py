@@ -9,9 +9,8 @@ from typing import NoReturn
 
 from bot.application import build_application
 from bot.clock import SystemClock
-from bot.deps import Deps
+from bot.deps import build_deps
 from bot.logging_setup import configure_logging
-from bot.notifications import FirmNotifier
 from bot.repository import Repository
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.guide import FirmFacts, Guide, GuideError, load_guide
@@ -42,8 +41,7 @@ def firm_facts(settings: Settings) -> FirmFacts:
 async def run(settings: Settings, guide: Guide) -> None:
     """Run the bot with long polling until SIGINT or SIGTERM."""
     repository = await Repository.open(settings.database_path)
-    clock = SystemClock()
-    deps = Deps(settings, repository, guide, clock, FirmNotifier(repository, clock))
+    deps = build_deps(settings, repository, guide, SystemClock())
     application = build_application(deps)
     if not settings.firm_chat_ids:
         logger.warning("FIRM_CHAT_IDS is empty: completions will not be notified to anyone")

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
@@ -37,6 +38,9 @@ class Authorization:
     started_at: datetime
     last_activity_at: datetime
     completed_at: datetime | None
+    reminders_sent: int = 0
+    opted_out_at: datetime | None = None
+    blocked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,27 @@ class Conversation:
     candidate_rut: str | None
 
 
+class ReminderKind(StrEnum):
+    """Why a reminder is pending."""
+
+    AUTO = "auto"  # the REMINDER_SCHEDULE after the client's last activity
+    LATER = "later"  # the client asked to be reminded at a time they chose
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    """A reminder whose time has come, with what it should say."""
+
+    chat_id: int
+    user_id: int
+    company_rut: str | None
+    kind: ReminderKind
+    sequence: int
+    anchor_at: datetime
+    due_at: datetime
+    step: int | None
+
+
 @dataclass(frozen=True)
 class OutboxMessage:
     """A message to a firm chat that must be delivered even across crashes."""
@@ -61,7 +86,8 @@ class OutboxMessage:
 
 _SELECT_AUTHORIZATION = (
     "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, step, "
-    "started_at, last_activity_at, completed_at FROM authorizations WHERE company_rut = ?"
+    "started_at, last_activity_at, completed_at, reminders_sent, opted_out_at, blocked_at "
+    "FROM authorizations WHERE company_rut = ?"
 )
 
 
@@ -75,8 +101,21 @@ def _authorization(row: Sequence[Any]) -> Authorization:
         step=row[5],
         started_at=from_timestamp(row[6]),
         last_activity_at=from_timestamp(row[7]),
-        completed_at=from_timestamp(row[8]) if row[8] is not None else None,
+        completed_at=_maybe_time(row[8]),
+        reminders_sent=row[9],
+        opted_out_at=_maybe_time(row[10]),
+        blocked_at=_maybe_time(row[11]),
     )
+
+
+_MARK_SQL = {
+    "opted_out_at": "UPDATE authorizations SET opted_out_at = ? WHERE company_rut = ?",
+    "blocked_at": "UPDATE authorizations SET blocked_at = ? WHERE company_rut = ?",
+}
+
+
+def _maybe_time(value: float | None) -> datetime | None:
+    return from_timestamp(value) if value is not None else None
 
 
 class Repository:
@@ -153,11 +192,15 @@ class Repository:
             )
 
     async def end_conversation(self, chat_id: int, user_id: int) -> None:
-        """Forget the conversation of this chat and user (its authorization stays)."""
+        """Forget the conversation of this chat and user, and its reminders.
+
+        The authorization itself stays, so the firm still sees it as pending.
+        """
         async with self._transaction() as db:
             await db.execute(
                 "DELETE FROM conversations WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
             )
+            await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
 
     @staticmethod
     async def _upsert_conversation(
@@ -190,15 +233,21 @@ class Repository:
         """Return the most recently active (unfinished, if asked) authorization of this chat."""
         rows = await self._fetchall(
             "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, "
-            "step, started_at, last_activity_at, completed_at FROM authorizations "
-            "WHERE client_chat_id = ? AND (completed_at IS NULL OR NOT ?) "
+            "step, started_at, last_activity_at, completed_at, reminders_sent, opted_out_at, "
+            "blocked_at FROM authorizations WHERE client_chat_id = ? "
+            "AND (completed_at IS NULL OR NOT ?) "
             "ORDER BY last_activity_at DESC LIMIT 1",
             (chat_id, unfinished),
         )
         return _authorization(rows[0]) if rows else None
 
     async def start_guide(
-        self, client: ClientInfo, company_rut: str, state: str, now: datetime
+        self,
+        client: ClientInfo,
+        company_rut: str,
+        state: str,
+        now: datetime,
+        first_reminder: datetime | None,
     ) -> Authorization:
         """Begin (or begin again) one company's authorization at step 1 for this client."""
         stamp = to_timestamp(now)
@@ -228,10 +277,16 @@ class Repository:
                 db, client.chat_id, client.user_id, state, now, company_rut, None
             )
             row = await self._read_authorization(db, company_rut)
+            await self._schedule_auto(db, row, client.chat_id, client.user_id, now, first_reminder)
         return row
 
     async def resume_guide(
-        self, client: ClientInfo, company_rut: str, state: str, now: datetime
+        self,
+        client: ClientInfo,
+        company_rut: str,
+        state: str,
+        now: datetime,
+        first_reminder: datetime | None,
     ) -> Authorization | None:
         """Put this chat back into an unfinished authorization at its stored step."""
         async with self._transaction() as db:
@@ -246,6 +301,7 @@ class Repository:
                 db, client.chat_id, client.user_id, state, now, company_rut, None
             )
             row = await self._read_authorization(db, company_rut)
+            await self._schedule_auto(db, row, client.chat_id, client.user_id, now, first_reminder)
         return row
 
     async def move_to_step(
@@ -299,6 +355,7 @@ class Repository:
             await db.execute(
                 "DELETE FROM conversations WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
             )
+            await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
             row = await self._read_authorization(db, company_rut)
             text = firm_message(row)
             await db.executemany(
@@ -330,6 +387,245 @@ class Repository:
             "INSERT INTO events (company_rut, at, kind, step) VALUES (?, ?, ?, ?)",
             (company_rut, to_timestamp(now), kind, step),
         )
+
+    # --- reminders ----------------------------------------------------------------------
+
+    async def record_activity(
+        self, chat_id: int, user_id: int, now: datetime, first_reminder: datetime | None
+    ) -> None:
+        """Note that the client did something: the reminder clock starts again.
+
+        Only a client in an open conversation counts; after /cancelar nothing is rescheduled.
+        A client who writes again has evidently unblocked the bot.
+        """
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT company_rut FROM conversations WHERE chat_id = ? AND user_id = ?",
+                (chat_id, user_id),
+            ) as cursor:
+                found = await cursor.fetchone()
+            if found is None:
+                return
+            if found[0] is None:
+                await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
+                return
+            await db.execute(
+                "UPDATE authorizations SET last_activity_at = ?, blocked_at = NULL "
+                "WHERE company_rut = ? AND completed_at IS NULL",
+                (to_timestamp(now), found[0]),
+            )
+            authorization = await self._read_authorization(db, found[0])
+            await self._schedule_auto(db, authorization, chat_id, user_id, now, first_reminder)
+
+    async def remind_later(
+        self, chat_id: int, user_id: int, company_rut: str | None, now: datetime, due: datetime
+    ) -> None:
+        """Schedule the one reminder the client asked for, replacing any other."""
+        async with self._transaction() as db:
+            await self._upsert_reminder(
+                db, chat_id, user_id, company_rut, ReminderKind.LATER, 0, now, due
+            )
+            if company_rut is not None:
+                await self._add_event(db, company_rut, now, "remind_later", None)
+
+    async def due_reminders(self, now: datetime, limit: int) -> list[DueReminder]:
+        """Return up to `limit` reminders due at `now`, the most overdue first."""
+        rows = await self._fetchall(
+            "SELECT r.chat_id, r.user_id, r.company_rut, r.kind, r.sequence, r.anchor_at, "
+            "r.due_at, a.step FROM reminders AS r "
+            "LEFT JOIN authorizations AS a ON a.company_rut = r.company_rut "
+            "WHERE r.due_at <= ? ORDER BY r.due_at LIMIT ?",
+            (to_timestamp(now), limit),
+        )
+        return [
+            DueReminder(
+                chat_id=row[0],
+                user_id=row[1],
+                company_rut=row[2],
+                kind=ReminderKind(row[3]),
+                sequence=row[4],
+                anchor_at=from_timestamp(row[5]),
+                due_at=from_timestamp(row[6]),
+                step=row[7],
+            )
+            for row in rows
+        ]
+
+    async def reminder_sent(
+        self,
+        reminder: DueReminder,
+        now: datetime,
+        next_due: datetime | None,
+        next_sequence: int,
+        next_anchor: datetime,
+    ) -> None:
+        """Record a delivered reminder and schedule the next one (None: no more)."""
+        async with self._transaction() as db:
+            # The client may have acted while the message was in flight: their new schedule wins.
+            params: tuple[Any, ...] = (
+                reminder.chat_id,
+                to_timestamp(reminder.due_at),
+                reminder.kind.value,
+            )
+            if next_due is None:
+                cursor = await db.execute(
+                    "DELETE FROM reminders WHERE chat_id = ? AND due_at = ? AND kind = ?", params
+                )
+            else:
+                cursor = await db.execute(
+                    "UPDATE reminders SET kind = ?, sequence = ?, anchor_at = ?, due_at = ? "
+                    "WHERE chat_id = ? AND due_at = ? AND kind = ?",
+                    (
+                        ReminderKind.AUTO.value,
+                        next_sequence,
+                        to_timestamp(next_anchor),
+                        to_timestamp(next_due),
+                        *params,
+                    ),
+                )
+            if reminder.company_rut is not None and cursor.rowcount == 1:
+                await db.execute(
+                    "UPDATE authorizations SET reminders_sent = reminders_sent + 1 "
+                    "WHERE company_rut = ?",
+                    (reminder.company_rut,),
+                )
+                await self._add_event(db, reminder.company_rut, now, "reminder", reminder.step)
+
+    async def drop_reminder(self, reminder: DueReminder) -> None:
+        """Forget a reminder that cannot be delivered (unless it was rescheduled meanwhile)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM reminders WHERE chat_id = ? AND due_at = ? AND kind = ?",
+                (reminder.chat_id, to_timestamp(reminder.due_at), reminder.kind.value),
+            )
+
+    async def opt_out(self, chat_id: int, now: datetime) -> int:
+        """Stop all reminders to this chat for good; return how many authorizations it marks."""
+        return await self._stop_reminders_marking(chat_id, now, "opted_out_at", "opted_out")
+
+    async def mark_blocked(self, chat_id: int, now: datetime) -> int:
+        """Record that the client blocked the bot: no more reminders, visible to the firm."""
+        return await self._stop_reminders_marking(chat_id, now, "blocked_at", "blocked")
+
+    async def _stop_reminders_marking(
+        self, chat_id: int, now: datetime, column: str, event: str
+    ) -> int:
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
+            async with db.execute(
+                "SELECT company_rut FROM authorizations "
+                "WHERE client_chat_id = ? AND completed_at IS NULL",
+                (chat_id,),
+            ) as cursor:
+                companies = [row[0] for row in await cursor.fetchall()]
+            for company_rut in companies:
+                await db.execute(_MARK_SQL[column], (to_timestamp(now), company_rut))
+                await self._add_event(db, company_rut, now, event, None)
+        return len(companies)
+
+    async def _schedule_auto(
+        self,
+        db: aiosqlite.Connection,
+        authorization: Authorization,
+        chat_id: int,
+        user_id: int,
+        now: datetime,
+        first_reminder: datetime | None,
+    ) -> None:
+        wanted = (
+            first_reminder is not None
+            and authorization.completed_at is None
+            and authorization.opted_out_at is None
+        )
+        if not wanted or first_reminder is None:
+            await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
+            return
+        await self._upsert_reminder(
+            db,
+            chat_id,
+            user_id,
+            authorization.company_rut,
+            ReminderKind.AUTO,
+            0,
+            now,
+            first_reminder,
+        )
+
+    @staticmethod
+    async def _upsert_reminder(
+        db: aiosqlite.Connection,
+        chat_id: int,
+        user_id: int,
+        company_rut: str | None,
+        kind: ReminderKind,
+        sequence: int,
+        anchor: datetime,
+        due: datetime,
+    ) -> None:
+        await db.execute(
+            "INSERT INTO reminders (chat_id, user_id, company_rut, kind, sequence, anchor_at, "
+            "due_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id) DO UPDATE SET "
+            "user_id = excluded.user_id, company_rut = excluded.company_rut, "
+            "kind = excluded.kind, sequence = excluded.sequence, "
+            "anchor_at = excluded.anchor_at, due_at = excluded.due_at",
+            (
+                chat_id,
+                user_id,
+                company_rut,
+                kind.value,
+                sequence,
+                to_timestamp(anchor),
+                to_timestamp(due),
+            ),
+        )
+
+    # --- daily digest -------------------------------------------------------------------
+
+    async def meta(self, key: str) -> str | None:
+        """Return a stored bookkeeping value."""
+        rows = await self._fetchall("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store a bookkeeping value."""
+        async with self._transaction() as db:
+            await self._put_meta(db, key, value)
+
+    @staticmethod
+    async def _put_meta(db: aiosqlite.Connection, key: str, value: str) -> None:
+        await db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def authorizations_for_digest(
+        self, completed_since: datetime
+    ) -> tuple[list[Authorization], list[Authorization]]:
+        """Return (completed since the given time, all unfinished oldest first)."""
+        rows = await self._fetchall(
+            "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, "
+            "step, started_at, last_activity_at, completed_at, reminders_sent, opted_out_at, "
+            "blocked_at FROM authorizations WHERE completed_at IS NULL OR completed_at > ? "
+            "ORDER BY started_at",
+            (to_timestamp(completed_since),),
+        )
+        authorizations = [_authorization(row) for row in rows]
+        completed = [a for a in authorizations if a.completed_at is not None]
+        pending = [a for a in authorizations if a.completed_at is None]
+        return completed, pending
+
+    async def queue_firm_messages(
+        self, messages: Sequence[tuple[int, str]], now: datetime, meta: tuple[str, str] | None
+    ) -> None:
+        """Queue firm messages for delivery, with an optional bookkeeping value, atomically."""
+        async with self._transaction() as db:
+            await db.executemany(
+                "INSERT INTO outbox (chat_id, text, created_at) VALUES (?, ?, ?)",
+                [(chat_id, text, to_timestamp(now)) for chat_id, text in messages],
+            )
+            if meta is not None:
+                await self._put_meta(db, *meta)
 
     # --- firm outbox --------------------------------------------------------------------
 

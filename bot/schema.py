@@ -50,6 +50,28 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
     """,
+    # 2: reminders (one pending per client chat, due times indexed), opt-outs, blocks, digest.
+    """
+    ALTER TABLE authorizations ADD COLUMN reminders_sent INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE authorizations ADD COLUMN opted_out_at REAL;
+    ALTER TABLE authorizations ADD COLUMN blocked_at REAL;
+
+    CREATE TABLE reminders (
+        chat_id     INTEGER PRIMARY KEY,
+        user_id     INTEGER NOT NULL,
+        company_rut TEXT,
+        kind        TEXT NOT NULL,
+        sequence    INTEGER NOT NULL DEFAULT 0,
+        anchor_at   REAL NOT NULL,
+        due_at      REAL NOT NULL
+    );
+    CREATE INDEX reminders_due ON reminders (due_at);
+
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

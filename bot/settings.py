@@ -1,7 +1,7 @@
 """Configuration read from the environment (and an optional .env file)."""
 
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.rut import RutError, parse_rut
-from bot.schedule import QuietHours, parse_delays, parse_quiet_hours
+from bot.schedule import QuietHours, parse_delays, parse_local_time, parse_quiet_hours
 
 # Telegram tokens are "<bot id>:<secret>"; emulators use the same shape.
 _TOKEN_PATTERN = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{5,100}$")
@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     quiet_hours: Annotated[QuietHours | None, NoDecode] = parse_quiet_hours("21-9")
     timezone: Annotated[ZoneInfo, NoDecode] = ZoneInfo("America/Santiago")
     reminder_sweep_seconds: float = Field(default=60.0, gt=0)
+    # Reminders are paced below Telegram's ~30 messages/s so replies to clients keep room.
+    reminder_rate: float = Field(default=20.0, gt=0, le=30)
+    digest_time: Annotated[time, NoDecode] = time(9, 0)
     firm_name: str = Field(default="pymecontadores.tk", min_length=1)
     representative_name: str = Field(default="ALEX BRITO MARDONES", min_length=1)
     representative_full_name: str = Field(default="ALEX PATRICIO BRITO MARDONES", min_length=1)
@@ -76,6 +79,11 @@ class Settings(BaseSettings):
     @classmethod
     def _quiet_hours(cls, value: Any) -> Any:
         return parse_quiet_hours(value) if isinstance(value, str) else value
+
+    @field_validator("digest_time", mode="before")
+    @classmethod
+    def _digest_time(cls, value: Any) -> Any:
+        return parse_local_time(value.strip()) if isinstance(value, str) else value
 
     @field_validator("timezone", mode="before")
     @classmethod

@@ -28,16 +28,19 @@ from bot.deps import Deps, get_deps
 from bot.notifications import completion_notice
 from bot.repository import ClientInfo, Conversation
 from bot.rut import RutError, RutProblem, format_rut, parse_rut
-from conversations import keyboards
+from conversations import keyboards, reminder_choices
 from conversations.callbacks import (
     GUIDE_PATTERN,
     KEEP_GOING,
+    LATER_MENU,
+    LATER_PATTERN,
     REPEAT_PATTERN,
     REPEAT_YES,
     RESUME,
     RUT_EDIT,
     RUT_PATTERN,
     START_PATTERN,
+    STOP_REMINDERS_PATTERN,
     GuideAction,
     parse_guide_data,
 )
@@ -138,7 +141,7 @@ async def _repeat_prompt(update: Update, deps: Deps, conversation: Conversation 
         else:
             await _send_step(update, deps, authorization.company_rut, authorization.step)
     else:
-        await _say(update, guide.message("ask_rut"))
+        await _ask_rut(update, deps)
 
 
 async def _offer_repeat(update: Update, deps: Deps, company_rut: str) -> None:
@@ -179,13 +182,18 @@ async def _welcome(update: Update, deps: Deps) -> str:
             ),
             keyboards.resume(deps.guide, unfinished.step),
         )
-    await _say(update, deps.guide.message("ask_rut"))
+    await _ask_rut(update, deps)
     return ASK_RUT
 
 
+async def _ask_rut(update: Update, deps: Deps) -> None:
+    await _say(update, deps.guide.message("ask_rut"), keyboards.ask_rut(deps.guide))
+
+
 async def _begin_guide(update: Update, deps: Deps, company_rut: str) -> str:
+    now = deps.clock.now()
     authorization = await deps.repository.start_guide(
-        _client(update), company_rut, GUIDE, deps.clock.now()
+        _client(update), company_rut, GUIDE, now, deps.first_reminder(now)
     )
     logger.info("chat %s started authorization at step 1", _ids(update)[0])
     await _send_step(update, deps, company_rut, authorization.step)
@@ -225,8 +233,9 @@ async def start_choice(update: Update, context: Context) -> str | None:
         chat_id, _ = _ids(update)
         unfinished = await deps.repository.latest_authorization_of(chat_id, unfinished=True)
         if unfinished is not None:
+            now = deps.clock.now()
             resumed = await deps.repository.resume_guide(
-                _client(update), unfinished.company_rut, GUIDE, deps.clock.now()
+                _client(update), unfinished.company_rut, GUIDE, now, deps.first_reminder(now)
             )
             if resumed is not None:
                 await _send_step(update, deps, resumed.company_rut, resumed.step)
@@ -277,7 +286,7 @@ async def confirm_rut(update: Update, context: Context) -> str | None:
     chat_id, user_id = _ids(update)
     if query.data == RUT_EDIT:
         await deps.repository.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
-        await _say(update, deps.guide.message("ask_rut"))
+        await _ask_rut(update, deps)
         return ASK_RUT
     company_rut = conversation.candidate_rut
     existing = await deps.repository.authorization(company_rut)
@@ -473,6 +482,9 @@ def build_conversation() -> ConversationHandler[Any]:
         CommandHandler(["ayuda", "help"], help_command),
         CommandHandler("start", start),
         CallbackQueryHandler(start_choice, pattern=START_PATTERN),
+        CallbackQueryHandler(reminder_choices.later_menu, pattern=f"^{LATER_MENU}$"),
+        CallbackQueryHandler(reminder_choices.later_pick, pattern=LATER_PATTERN),
+        CallbackQueryHandler(reminder_choices.stop_reminders, pattern=STOP_REMINDERS_PATTERN),
         MessageHandler(any_message & filters.COMMAND, unknown_command),
         CallbackQueryHandler(stale_button),
         MessageHandler(any_message, unexpected_message),
@@ -491,6 +503,7 @@ def _conversation_handler(
         entry_points=[
             CommandHandler("start", start),
             CallbackQueryHandler(start_choice, pattern=START_PATTERN),
+            CallbackQueryHandler(reminder_choices.stop_reminders, pattern=STOP_REMINDERS_PATTERN),
         ],
         states={
             ASK_RUT: [MessageHandler(typed_text, receive_rut)],

@@ -12,10 +12,15 @@ KEEP_GOING = "st:keep"
 START_OVER = "st:over"
 RESUME = "st:resume"
 
+LATER_MENU = "later:menu"
+STOP_REMINDERS = "rem:stop"
+
 RUT_PATTERN = r"^rut:(ok|edit)$"
 REPEAT_PATTERN = r"^rep:(yes|no)$"
 START_PATTERN = r"^st:(keep|over|resume)$"
 GUIDE_PATTERN = r"^g:[1-7]:[a-z0-9]{1,10}$"
+LATER_PATTERN = r"^later:[a-z0-9]{1,10}$"
+STOP_REMINDERS_PATTERN = r"^rem:stop$"
 
 _GUIDE = re.compile(GUIDE_PATTERN)
 
@@ -38,6 +43,11 @@ class GuideButton:
 
     step: int
     action: GuideAction
+
+
+def later_data(key: str) -> str:
+    """Return the callback data choosing a remind-me-later option."""
+    return f"later:{key}"
 
 
 def guide_data(step: int, action: GuideAction) -> str:

@@ -97,6 +97,20 @@ REQUIRED_MESSAGES = frozenset(
         "no_conversation",
         "error",
         "firm_completed",
+        "later_menu",
+        "later_set",
+        "later_expired",
+        "reminder_step",
+        "reminder_welcome",
+        "opted_out",
+        "digest_header",
+        "digest_completed",
+        "digest_pending",
+        "digest_opted_out",
+        "digest_blocked",
+        "digest_completed_line",
+        "digest_pending_line",
+        "digest_none",
     }
 )
 REQUIRED_BUTTONS = frozenset(
@@ -116,6 +130,9 @@ REQUIRED_BUTTONS = frozenset(
         "resume",
         "keep_going",
         "start_over",
+        "remind_later",
+        "continue",
+        "stop_reminders",
     }
 )
 # Placeholders some texts get beyond the common ones (sample values for the load-time check).
@@ -126,6 +143,11 @@ _EXTRA_SAMPLES = {
     "client_id": "1",
     "completed_at": "01-01-2026 10:00",
     "duration": "5 min",
+    "when": "mañana 9:00",
+    "date": "01-01-2026",
+    "count": "1",
+    "reminders": "1",
+    "marks": "",
 }
 
 

@@ -2,16 +2,20 @@
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.schedule import LaterOption
 from conversations.callbacks import (
     KEEP_GOING,
+    LATER_MENU,
     REPEAT_NO,
     REPEAT_YES,
     RESUME,
     RUT_EDIT,
     RUT_OK,
     START_OVER,
+    STOP_REMINDERS,
     GuideAction,
     guide_data,
+    later_data,
 )
 from conversations.guide import CONFIRMATION_STEP, FINAL_STEP, Guide
 
@@ -73,7 +77,27 @@ def step(guide: Guide, number: int) -> InlineKeyboardMarkup:
         ]
     else:
         rows = [[back, action("next", GuideAction.NEXT)]]
+    rows.append([_button(guide, "remind_later", LATER_MENU)])
     return InlineKeyboardMarkup(rows)
+
+
+def ask_rut(guide: Guide) -> InlineKeyboardMarkup:
+    """Offer, while the RUT is asked, to be reminded later instead."""
+    return InlineKeyboardMarkup([[_button(guide, "remind_later", LATER_MENU)]])
+
+
+def later_options(options: list[LaterOption]) -> InlineKeyboardMarkup:
+    """Offer the times a client can pick to be reminded."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(o.label, callback_data=later_data(o.key))] for o in options]
+    )
+
+
+def reminder(guide: Guide) -> InlineKeyboardMarkup:
+    """Continue where the client left off, or stop reminders."""
+    return InlineKeyboardMarkup(
+        [[_button(guide, "continue", RESUME)], [_button(guide, "stop_reminders", STOP_REMINDERS)]]
+    )
 
 
 def not_saved(guide: Guide) -> InlineKeyboardMarkup:

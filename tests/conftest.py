@@ -11,9 +11,8 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.application import build_application
-from bot.deps import Deps
+from bot.deps import build_deps
 from bot.main import firm_facts
-from bot.notifications import FirmNotifier
 from bot.repository import Repository
 from bot.settings import Settings
 from conversations.guide import load_guide
@@ -67,14 +66,8 @@ class Harness:
         """Open the database and initialize the Application (as startup does)."""
         self.repository = await Repository.open(self.settings.database_path)
         guide = load_guide(self.settings.guide_path, firm_facts(self.settings))
-        deps = Deps(
-            self.settings,
-            self.repository,
-            guide,
-            self.clock,
-            FirmNotifier(self.repository, self.clock),
-        )
-        self.app = build_application(deps, request=self.request, rate_limit=False)
+        self.deps = build_deps(self.settings, self.repository, guide, self.clock)
+        self.app = build_application(self.deps, request=self.request, rate_limit=False)
         await self.app.initialize()
         return self
 

@@ -1,0 +1,138 @@
+"""Sending due reminders from the database: paced, quiet-hours aware, crash-safe.
+
+Delivery side chosen: at least once. A reminder is recorded as sent only after Telegram
+accepted it, so a crash between the two sends that one reminder again after the restart
+(at most one duplicate); a reminder is never lost.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from telegram import Bot
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+from bot.clock import Clock
+from bot.repository import DueReminder, ReminderKind, Repository
+from bot.rut import format_rut
+from bot.settings import Settings
+from conversations import keyboards
+from conversations.guide import Guide
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class NextReminder:
+    """What comes after a reminder that was just sent."""
+
+    due: datetime | None
+    sequence: int
+    anchor: datetime
+
+
+def next_after(reminder: DueReminder, sent_at: datetime, settings: Settings) -> NextReminder:
+    """Schedule the reminder that follows one sent at `sent_at`."""
+    delays = settings.reminder_schedule
+    if reminder.kind is ReminderKind.LATER:
+        if reminder.company_rut is None or not delays:
+            return NextReminder(None, 0, sent_at)
+        return NextReminder(sent_at + delays[0], 0, sent_at)
+    following = reminder.sequence + 1
+    if following >= len(delays):
+        return NextReminder(None, following, reminder.anchor_at)
+    # After downtime several entries may be overdue at once: keep their spacing instead.
+    gap = delays[following] - delays[reminder.sequence]
+    due = max(reminder.anchor_at + delays[following], sent_at + gap)
+    return NextReminder(due, following, reminder.anchor_at)
+
+
+class ReminderSweeper:
+    """Finds due reminders in batches and sends them, one sweep at a time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        repository: Repository,
+        guide: Guide,
+        clock: Clock,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._settings = settings
+        self._repository = repository
+        self._guide = guide
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+        self._interval = 1.0 / settings.reminder_rate
+
+    def in_quiet_hours(self, now: datetime) -> bool:
+        """Tell whether reminders must wait because it is quiet time locally."""
+        quiet = self._settings.quiet_hours
+        return quiet is not None and quiet.contains(now.astimezone(self._settings.timezone))
+
+    async def sweep(self, bot: Bot, busy: Callable[[], bool] = lambda: False) -> int:
+        """Send every reminder due now; return how many were sent.
+
+        `busy` tells when clients' updates are waiting: their replies go first.
+        """
+        if self._lock.locked():
+            return 0  # the previous sweep is still sending
+        async with self._lock:
+            now = self._clock.now()
+            if self.in_quiet_hours(now):
+                return 0
+            sent = 0
+            while True:
+                batch = await self._repository.due_reminders(now, BATCH_SIZE)
+                for reminder in batch:
+                    while busy():
+                        await self._sleep(0.05)
+                    outcome = await self._send(bot, reminder)
+                    if outcome is None:
+                        return sent  # Telegram unreachable: the next sweep carries on
+                    sent += outcome
+                    await self._sleep(self._interval)
+                if len(batch) < BATCH_SIZE:
+                    return sent
+
+    async def _send(self, bot: Bot, reminder: DueReminder) -> int | None:
+        """Send one reminder and record it: 1 if sent, 0 if dropped, None to stop the sweep."""
+        if reminder.company_rut is not None and reminder.step is not None:
+            text = self._guide.message(
+                "reminder_step", company_rut=format_rut(reminder.company_rut), step=reminder.step
+            )
+        else:
+            text = self._guide.message("reminder_welcome")
+        try:
+            await bot.send_message(
+                reminder.chat_id,
+                text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboards.reminder(self._guide),
+            )
+        except Forbidden:
+            logger.info("chat %s blocked the bot; reminders stopped", reminder.chat_id)
+            await self._repository.mark_blocked(reminder.chat_id, self._clock.now())
+            return 0
+        except BadRequest as exc:
+            logger.warning("reminder to chat %s refused (%s); dropped", reminder.chat_id, exc)
+            await self._repository.reminder_sent(
+                reminder, self._clock.now(), None, 0, reminder.anchor_at
+            )
+            return 0
+        except TelegramError as exc:
+            logger.warning("reminder sweep paused: %s", exc)
+            return None
+        sent_at = self._clock.now()
+        following = next_after(reminder, sent_at, self._settings)
+        await self._repository.reminder_sent(
+            reminder, sent_at, following.due, following.sequence, following.anchor
+        )
+        return 1

@@ -1,0 +1,66 @@
+"""The client's say over reminders: 'remind me later' and 'stop reminding me'."""
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import ContextTypes
+
+from bot.deps import get_deps
+from bot.schedule import later_option, remind_later_options
+from conversations import keyboards
+
+Context = ContextTypes.DEFAULT_TYPE
+
+
+async def later_menu(update: Update, context: Context) -> None:
+    """Show the times the client can pick to be reminded."""
+    deps = get_deps(context)
+    query = update.callback_query
+    assert query is not None and update.effective_chat is not None
+    await query.answer()
+    options = remind_later_options(
+        deps.clock.now(), deps.settings.timezone, deps.settings.quiet_hours
+    )
+    await update.effective_chat.send_message(
+        deps.guide.message("later_menu"),
+        parse_mode=ParseMode.HTML,
+        reply_markup=keyboards.later_options(options),
+    )
+
+
+async def later_pick(update: Update, context: Context) -> None:
+    """Schedule the reminder at the time the client picked."""
+    deps = get_deps(context)
+    query = update.callback_query
+    chat, user = update.effective_chat, update.effective_user
+    assert query is not None and query.data is not None and chat is not None and user is not None
+    now = deps.clock.now()
+    settings = deps.settings
+    chosen = later_option(query.data.split(":", 1)[1], now, settings.timezone, settings.quiet_hours)
+    if chosen is None:
+        await query.answer()
+        options = remind_later_options(now, settings.timezone, settings.quiet_hours)
+        await chat.send_message(
+            deps.guide.message("later_expired"),
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboards.later_options(options),
+        )
+        return
+    conversation = await deps.repository.conversation(chat.id, user.id)
+    company_rut = conversation.company_rut if conversation else None
+    await deps.repository.remind_later(chat.id, user.id, company_rut, now, chosen.at)
+    await query.answer()
+    await chat.send_message(
+        deps.guide.message("later_set", when=chosen.label[0].lower() + chosen.label[1:]),
+        parse_mode=ParseMode.HTML,
+    )
+
+
+async def stop_reminders(update: Update, context: Context) -> None:
+    """Stop every reminder to this client, and record it for the firm."""
+    deps = get_deps(context)
+    query = update.callback_query
+    chat = update.effective_chat
+    assert query is not None and chat is not None
+    await deps.repository.opt_out(chat.id, deps.clock.now())
+    await query.answer()
+    await chat.send_message(deps.guide.message("opted_out"), parse_mode=ParseMode.HTML)
