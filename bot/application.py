@@ -17,12 +17,14 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bot import firm_commands
 from bot.deps import Deps, get_deps, install
 from bot.digest import send_digest_if_due
 from bot.errors import on_error
 from bot.health import HEARTBEAT_SECONDS, beat, heartbeat_path
 from bot.persistence import DatabaseConversationPersistence
 from conversations import authorization
+from conversations.callbacks import PAGE_PATTERN, VERIFY_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +96,7 @@ def build_application(
     else:
         application = builder.build()
     install(application.bot_data, deps)
-    register_handlers(application)
+    register_handlers(application, deps.settings.firm_chat_ids)
     assert application.job_queue is not None
     application.job_queue.run_repeating(
         retry_firm_notices, interval=OUTBOX_RETRY_SECONDS, first=1.0, name="firm-outbox"
@@ -112,7 +114,25 @@ def build_application(
     return application
 
 
-def register_handlers(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+class FirmCallbackQueryHandler(CallbackQueryHandler[Any, Any]):
+    """A button handler that only sees presses made in the firm's chats."""
+
+    def __init__(self, firm_chat_ids: tuple[int, ...], callback: Any, pattern: str) -> None:
+        super().__init__(callback, pattern=pattern)
+        self._firm_chat_ids = frozenset(firm_chat_ids)
+
+    def check_update(self, update: object) -> Any:
+        """Accept the press only from a firm chat; others fall through to the client side."""
+        if not isinstance(update, Update) or update.effective_chat is None:
+            return None
+        if update.effective_chat.id not in self._firm_chat_ids:
+            return None
+        return super().check_update(update)
+
+
+def register_handlers(
+    application: Application[Any, Any, Any, Any, Any, Any], firm_chat_ids: tuple[int, ...]
+) -> None:
     """Add every handler, in the order they must be tried."""
     # -2: updates from chats the bot does not serve stop here.
     application.add_handler(TypeHandler(Update, ignore_foreign_chats), group=-2)
@@ -120,18 +140,44 @@ def register_handlers(application: Application[Any, Any, Any, Any, Any, Any]) ->
     # replace it: a chosen reminder time, an opt-out, a completion).
     application.add_handler(TypeHandler(Update, record_activity), group=-1)
 
+    # 0, first: the firm's commands and buttons, only from the firm's chats. Anyone else
+    # falls through to the client side and gets what any unknown command gets.
+    firm = filters.Chat(chat_id=firm_chat_ids)
+    for command, callback in (
+        ("invitar", firm_commands.invite),
+        ("pendientes", firm_commands.pending),
+        ("completadas", firm_commands.completed),
+        ("estado", firm_commands.status),
+        ("recordar", firm_commands.remind),
+        ("exportar", firm_commands.export),
+    ):
+        application.add_handler(CommandHandler(command, callback, filters=firm))
+    application.add_handler(
+        FirmCallbackQueryHandler(firm_chat_ids, firm_commands.verification, VERIFY_PATTERN)
+    )
+    application.add_handler(
+        FirmCallbackQueryHandler(firm_chat_ids, firm_commands.page_button, PAGE_PATTERN)
+    )
+
     # 0: the client's guided conversation (it owns /start, /cancelar and /ayuda while open).
     application.add_handler(authorization.build_conversation())
 
-    # 0, after it: the same commands outside a conversation, and anything else.
-    application.add_handler(CommandHandler(["ayuda", "help"], authorization.help_command))
-    application.add_handler(CommandHandler(["cancelar", "cancel"], authorization.cancel))
-    application.add_handler(CallbackQueryHandler(authorization.stale_button))
+    # 0, last: the same commands outside a conversation, and anything else, in private chats.
+    private = filters.ChatType.PRIVATE
     application.add_handler(
-        MessageHandler(filters.UpdateType.MESSAGE & filters.COMMAND, authorization.unknown_command)
+        CommandHandler(["ayuda", "help"], authorization.help_command, filters=private)
     )
     application.add_handler(
-        MessageHandler(filters.UpdateType.MESSAGE, authorization.unexpected_message)
+        CommandHandler(["cancelar", "cancel"], authorization.cancel, filters=private)
+    )
+    application.add_handler(CallbackQueryHandler(authorization.stale_button))
+    application.add_handler(
+        MessageHandler(
+            private & filters.UpdateType.MESSAGE & filters.COMMAND, authorization.unknown_command
+        )
+    )
+    application.add_handler(
+        MessageHandler(private & filters.UpdateType.MESSAGE, authorization.unexpected_message)
     )
 
     application.add_error_handler(on_error)

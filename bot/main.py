@@ -11,6 +11,7 @@ from bot.application import build_application
 from bot.clock import SystemClock
 from bot.deps import build_deps
 from bot.logging_setup import configure_logging
+from bot.menus import publish_command_menus
 from bot.repository import Repository
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.guide import FirmFacts, Guide, GuideError, load_guide
@@ -52,6 +53,7 @@ async def run(settings: Settings, guide: Guide) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         async with application:
+            await publish_command_menus(application.bot, guide, settings.firm_chat_ids)
             await application.start()
             assert application.updater is not None
             await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)

@@ -1,17 +1,19 @@
 """Telling the firm's chats what happened, without losing a notice to a crash."""
 
 import asyncio
+import json
 import logging
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from telegram import Bot
+from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 
 from bot.clock import Clock
 from bot.repository import Authorization, Repository
 from bot.rut import format_rut
+from conversations import keyboards
 from conversations.guide import Guide, local_datetime
 
 logger = logging.getLogger(__name__)
@@ -31,19 +33,22 @@ def describe_duration(duration: timedelta) -> str:
     return f"{hours // 24} días"
 
 
-def completion_notice(guide: Guide, authorization: Authorization, tz: ZoneInfo) -> str:
-    """Render the firm's notice that a company completed its authorization."""
+def completion_notice(
+    guide: Guide, authorization: Authorization, completion: int, tz: ZoneInfo
+) -> tuple[str, str]:
+    """Render the firm's completion notice and its verification buttons (as JSON)."""
     completed_at = authorization.completed_at or authorization.last_activity_at
     username = f"@{authorization.client_username}" if authorization.client_username else ""
-    return guide.message(
+    text = guide.message(
         "firm_completed",
         company_rut=format_rut(authorization.company_rut),
-        client_name=authorization.client_name or "—",
+        client_name=authorization.display_name,
         client_username=username,
         client_id=authorization.client_user_id or "—",
         completed_at=f"{local_datetime(completed_at, tz)} (hora de Chile)",
         duration=describe_duration(completed_at - authorization.started_at),
     )
+    return text, keyboards.firm_verification(guide, completion).to_json()
 
 
 class FirmNotifier:
@@ -59,8 +64,18 @@ class FirmNotifier:
         delivered = 0
         async with self._lock:
             for message in await self._repository.unsent_outbox(max_attempts=MAX_ATTEMPTS):
+                markup = (
+                    InlineKeyboardMarkup.de_json(json.loads(message.buttons), bot)
+                    if message.buttons
+                    else None
+                )
                 try:
-                    await bot.send_message(message.chat_id, message.text, parse_mode=ParseMode.HTML)
+                    sent = await bot.send_message(
+                        message.chat_id,
+                        message.text,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup,
+                    )
                 except (Forbidden, BadRequest) as exc:
                     logger.warning(
                         "firm chat %s refused notice %s: %s", message.chat_id, message.id, exc
@@ -73,6 +88,25 @@ class FirmNotifier:
                     break
                 # A crash right here sends this notice once more after restart: a duplicate
                 # notice is better than a lost one.
-                await self._repository.mark_outbox(message.id, self._clock.now(), sent=True)
+                await self._repository.mark_outbox(
+                    message.id, self._clock.now(), sent=True, message_id=sent.message_id
+                )
                 delivered += 1
         return delivered
+
+    async def annotate(self, bot: Bot, completion: int, line: str) -> None:
+        """Add an outcome line to every firm chat's notice of a completion, without buttons."""
+        for notice in await self._repository.delivered_notices(completion):
+            try:
+                await bot.edit_message_text(
+                    f"{notice.text}\n\n{line}",
+                    chat_id=notice.chat_id,
+                    message_id=notice.message_id,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=None,
+                )
+            except BadRequest as exc:
+                # Already annotated ("message is not modified"), or deleted in that chat.
+                logger.info("firm notice in chat %s not edited: %s", notice.chat_id, exc)
+            except TelegramError as exc:
+                logger.warning("firm notice in chat %s not edited: %s", notice.chat_id, exc)

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 from telegram import Bot
 from telegram.constants import ParseMode
@@ -25,6 +26,15 @@ from conversations.guide import Guide
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+
+
+class Delivery(Enum):
+    """How sending one reminder went."""
+
+    SENT = "sent"
+    BLOCKED = "blocked"  # Forbidden: the client blocked the bot
+    REFUSED = "refused"  # BadRequest: this message will never go through
+    FAILED = "failed"  # anything else (network, flood limits): worth trying later
 
 
 @dataclass(frozen=True)
@@ -102,33 +112,44 @@ class ReminderSweeper:
                 if len(batch) < BATCH_SIZE:
                     return sent
 
-    async def _send(self, bot: Bot, reminder: DueReminder) -> int | None:
-        """Send one reminder and record it: 1 if sent, 0 if dropped, None to stop the sweep."""
-        if reminder.company_rut is not None and reminder.step is not None:
+    async def deliver(
+        self, bot: Bot, chat_id: int, company_rut: str | None, step: int | None
+    ) -> Delivery:
+        """Send one reminder message; a client who blocked the bot is recorded as such."""
+        if company_rut is not None and step is not None:
             text = self._guide.message(
-                "reminder_step", company_rut=format_rut(reminder.company_rut), step=reminder.step
+                "reminder_step", company_rut=format_rut(company_rut), step=step
             )
         else:
             text = self._guide.message("reminder_welcome")
         try:
             await bot.send_message(
-                reminder.chat_id,
+                chat_id,
                 text,
                 parse_mode=ParseMode.HTML,
                 reply_markup=keyboards.reminder(self._guide),
             )
         except Forbidden:
-            logger.info("chat %s blocked the bot; reminders stopped", reminder.chat_id)
-            await self._repository.mark_blocked(reminder.chat_id, self._clock.now())
-            return 0
+            logger.info("chat %s blocked the bot; reminders stopped", chat_id)
+            await self._repository.mark_blocked(chat_id, self._clock.now())
+            return Delivery.BLOCKED
         except BadRequest as exc:
-            logger.warning("reminder to chat %s refused (%s); dropped", reminder.chat_id, exc)
-            await self._repository.reminder_sent(
-                reminder, self._clock.now(), None, 0, reminder.anchor_at
-            )
-            return 0
+            logger.warning("reminder to chat %s refused: %s", chat_id, exc)
+            return Delivery.REFUSED
         except TelegramError as exc:
-            logger.warning("reminder sweep paused: %s", exc)
+            logger.warning("reminder to chat %s not sent: %s", chat_id, exc)
+            return Delivery.FAILED
+        return Delivery.SENT
+
+    async def _send(self, bot: Bot, reminder: DueReminder) -> int | None:
+        """Send one due reminder and record it: 1 if sent, 0 if dropped, None to stop."""
+        outcome = await self.deliver(bot, reminder.chat_id, reminder.company_rut, reminder.step)
+        if outcome is Delivery.BLOCKED:
+            return 0
+        if outcome is Delivery.REFUSED:
+            await self._repository.drop_reminder(reminder)
+            return 0
+        if outcome is Delivery.FAILED:
             return None
         sent_at = self._clock.now()
         following = next_after(reminder, sent_at, self._settings)

@@ -41,6 +41,14 @@ class Authorization:
     reminders_sent: int = 0
     opted_out_at: datetime | None = None
     blocked_at: datetime | None = None
+    invited_name: str | None = None
+    verified_at: datetime | None = None
+    verified_by: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """Return the client's name as the firm knows it."""
+        return self.invited_name or self.client_name or "—"
 
 
 @dataclass(frozen=True)
@@ -76,19 +84,52 @@ class DueReminder:
 
 
 @dataclass(frozen=True)
+class Event:
+    """One entry in a company's history."""
+
+    at: datetime
+    kind: str
+    step: int | None
+    actor: str | None
+
+
+@dataclass(frozen=True)
 class OutboxMessage:
     """A message to a firm chat that must be delivered even across crashes."""
 
     id: int
     chat_id: int
     text: str
+    buttons: str | None = None
 
 
-_SELECT_AUTHORIZATION = (
+@dataclass(frozen=True)
+class Invitation:
+    """A deep link the firm made for one company's client."""
+
+    token: str
+    company_rut: str
+    client_name: str | None
+    expires_at: datetime
+    used_by_chat: int | None
+
+
+@dataclass(frozen=True)
+class DeliveredNotice:
+    """A firm notice already in a firm chat, which can be edited."""
+
+    chat_id: int
+    message_id: int
+    text: str
+
+
+# Every query reading whole authorizations starts with this, so _authorization() fits all.
+_SELECT_AUTHORIZATIONS = (
     "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, step, "
-    "started_at, last_activity_at, completed_at, reminders_sent, opted_out_at, blocked_at "
-    "FROM authorizations WHERE company_rut = ?"
+    "started_at, last_activity_at, completed_at, reminders_sent, opted_out_at, blocked_at, "
+    "invited_name, verified_at, verified_by FROM authorizations "
 )
+_SELECT_AUTHORIZATION = _SELECT_AUTHORIZATIONS + "WHERE company_rut = ?"
 
 
 def _authorization(row: Sequence[Any]) -> Authorization:
@@ -105,6 +146,9 @@ def _authorization(row: Sequence[Any]) -> Authorization:
         reminders_sent=row[9],
         opted_out_at=_maybe_time(row[10]),
         blocked_at=_maybe_time(row[11]),
+        invited_name=row[12],
+        verified_at=_maybe_time(row[13]),
+        verified_by=row[14],
     )
 
 
@@ -232,11 +276,8 @@ class Repository:
     ) -> Authorization | None:
         """Return the most recently active (unfinished, if asked) authorization of this chat."""
         rows = await self._fetchall(
-            "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, "
-            "step, started_at, last_activity_at, completed_at, reminders_sent, opted_out_at, "
-            "blocked_at FROM authorizations WHERE client_chat_id = ? "
-            "AND (completed_at IS NULL OR NOT ?) "
-            "ORDER BY last_activity_at DESC LIMIT 1",
+            _SELECT_AUTHORIZATIONS + "WHERE client_chat_id = ? AND step > 0 "
+            "AND (completed_at IS NULL OR NOT ?) ORDER BY last_activity_at DESC LIMIT 1",
             (chat_id, unfinished),
         )
         return _authorization(rows[0]) if rows else None
@@ -259,8 +300,8 @@ class Repository:
                 "client_chat_id = excluded.client_chat_id, "
                 "client_user_id = excluded.client_user_id, client_name = excluded.client_name, "
                 "client_username = excluded.client_username, step = 1, "
-                "started_at = CASE WHEN completed_at IS NULL THEN started_at "
-                "ELSE excluded.started_at END, "
+                "started_at = CASE WHEN completed_at IS NULL AND step > 0 THEN started_at "
+                "ELSE excluded.started_at END, verified_at = NULL, verified_by = NULL, "
                 "last_activity_at = excluded.last_activity_at, completed_at = NULL",
                 (
                     company_rut,
@@ -334,7 +375,7 @@ class Repository:
         chat_id: int,
         user_id: int,
         now: datetime,
-        firm_message: Callable[[Authorization], str],
+        firm_notice: Callable[[Authorization, int], tuple[str, str]],
         firm_chat_ids: Sequence[int],
     ) -> Authorization | None:
         """Record a completion once, queueing the firm's notice in the same transaction.
@@ -351,16 +392,17 @@ class Repository:
             )
             if cursor.rowcount != 1:
                 return None
-            await self._add_event(db, company_rut, now, "completed", at_step)
+            completion = await self._add_event(db, company_rut, now, "completed", at_step)
             await db.execute(
                 "DELETE FROM conversations WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
             )
             await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
             row = await self._read_authorization(db, company_rut)
-            text = firm_message(row)
+            text, buttons = firm_notice(row, completion)
             await db.executemany(
-                "INSERT INTO outbox (chat_id, text, created_at) VALUES (?, ?, ?)",
-                [(firm_chat, text, stamp) for firm_chat in firm_chat_ids],
+                "INSERT INTO outbox (chat_id, text, created_at, ref, buttons) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(firm_chat, text, stamp, completion, buttons) for firm_chat in firm_chat_ids],
             )
         return row
 
@@ -372,21 +414,29 @@ class Repository:
             raise LookupError(company_rut)
         return _authorization(row)
 
-    async def events(self, company_rut: str) -> list[tuple[datetime, str, int | None]]:
+    async def events(self, company_rut: str) -> list[Event]:
         """Return the history of one company, oldest first."""
         rows = await self._fetchall(
-            "SELECT at, kind, step FROM events WHERE company_rut = ? ORDER BY id", (company_rut,)
+            "SELECT at, kind, step, actor FROM events WHERE company_rut = ? ORDER BY id",
+            (company_rut,),
         )
-        return [(from_timestamp(row[0]), row[1], row[2]) for row in rows]
+        return [Event(from_timestamp(row[0]), row[1], row[2], row[3]) for row in rows]
 
     @staticmethod
     async def _add_event(
-        db: aiosqlite.Connection, company_rut: str, now: datetime, kind: str, step: int | None
-    ) -> None:
-        await db.execute(
-            "INSERT INTO events (company_rut, at, kind, step) VALUES (?, ?, ?, ?)",
-            (company_rut, to_timestamp(now), kind, step),
+        db: aiosqlite.Connection,
+        company_rut: str,
+        now: datetime,
+        kind: str,
+        step: int | None,
+        actor: str | None = None,
+    ) -> int:
+        cursor = await db.execute(
+            "INSERT INTO events (company_rut, at, kind, step, actor) VALUES (?, ?, ?, ?, ?)",
+            (company_rut, to_timestamp(now), kind, step, actor),
         )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     # --- reminders ----------------------------------------------------------------------
 
@@ -484,12 +534,26 @@ class Repository:
                     ),
                 )
             if reminder.company_rut is not None and cursor.rowcount == 1:
-                await db.execute(
-                    "UPDATE authorizations SET reminders_sent = reminders_sent + 1 "
-                    "WHERE company_rut = ?",
-                    (reminder.company_rut,),
-                )
-                await self._add_event(db, reminder.company_rut, now, "reminder", reminder.step)
+                await self._count_reminder(db, reminder.company_rut, now, reminder.step, None)
+
+    async def count_reminder(self, company_rut: str, now: datetime, actor: str) -> None:
+        """Record a reminder the firm had sent by hand."""
+        async with self._transaction() as db:
+            await self._count_reminder(db, company_rut, now, None, actor)
+
+    async def _count_reminder(
+        self,
+        db: aiosqlite.Connection,
+        company_rut: str,
+        now: datetime,
+        step: int | None,
+        actor: str | None,
+    ) -> None:
+        await db.execute(
+            "UPDATE authorizations SET reminders_sent = reminders_sent + 1 WHERE company_rut = ?",
+            (company_rut,),
+        )
+        await self._add_event(db, company_rut, now, "reminder", step, actor)
 
     async def drop_reminder(self, reminder: DueReminder) -> None:
         """Forget a reminder that cannot be delivered (unless it was rescheduled meanwhile)."""
@@ -604,9 +668,7 @@ class Repository:
     ) -> tuple[list[Authorization], list[Authorization]]:
         """Return (completed since the given time, all unfinished oldest first)."""
         rows = await self._fetchall(
-            "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, "
-            "step, started_at, last_activity_at, completed_at, reminders_sent, opted_out_at, "
-            "blocked_at FROM authorizations WHERE completed_at IS NULL OR completed_at > ? "
+            _SELECT_AUTHORIZATIONS + "WHERE completed_at IS NULL OR completed_at > ? "
             "ORDER BY started_at",
             (to_timestamp(completed_since),),
         )
@@ -632,17 +694,180 @@ class Repository:
     async def unsent_outbox(self, max_attempts: int, limit: int = 100) -> list[OutboxMessage]:
         """Return firm messages not yet delivered nor given up on, oldest first."""
         rows = await self._fetchall(
-            "SELECT id, chat_id, text FROM outbox WHERE sent_at IS NULL AND attempts < ? "
+            "SELECT id, chat_id, text, buttons FROM outbox WHERE sent_at IS NULL AND attempts < ? "
             "ORDER BY id LIMIT ?",
             (max_attempts, limit),
         )
         return [OutboxMessage(*row) for row in rows]
 
-    async def mark_outbox(self, message_id: int, now: datetime, *, sent: bool) -> None:
+    async def mark_outbox(
+        self, outbox_id: int, now: datetime, *, sent: bool, message_id: int | None = None
+    ) -> None:
         """Record a delivery attempt of a firm message, and its success."""
         async with self._transaction() as db:
             await db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, "
-                "sent_at = CASE WHEN ? THEN ? ELSE sent_at END WHERE id = ?",
-                (sent, to_timestamp(now), message_id),
+                "sent_at = CASE WHEN ? THEN ? ELSE sent_at END, message_id = ? WHERE id = ?",
+                (sent, to_timestamp(now), message_id, outbox_id),
             )
+
+    async def delivered_notices(self, ref: int) -> list[DeliveredNotice]:
+        """Return the firm notices about one completion that reached their chats."""
+        rows = await self._fetchall(
+            "SELECT chat_id, message_id, text FROM outbox "
+            "WHERE ref = ? AND message_id IS NOT NULL ORDER BY id",
+            (ref,),
+        )
+        return [DeliveredNotice(*row) for row in rows]
+
+    # --- the firm's side ----------------------------------------------------------------
+
+    async def create_invitation(
+        self,
+        token: str,
+        company_rut: str,
+        client_name: str | None,
+        created_by: int,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        """Store a new invitation and show the company as pending (step 0) if it is new."""
+        stamp = to_timestamp(now)
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO invitations (token, company_rut, client_name, created_by, "
+                "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (token, company_rut, client_name, created_by, stamp, to_timestamp(expires_at)),
+            )
+            await db.execute(
+                "INSERT INTO authorizations (company_rut, step, started_at, last_activity_at, "
+                "invited_name) VALUES (?, 0, ?, ?, ?) ON CONFLICT (company_rut) DO UPDATE SET "
+                "invited_name = COALESCE(excluded.invited_name, invited_name)",
+                (company_rut, stamp, stamp, client_name),
+            )
+            await self._add_event(db, company_rut, now, "invited", None, str(created_by))
+
+    async def claim_invitation(self, token: str, chat_id: int, now: datetime) -> Invitation | None:
+        """Bind an unexpired invitation to the first chat that opens it.
+
+        Returns the invitation when this chat may use it, None when it is unknown, expired or
+        already used by another chat.
+        """
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT token, company_rut, client_name, expires_at, used_by_chat "
+                "FROM invitations WHERE token = ?",
+                (token,),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None or row[3] <= to_timestamp(now):
+                return None
+            if row[4] is not None and row[4] != chat_id:
+                return None
+            if row[4] is None:
+                await db.execute(
+                    "UPDATE invitations SET used_at = ?, used_by_chat = ? WHERE token = ?",
+                    (to_timestamp(now), chat_id, token),
+                )
+                await self._add_event(db, row[1], now, "invitation_opened", None)
+        return Invitation(row[0], row[1], row[2], from_timestamp(row[3]), chat_id)
+
+    async def invitation_status(self, token: str) -> Invitation | None:
+        """Return an invitation as stored, whatever its state."""
+        rows = await self._fetchall(
+            "SELECT token, company_rut, client_name, expires_at, used_by_chat "
+            "FROM invitations WHERE token = ?",
+            (token,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return Invitation(row[0], row[1], row[2], from_timestamp(row[3]), row[4])
+
+    async def pending(self, offset: int, limit: int) -> tuple[list[Authorization], int]:
+        """Return one page of unfinished authorizations, oldest first, and their total."""
+        rows = await self._fetchall(
+            _SELECT_AUTHORIZATIONS + "WHERE completed_at IS NULL "
+            "ORDER BY started_at, company_rut LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        total = await self._fetchall(
+            "SELECT COUNT(*) FROM authorizations WHERE completed_at IS NULL"
+        )
+        return [_authorization(row) for row in rows], int(total[0][0])
+
+    async def completed(
+        self, since: datetime | None, offset: int, limit: int
+    ) -> tuple[list[Authorization], int]:
+        """Return one page of completed authorizations, newest first, and their total."""
+        floor = to_timestamp(since) if since is not None else 0.0
+        rows = await self._fetchall(
+            _SELECT_AUTHORIZATIONS + "WHERE completed_at IS NOT NULL AND completed_at >= ? "
+            "ORDER BY completed_at DESC, company_rut LIMIT ? OFFSET ?",
+            (floor, limit, offset),
+        )
+        total = await self._fetchall(
+            "SELECT COUNT(*) FROM authorizations "
+            "WHERE completed_at IS NOT NULL AND completed_at >= ?",
+            (floor,),
+        )
+        return [_authorization(row) for row in rows], int(total[0][0])
+
+    async def all_authorizations(self) -> list[Authorization]:
+        """Return every authorization, for the export."""
+        rows = await self._fetchall(_SELECT_AUTHORIZATIONS + "ORDER BY started_at, company_rut")
+        return [_authorization(row) for row in rows]
+
+    async def verify(self, completion: int, actor: str, now: datetime) -> Authorization | None:
+        """Record that the firm saw the user in the SII; None if not (or no longer) open to it."""
+        async with self._transaction() as db:
+            company_rut = await self._current_completion(db, completion)
+            if company_rut is None:
+                return None
+            cursor = await db.execute(
+                "UPDATE authorizations SET verified_at = ?, verified_by = ? "
+                "WHERE company_rut = ? AND completed_at IS NOT NULL AND verified_at IS NULL",
+                (to_timestamp(now), actor, company_rut),
+            )
+            if cursor.rowcount != 1:
+                return None
+            await self._add_event(db, company_rut, now, "verified", None, actor)
+            return await self._read_authorization(db, company_rut)
+
+    async def reopen(
+        self, completion: int, actor: str, now: datetime, step: int
+    ) -> Authorization | None:
+        """Undo a completion the firm could not find in the SII, back to `step`."""
+        async with self._transaction() as db:
+            company_rut = await self._current_completion(db, completion)
+            if company_rut is None:
+                return None
+            cursor = await db.execute(
+                "UPDATE authorizations SET completed_at = NULL, step = ?, last_activity_at = ? "
+                "WHERE company_rut = ? AND completed_at IS NOT NULL AND verified_at IS NULL",
+                (step, to_timestamp(now), company_rut),
+            )
+            if cursor.rowcount != 1:
+                return None
+            await self._add_event(db, company_rut, now, "rejected", step, actor)
+            return await self._read_authorization(db, company_rut)
+
+    async def completion_company(self, completion: int) -> str | None:
+        """Return the company a completion event belongs to."""
+        rows = await self._fetchall(
+            "SELECT company_rut FROM events WHERE id = ? AND kind = 'completed'", (completion,)
+        )
+        return str(rows[0][0]) if rows else None
+
+    @staticmethod
+    async def _current_completion(db: aiosqlite.Connection, completion: int) -> str | None:
+        """Return the company of a completion event if it is that company's latest one."""
+        async with db.execute(
+            "SELECT e.company_rut FROM events AS e WHERE e.id = ? AND e.kind = 'completed' "
+            "AND NOT EXISTS (SELECT 1 FROM events AS later WHERE later.company_rut = "
+            "e.company_rut AND later.id > e.id AND later.kind IN ('completed', 'started', "
+            "'rejected'))",
+            (completion,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return str(row[0]) if row else None

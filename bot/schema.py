@@ -72,6 +72,33 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 3: the firm's side: invitations, the name the firm gave, verification, editable notices.
+    """
+    CREATE TABLE invitations (
+        token        TEXT PRIMARY KEY,
+        company_rut  TEXT NOT NULL,
+        client_name  TEXT,
+        created_by   INTEGER NOT NULL,
+        created_at   REAL NOT NULL,
+        expires_at   REAL NOT NULL,
+        used_at      REAL,
+        used_by_chat INTEGER
+    );
+
+    ALTER TABLE authorizations ADD COLUMN invited_name TEXT;
+    ALTER TABLE authorizations ADD COLUMN verified_at REAL;
+    ALTER TABLE authorizations ADD COLUMN verified_by TEXT;
+    CREATE INDEX authorizations_pending ON authorizations (started_at) WHERE completed_at IS NULL;
+    CREATE INDEX authorizations_completed ON authorizations (completed_at)
+        WHERE completed_at IS NOT NULL;
+
+    ALTER TABLE events ADD COLUMN actor TEXT;
+
+    ALTER TABLE outbox ADD COLUMN ref INTEGER;
+    ALTER TABLE outbox ADD COLUMN buttons TEXT;
+    ALTER TABLE outbox ADD COLUMN message_id INTEGER;
+    CREATE INDEX outbox_by_ref ON outbox (ref) WHERE ref IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     # Reminders are paced below Telegram's ~30 messages/s so replies to clients keep room.
     reminder_rate: float = Field(default=20.0, gt=0, le=30)
     digest_time: Annotated[time, NoDecode] = time(9, 0)
+    invitation_ttl: Annotated[timedelta, NoDecode] = timedelta(days=14)
     firm_name: str = Field(default="pymecontadores.tk", min_length=1)
     representative_name: str = Field(default="ALEX BRITO MARDONES", min_length=1)
     representative_full_name: str = Field(default="ALEX PATRICIO BRITO MARDONES", min_length=1)
@@ -79,6 +80,16 @@ class Settings(BaseSettings):
     @classmethod
     def _quiet_hours(cls, value: Any) -> Any:
         return parse_quiet_hours(value) if isinstance(value, str) else value
+
+    @field_validator("invitation_ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        delays = parse_delays(value)
+        if len(delays) != 1:
+            raise ValueError("give one duration, like '14d' or '12h'")
+        return delays[0]
 
     @field_validator("digest_time", mode="before")
     @classmethod

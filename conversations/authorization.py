@@ -6,6 +6,7 @@ written (see bot.persistence).
 """
 
 import logging
+import re
 import warnings
 from contextlib import suppress
 from typing import Any
@@ -61,6 +62,9 @@ CONFIRM_RUT = "confirm_rut"
 CONFIRM_REPEAT = "confirm_repeat"
 GUIDE = "guide"
 END = ConversationHandler.END
+
+# What a deep-link payload may be (Telegram allows up to 64 of these characters).
+INVITATION_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # Which buttons each step offers; anything else pressed there is stale or forged.
 _ACTIONS: dict[int, frozenset[GuideAction]] = {
@@ -206,6 +210,8 @@ async def _begin_guide(update: Update, deps: Deps, company_rut: str) -> str:
 async def start(update: Update, context: Context) -> str | None:
     """Welcome the client, or offer to carry on if they are mid-conversation."""
     deps = get_deps(context)
+    if context.args:
+        return await _open_invitation(update, deps, context.args[0])
     conversation = await _conversation(update, deps)
     if conversation is None:
         return await _welcome(update, deps)
@@ -217,6 +223,30 @@ async def start(update: Update, context: Context) -> str | None:
     )
     await _say(update, text, keyboards.keep_or_start_over(deps.guide))
     return None
+
+
+async def _open_invitation(update: Update, deps: Deps, token: str) -> str:
+    """Start from the firm's deep link: the company is known, the client only confirms it."""
+    chat_id, user_id = _ids(update)
+    now = deps.clock.now()
+    invitation = (
+        await deps.repository.claim_invitation(token, chat_id, now)
+        if INVITATION_TOKEN.fullmatch(token)
+        else None
+    )
+    if invitation is None:
+        await _say(update, deps.guide.message("invite_invalid"))
+        return await _welcome(update, deps)
+    await deps.repository.set_conversation(
+        chat_id, user_id, CONFIRM_RUT, now, candidate_rut=invitation.company_rut
+    )
+    await _say(update, deps.guide.message("welcome"))
+    await _say(
+        update,
+        deps.guide.message("rut_confirm", company_rut=format_rut(invitation.company_rut)),
+        keyboards.confirm_rut(deps.guide),
+    )
+    return CONFIRM_RUT
 
 
 async def start_choice(update: Update, context: Context) -> str | None:
@@ -387,7 +417,9 @@ async def _complete(update: Update, deps: Deps, company_rut: str) -> int:
         chat_id,
         user_id,
         deps.clock.now(),
-        lambda authorization: completion_notice(deps.guide, authorization, deps.settings.timezone),
+        lambda authorization, completion: completion_notice(
+            deps.guide, authorization, completion, deps.settings.timezone
+        ),
         deps.settings.firm_chat_ids,
     )
     if completed is None:
@@ -501,7 +533,7 @@ def _conversation_handler(
 ) -> ConversationHandler[Any]:
     return ConversationHandler(
         entry_points=[
-            CommandHandler("start", start),
+            CommandHandler("start", start, filters=filters.ChatType.PRIVATE),
             CallbackQueryHandler(start_choice, pattern=START_PATTERN),
             CallbackQueryHandler(reminder_choices.stop_reminders, pattern=STOP_REMINDERS_PATTERN),
         ],

@@ -15,6 +15,9 @@ RESUME = "st:resume"
 LATER_MENU = "later:menu"
 STOP_REMINDERS = "rem:stop"
 
+VERIFY_PATTERN = r"^vf:(ok|no):[0-9]{1,18}$"
+PAGE_PATTERN = r"^pg:(pend|comp):[0-9]{1,6}(:[0-9]{4}-[0-9]{2}-[0-9]{2})?$"
+
 RUT_PATTERN = r"^rut:(ok|edit)$"
 REPEAT_PATTERN = r"^rep:(yes|no)$"
 START_PATTERN = r"^st:(keep|over|resume)$"
@@ -43,6 +46,16 @@ class GuideButton:
 
     step: int
     action: GuideAction
+
+
+def verify_data(completion: int, *, found: bool) -> str:
+    """Return the callback data of the firm's verify / not-found buttons."""
+    return f"vf:{'ok' if found else 'no'}:{completion}"
+
+
+def page_data(listing: str, page: int, since: str | None = None) -> str:
+    """Return the callback data that shows page `page` of a firm listing."""
+    return f"pg:{listing}:{page}" + (f":{since}" if since else "")
 
 
 def later_data(key: str) -> str:

@@ -36,6 +36,7 @@ class GuideContent(BaseModel):
     messages: dict[str, str]
     buttons: dict[str, str]
     steps: tuple[Step, ...]
+    commands: dict[str, dict[str, str]]
 
     @field_validator("steps")
     @classmethod
@@ -69,72 +70,6 @@ class _Values(dict[str, str]):
         raise KeyError(key)
 
 
-REQUIRED_MESSAGES = frozenset(
-    {
-        "welcome",
-        "ask_rut",
-        "resume_offer",
-        "rut_not_a_rut",
-        "rut_wrong_check_digit",
-        "rut_is_representative",
-        "rut_confirm",
-        "already_done",
-        "already_done_ok",
-        "mismatch",
-        "not_saved",
-        "done",
-        "already_completed",
-        "cancelled",
-        "nothing_to_cancel",
-        "help",
-        "restart_offer",
-        "restart_offer_no_step",
-        "unexpected_input",
-        "use_buttons",
-        "unknown_command",
-        "stale_button",
-        "stale_button_no_step",
-        "no_conversation",
-        "error",
-        "firm_completed",
-        "later_menu",
-        "later_set",
-        "later_expired",
-        "reminder_step",
-        "reminder_welcome",
-        "opted_out",
-        "digest_header",
-        "digest_completed",
-        "digest_pending",
-        "digest_opted_out",
-        "digest_blocked",
-        "digest_completed_line",
-        "digest_pending_line",
-        "digest_none",
-    }
-)
-REQUIRED_BUTTONS = frozenset(
-    {
-        "confirm_rut",
-        "edit_rut",
-        "next",
-        "back",
-        "open_portal",
-        "pressed_save",
-        "data_mismatch",
-        "saved_yes",
-        "saved_no",
-        "back_to_step_5",
-        "repeat_anyway",
-        "understood",
-        "resume",
-        "keep_going",
-        "start_over",
-        "remind_later",
-        "continue",
-        "stop_reminders",
-    }
-)
 # Placeholders some texts get beyond the common ones (sample values for the load-time check).
 _EXTRA_SAMPLES = {
     "completed_date": "1 de enero de 2026",
@@ -148,13 +83,26 @@ _EXTRA_SAMPLES = {
     "count": "1",
     "reminders": "1",
     "marks": "",
+    "actor": "Ana",
+    "link": "https://t.me/bot?start=x",
+    "expires": "01-01-2026 10:00",
+    "total": "1",
+    "page": "1",
+    "pages": "1",
+    "since": "",
+    "progress": "paso 1 de 7",
+    "verified": "",
+    "state": "pendiente",
+    "what": "comenzó",
 }
 
 
 class Guide:
     """Renders every text the bot sends, with the firm's facts filled in."""
 
-    def __init__(self, content: GuideContent, facts: FirmFacts) -> None:
+    def __init__(
+        self, content: GuideContent, facts: FirmFacts, required: GuideContent | None = None
+    ) -> None:
         self._content = content
         self._facts = facts
         self._common = {
@@ -166,7 +114,11 @@ class Guide:
             "portal_url": facts.portal_url,
             "total_steps": str(TOTAL_STEPS),
         }
-        self._check()
+        self._check(required or content)
+
+    def commands(self, audience: str) -> dict[str, str]:
+        """Return the command menu (command → description) for 'client' or 'firm'."""
+        return dict(self._content.commands.get(audience, {}))
 
     @property
     def portal_url(self) -> str:
@@ -200,11 +152,11 @@ class Guide:
         )
         return template.format_map(_Values(escaped))
 
-    def _check(self) -> None:
+    def _check(self, required: GuideContent) -> None:
         samples = {**_company_values("76086428-5", 1), **_EXTRA_SAMPLES}
-        missing = (REQUIRED_MESSAGES - self._content.messages.keys()) | (
-            REQUIRED_BUTTONS - self._content.buttons.keys()
-        )
+        missing = {f"messages.{k}" for k in required.messages.keys() - self._content.messages} | {
+            f"buttons.{k}" for k in required.buttons.keys() - self._content.buttons
+        }
         if missing:
             raise GuideError(f"the guide lacks texts: {', '.join(sorted(missing))}")
         texts = [(f"messages.{k}", v) for k, v in self._content.messages.items()]
@@ -222,11 +174,20 @@ def _company_values(company_rut: str, step: int) -> dict[str, object]:
 
 
 def load_guide(path: Path | None, facts: FirmFacts) -> Guide:
-    """Read and check the guide file (the packaged one when `path` is None)."""
-    source = path or DEFAULT_GUIDE_PATH
+    """Read and check the guide file (the packaged one when `path` is None).
+
+    A reworded guide must still have every text the packaged one has.
+    """
+    packaged = _read_content(DEFAULT_GUIDE_PATH)
+    if path is None:
+        return Guide(packaged, facts)
+    return Guide(_read_content(path), facts, required=packaged)
+
+
+def _read_content(source: Path) -> GuideContent:
     try:
         data = tomllib.loads(source.read_text(encoding="utf-8"))
-        return Guide(GuideContent.model_validate(data), facts)
+        return GuideContent.model_validate(data)
     except OSError as exc:
         raise GuideError(f"cannot read {source}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:

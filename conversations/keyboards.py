@@ -16,6 +16,8 @@ from conversations.callbacks import (
     GuideAction,
     guide_data,
     later_data,
+    page_data,
+    verify_data,
 )
 from conversations.guide import CONFIRMATION_STEP, FINAL_STEP, Guide
 
@@ -112,3 +114,27 @@ def not_saved(guide: Guide) -> InlineKeyboardMarkup:
             [_button(guide, "saved_yes", guide_data(FINAL_STEP, GuideAction.SUCCESS))],
         ]
     )
+
+
+def firm_verification(guide: Guide, completion: int) -> InlineKeyboardMarkup:
+    """Let the firm confirm, or deny, that the user shows up in the SII."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                _button(guide, "verify", verify_data(completion, found=True)),
+                _button(guide, "reject", verify_data(completion, found=False)),
+            ]
+        ]
+    )
+
+
+def pages(
+    guide: Guide, listing: str, page: int, total_pages: int, since: str | None = None
+) -> InlineKeyboardMarkup | None:
+    """Return previous/next buttons for a paginated firm listing (None for one page)."""
+    row = []
+    if page > 1:
+        row.append(_button(guide, "previous_page", page_data(listing, page - 1, since)))
+    if page < total_pages:
+        row.append(_button(guide, "next_page", page_data(listing, page + 1, since)))
+    return InlineKeyboardMarkup([row]) if row else None

@@ -1,0 +1,301 @@
+"""The firm's commands and buttons; only chats in FIRM_CHAT_IDS ever reach these."""
+
+import logging
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from telegram import InputFile, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+from telegram.ext import CallbackContext
+
+from bot import firm_views
+from bot.deps import Deps, get_deps
+from bot.reminders import Delivery
+from bot.rut import RutError, format_rut, parse_rut
+from bot.schedule import defer_past_quiet_hours
+from conversations import keyboards
+from conversations.guide import local_datetime
+
+logger = logging.getLogger(__name__)
+
+Context = CallbackContext[Any, Any, Any, Any]
+
+# The word after /recordar RUT that overrides quiet hours.
+FORCE_WORD = "ahora"
+# What follows /completadas to filter by date.
+SINCE_WORD = "desde"
+
+
+def _actor(update: Update) -> str:
+    """Name the firm member acting, for the record (name, not a client's data)."""
+    user = update.effective_user
+    if user is None:
+        return "—"
+    return f"@{user.username}" if user.username else user.full_name
+
+
+async def _reply(update: Update, text: str, **kwargs: Any) -> None:
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_message(
+        text, parse_mode=ParseMode.HTML, disable_web_page_preview=True, **kwargs
+    )
+
+
+def _rut_argument(context: Context) -> str | None:
+    if not context.args:
+        return None
+    try:
+        return parse_rut(context.args[0])
+    except RutError:
+        return None
+
+
+async def invite(update: Update, context: Context) -> None:
+    """Make a one-client deep link for a company, plus a message ready to forward."""
+    deps = get_deps(context)
+    if not context.args:
+        await _reply(update, deps.guide.message("invite_usage"))
+        return
+    company_rut = _rut_argument(context)
+    if company_rut is None:
+        await _reply(update, deps.guide.message("invite_bad_rut"))
+        return
+    client_name = " ".join(context.args[1:]).strip()[:100] or None
+    token = secrets.token_urlsafe(24)  # 32 chars of [A-Za-z0-9_-]: fits a /start payload
+    now = deps.clock.now()
+    expires = now + deps.settings.invitation_ttl
+    chat = update.effective_chat
+    assert chat is not None
+    await deps.repository.create_invitation(token, company_rut, client_name, chat.id, now, expires)
+    link = f"https://t.me/{context.bot.username}?start={token}"
+    await _reply(
+        update,
+        deps.guide.message(
+            "invite_created",
+            company_rut=format_rut(company_rut),
+            client_name=client_name or "—",
+            link=link,
+            expires=local_datetime(expires, deps.settings.timezone),
+        ),
+    )
+    await _reply(update, deps.guide.message("invite_forward", link=link))
+
+
+async def pending(update: Update, context: Context) -> None:
+    """List the unfinished authorizations, oldest first, one page at a time."""
+    await _show_pending(update, get_deps(context), page=1, edit=False)
+
+
+async def completed(update: Update, context: Context) -> None:
+    """List the completed authorizations, optionally since a date."""
+    deps = get_deps(context)
+    args = [a.lower() for a in context.args or []]
+    since_text: str | None = None
+    if args:
+        date_arg = args[1] if args[0] == SINCE_WORD and len(args) == 2 else args[0]
+        if len(args) > 2 or (len(args) == 2 and args[0] != SINCE_WORD):
+            await _reply(update, deps.guide.message("completed_usage"))
+            return
+        try:
+            datetime.strptime(date_arg, "%Y-%m-%d")
+        except ValueError:
+            await _reply(update, deps.guide.message("completed_usage"))
+            return
+        since_text = date_arg
+    await _show_completed(update, deps, page=1, since_text=since_text, edit=False)
+
+
+async def page_button(update: Update, context: Context) -> None:
+    """Show another page of a listing, in place."""
+    deps = get_deps(context)
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    _, listing, page, *rest = query.data.split(":", 3)
+    if listing == "pend":
+        await _show_pending(update, deps, page=int(page), edit=True)
+    else:
+        await _show_completed(
+            update, deps, page=int(page), since_text=rest[0] if rest else None, edit=True
+        )
+
+
+async def _show_pending(update: Update, deps: Deps, *, page: int, edit: bool) -> None:
+    page = max(1, page)
+    items, total = await deps.repository.pending(
+        (page - 1) * firm_views.PAGE_SIZE, firm_views.PAGE_SIZE
+    )
+    text = firm_views.pending_page(deps.guide, items, total, page, deps.settings.timezone)
+    markup = keyboards.pages(deps.guide, "pend", page, firm_views.page_count(total))
+    await _show(update, text, markup, edit=edit)
+
+
+async def _show_completed(
+    update: Update, deps: Deps, *, page: int, since_text: str | None, edit: bool
+) -> None:
+    page = max(1, page)
+    tz = deps.settings.timezone
+    since = (
+        datetime.strptime(since_text, "%Y-%m-%d").replace(tzinfo=tz).astimezone(UTC)
+        if since_text
+        else None
+    )
+    items, total = await deps.repository.completed(
+        since, (page - 1) * firm_views.PAGE_SIZE, firm_views.PAGE_SIZE
+    )
+    text = firm_views.completed_page(deps.guide, items, total, page, since, tz)
+    markup = keyboards.pages(deps.guide, "comp", page, firm_views.page_count(total), since_text)
+    await _show(update, text, markup, edit=edit)
+
+
+async def _show(update: Update, text: str, markup: Any, *, edit: bool) -> None:
+    query = update.callback_query
+    if edit and query is not None:
+        try:
+            await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                raise
+        return
+    await _reply(update, text, reply_markup=markup)
+
+
+async def status(update: Update, context: Context) -> None:
+    """Show the whole history of one company."""
+    deps = get_deps(context)
+    company_rut = _rut_argument(context)
+    if company_rut is None:
+        await _reply(update, deps.guide.message("status_usage"))
+        return
+    authorization = await deps.repository.authorization(company_rut)
+    if authorization is None:
+        await _reply(
+            update, deps.guide.message("status_unknown", company_rut=format_rut(company_rut))
+        )
+        return
+    events = await deps.repository.events(company_rut)
+    for text in firm_views.history(deps.guide, authorization, events, deps.settings.timezone):
+        await _reply(update, text)
+
+
+async def export(update: Update, context: Context) -> None:
+    """Send every authorization as a CSV file that Excel opens right."""
+    deps = get_deps(context)
+    authorizations = await deps.repository.all_authorizations()
+    data = firm_views.export_csv(authorizations, deps.settings.timezone)
+    day = deps.clock.now().astimezone(deps.settings.timezone).strftime("%Y-%m-%d")
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_document(
+        InputFile(data, filename=f"autorizaciones-{day}.csv", attach=True),
+        caption=deps.guide.message("export_caption", count=len(authorizations)),
+        parse_mode=ParseMode.HTML,
+    )
+
+
+async def remind(update: Update, context: Context) -> None:
+    """Send one client a reminder now (quiet hours respected unless 'ahora')."""
+    deps = get_deps(context)
+    company_rut = _rut_argument(context)
+    if company_rut is None:
+        await _reply(update, deps.guide.message("remind_usage"))
+        return
+    force = len(context.args or []) > 1 and (context.args or [])[1].lower() == FORCE_WORD
+    authorization = await deps.repository.authorization(company_rut)
+    shown = format_rut(company_rut)
+    if (
+        authorization is None
+        or authorization.client_chat_id is None
+        or authorization.client_user_id is None
+    ):
+        await _reply(update, deps.guide.message("remind_no_client", company_rut=shown))
+        return
+    if authorization.completed_at is not None:
+        await _reply(update, deps.guide.message("remind_already_done", company_rut=shown))
+        return
+    name = authorization.display_name
+    if authorization.blocked_at is not None:
+        await _reply(update, deps.guide.message("remind_blocked", client_name=name))
+        return
+    now = deps.clock.now()
+    settings = deps.settings
+    if not force and deps.sweeper.in_quiet_hours(now):
+        due = defer_past_quiet_hours(now, settings.quiet_hours, settings.timezone)
+        await deps.repository.remind_later(
+            authorization.client_chat_id, authorization.client_user_id, company_rut, now, due
+        )
+        await _reply(
+            update,
+            deps.guide.message(
+                "remind_quiet",
+                when=due.astimezone(settings.timezone).strftime("%H:%M"),
+                company_rut=shown,
+                company_rut_plain=company_rut,
+            ),
+        )
+        return
+    outcome = await deps.sweeper.deliver(
+        context.bot, authorization.client_chat_id, company_rut, authorization.step
+    )
+    if outcome is Delivery.SENT:
+        await deps.repository.count_reminder(company_rut, deps.clock.now(), _actor(update))
+        await _reply(update, deps.guide.message("remind_sent", client_name=name))
+    elif outcome is Delivery.BLOCKED:
+        await _reply(update, deps.guide.message("remind_blocked", client_name=name))
+    else:
+        await _reply(update, deps.guide.message("remind_failed"))
+
+
+async def verification(update: Update, context: Context) -> None:
+    """Record the firm's check in the SII: verified, or not found (reopen at step 3)."""
+    deps = get_deps(context)
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    _, verdict, number = query.data.split(":")
+    completion = int(number)
+    actor = _actor(update)
+    now = deps.clock.now()
+    tz = deps.settings.timezone
+    if verdict == "ok":
+        verified = await deps.repository.verify(completion, actor, now)
+        if verified is None:
+            await query.answer(await _why_not(deps, completion), show_alert=True)
+            return
+        await query.answer()
+        line = deps.guide.message("firm_verified", actor=actor, when=local_datetime(now, tz))
+        await deps.notifier.annotate(context.bot, completion, line)
+        return
+    reopened = await deps.repository.reopen(completion, actor, now, REOPEN_STEP)
+    if reopened is None:
+        await query.answer(await _why_not(deps, completion), show_alert=True)
+        return
+    await query.answer()
+    line = deps.guide.message("firm_rejected", actor=actor, when=local_datetime(now, tz))
+    await deps.notifier.annotate(context.bot, completion, line)
+    if reopened.client_chat_id is not None:
+        await context.bot.send_message(
+            reopened.client_chat_id,
+            deps.guide.message("client_rejected", company_rut=format_rut(reopened.company_rut)),
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboards.reminder(deps.guide),
+        )
+
+
+async def _why_not(deps: Deps, completion: int) -> str:
+    """Explain a verification button that no longer applies."""
+    company_rut = await deps.repository.completion_company(completion)
+    authorization = await deps.repository.authorization(company_rut) if company_rut else None
+    if authorization is not None and authorization.verified_at is not None:
+        return deps.guide.message("firm_already_verified", actor=authorization.verified_by or "—")
+    return deps.guide.message(
+        "firm_notice_stale",
+        company_rut_plain=company_rut or "",
+        company_rut=format_rut(company_rut) if company_rut else "",
+    )
+
+
+# A completion the firm cannot find sends the client back to typing the company's RUT.
+REOPEN_STEP = 3
