@@ -142,7 +142,9 @@ def register_handlers(
 
     # 0, first: the firm's commands and buttons, only from the firm's chats. Anyone else
     # falls through to the client side and gets what any unknown command gets.
-    firm = filters.Chat(chat_id=firm_chat_ids)
+    # Edited messages never run a command again.
+    new_message = filters.UpdateType.MESSAGE
+    firm = filters.Chat(chat_id=firm_chat_ids) & new_message
     for command, callback in (
         ("invitar", firm_commands.invite),
         ("pendientes", firm_commands.pending),
@@ -163,7 +165,7 @@ def register_handlers(
     application.add_handler(authorization.build_conversation())
 
     # 0, last: the same commands outside a conversation, and anything else, in private chats.
-    private = filters.ChatType.PRIVATE
+    private = filters.ChatType.PRIVATE & new_message
     application.add_handler(
         CommandHandler(["ayuda", "help"], authorization.help_command, filters=private)
     )
@@ -172,12 +174,8 @@ def register_handlers(
     )
     application.add_handler(CallbackQueryHandler(authorization.stale_button))
     application.add_handler(
-        MessageHandler(
-            private & filters.UpdateType.MESSAGE & filters.COMMAND, authorization.unknown_command
-        )
+        MessageHandler(private & filters.COMMAND, authorization.unknown_command)
     )
-    application.add_handler(
-        MessageHandler(private & filters.UpdateType.MESSAGE, authorization.unexpected_message)
-    )
+    application.add_handler(MessageHandler(private, authorization.unexpected_message))
 
     application.add_error_handler(on_error)

@@ -1,4 +1,4 @@
-"""The application's error handler: log without personal data, tell the client."""
+"""What happens when handling an update fails: log without personal data, tell the client."""
 
 import logging
 from typing import Any
@@ -14,16 +14,20 @@ logger = logging.getLogger(__name__)
 
 
 async def on_error(update: object, context: CallbackContext[Any, Any, Any, Any]) -> None:
-    """Log a failed update by its ids only and tell the client something went wrong."""
+    """Report an error python-telegram-bot caught (the application's error handler)."""
     if not isinstance(update, Update):
         logger.error("background task failed", exc_info=context.error)
         return
+    await report_failure(update, context, context.error)
+
+
+async def report_failure(
+    update: Update, context: CallbackContext[Any, Any, Any, Any], error: BaseException | None
+) -> None:
+    """Log a failed update by its ids only and tell the client something went wrong."""
     chat = update.effective_chat
     logger.error(
-        "update %s in chat %s failed",
-        update.update_id,
-        chat.id if chat else None,
-        exc_info=context.error,
+        "update %s in chat %s failed", update.update_id, chat.id if chat else None, exc_info=error
     )
     if chat is None:
         return

@@ -35,3 +35,6 @@ def configure_logging(level: str, token: str) -> None:
     # httpx logs every request URL at INFO, and the URL contains the token.
     for name in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # At DEBUG these print whole updates and SQL parameters: clients' names and RUTs.
+    for name in ("telegram", "aiosqlite"):
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import sys
 from typing import NoReturn
 
@@ -77,5 +78,10 @@ def main() -> None:
         guide = load_guide(settings.guide_path, firm_facts(settings))
     except GuideError as exc:
         _fail(f"GUIDE_PATH: {exc}")
+    try:
+        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(settings.database_path).close()
+    except (OSError, sqlite3.Error) as exc:
+        _fail(f"DATABASE_PATH: cannot open {settings.database_path}: {exc}")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings, guide))

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     reminder_schedule: Annotated[tuple[timedelta, ...], NoDecode] = parse_delays("1d,3d,7d")
     quiet_hours: Annotated[QuietHours | None, NoDecode] = parse_quiet_hours("21-9")
     timezone: Annotated[ZoneInfo, NoDecode] = ZoneInfo("America/Santiago")
-    reminder_sweep_seconds: float = Field(default=60.0, gt=0)
+    reminder_sweep_seconds: float = Field(default=60.0, gt=0, le=86_400, allow_inf_nan=False)
     # Reminders are paced below Telegram's ~30 messages/s so replies to clients keep room.
     reminder_rate: float = Field(default=20.0, gt=0, le=30)
     digest_time: Annotated[time, NoDecode] = time(9, 0)
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
             return value
         items = [item.strip() for item in value.split(",") if item.strip()]
         for item in items:
-            if not re.fullmatch(r"-?[0-9]+", item):
+            if not re.fullmatch(r"-?[0-9]{1,18}", item):
                 raise ValueError(f"not a Telegram chat id: {item!r}")
         return tuple(int(item) for item in items)
 

@@ -5,9 +5,11 @@ resumes exactly where the client was. The ConversationHandler's own state mirror
 written (see bot.persistence).
 """
 
+import functools
 import logging
 import re
 import warnings
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any
 
@@ -26,6 +28,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.deps import Deps, get_deps
+from bot.errors import report_failure
 from bot.notifications import completion_notice
 from bot.repository import ClientInfo, Conversation
 from bot.rut import RutError, RutProblem, format_rut, parse_rut
@@ -505,14 +508,36 @@ async def stale_button(update: Update, context: Context) -> None:
     await _repeat_prompt(update, deps, conversation)
 
 
+StateCallback = Callable[[Update, Context], Coroutine[Any, Any, object]]
+
+
+def _mirrors_database(callback: StateCallback) -> StateCallback:
+    """Make the conversation's state follow the database even when a handler fails.
+
+    A handler commits its new state first and then talks to Telegram; if talking fails, the
+    state in the database has moved on, and the ConversationHandler must move with it.
+    """
+
+    @functools.wraps(callback)
+    async def wrapper(update: Update, context: Context) -> object:
+        try:
+            return await callback(update, context)
+        except Exception as exc:
+            await report_failure(update, context, exc)
+            stored = await get_deps(context).repository.conversation(*_ids(update))
+            return stored.state if stored is not None else END
+
+    return wrapper
+
+
 def build_conversation() -> ConversationHandler[Any]:
     """Wire the authorization conversation: its states and what is accepted anywhere."""
     typed_text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     any_message = filters.UpdateType.MESSAGE
     fallbacks: list[BaseHandler[Update, Any, Any]] = [
-        CommandHandler(["cancelar", "cancel"], cancel),
-        CommandHandler(["ayuda", "help"], help_command),
-        CommandHandler("start", start),
+        CommandHandler(["cancelar", "cancel"], cancel, filters=any_message),
+        CommandHandler(["ayuda", "help"], help_command, filters=any_message),
+        CommandHandler("start", start, filters=any_message),
         CallbackQueryHandler(start_choice, pattern=START_PATTERN),
         CallbackQueryHandler(reminder_choices.later_menu, pattern=f"^{LATER_MENU}$"),
         CallbackQueryHandler(reminder_choices.later_pick, pattern=LATER_PATTERN),
@@ -531,9 +556,11 @@ def build_conversation() -> ConversationHandler[Any]:
 def _conversation_handler(
     fallbacks: list[BaseHandler[Update, Any, Any]], typed_text: filters.BaseFilter
 ) -> ConversationHandler[Any]:
-    return ConversationHandler(
+    handler = ConversationHandler(
         entry_points=[
-            CommandHandler("start", start, filters=filters.ChatType.PRIVATE),
+            CommandHandler(
+                "start", start, filters=filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+            ),
             CallbackQueryHandler(start_choice, pattern=START_PATTERN),
             CallbackQueryHandler(reminder_choices.stop_reminders, pattern=STOP_REMINDERS_PATTERN),
         ],
@@ -550,3 +577,7 @@ def _conversation_handler(
         name="authorization",
         persistent=True,
     )
+    for handlers in (handler.entry_points, *handler.states.values(), handler.fallbacks):
+        for each in handlers:
+            each.callback = _mirrors_database(each.callback)
+    return handler
