@@ -33,7 +33,7 @@ def render_digest(
         return guide.message(
             "digest_completed_line",
             company_rut=format_rut(a.company_rut),
-            client_name=a.client_name or "—",
+            client_name=a.display_name,
             when=local_datetime(a.completed_at, tz),
         )
 
@@ -41,8 +41,12 @@ def render_digest(
         return guide.message(
             "digest_pending_line",
             company_rut=format_rut(a.company_rut),
-            client_name=a.client_name or "—",
-            step=a.step,
+            client_name=a.display_name,
+            progress=(
+                guide.message("progress_step", step=a.step)
+                if a.step > 0
+                else guide.message("progress_invited")
+            ),
             reminders=a.reminders_sent,
             when=local_datetime(a.last_activity_at, tz),
         )

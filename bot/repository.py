@@ -446,7 +446,8 @@ class Repository:
         """Note that the client did something: the reminder clock starts again.
 
         Only a client in an open conversation counts; after /cancelar nothing is rescheduled.
-        A client who writes again has evidently unblocked the bot.
+        A reminder the client asked for at a chosen time is kept. A client who writes again
+        has evidently unblocked the bot.
         """
         async with self._transaction() as db:
             async with db.execute(
@@ -457,7 +458,12 @@ class Repository:
             if found is None:
                 return
             if found[0] is None:
-                await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
+                # No company yet: nothing to remind automatically, but a time the client
+                # chose stays chosen.
+                await db.execute(
+                    "DELETE FROM reminders WHERE chat_id = ? AND kind = ?",
+                    (chat_id, ReminderKind.AUTO.value),
+                )
                 return
             await db.execute(
                 "UPDATE authorizations SET last_activity_at = ?, blocked_at = NULL "
@@ -604,15 +610,22 @@ class Repository:
         if not wanted or first_reminder is None:
             await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
             return
-        await self._upsert_reminder(
-            db,
-            chat_id,
-            user_id,
-            authorization.company_rut,
-            ReminderKind.AUTO,
-            0,
-            now,
-            first_reminder,
+        # An automatic reminder never replaces one the client chose ("mañana 9:00").
+        await db.execute(
+            "INSERT INTO reminders (chat_id, user_id, company_rut, kind, sequence, anchor_at, "
+            "due_at) VALUES (?, ?, ?, ?, 0, ?, ?) ON CONFLICT (chat_id) DO UPDATE SET "
+            "user_id = excluded.user_id, company_rut = excluded.company_rut, kind = excluded.kind, "
+            "sequence = 0, anchor_at = excluded.anchor_at, due_at = excluded.due_at "
+            "WHERE reminders.kind = ?",
+            (
+                chat_id,
+                user_id,
+                authorization.company_rut,
+                ReminderKind.AUTO.value,
+                to_timestamp(now),
+                to_timestamp(first_reminder),
+                ReminderKind.AUTO.value,
+            ),
         )
 
     @staticmethod

@@ -148,9 +148,31 @@ def remind_later_options(
         wanted.append(("tonight", "Esta noche 20:00", _at_local(today, _TONIGHT_AT, tz)))
     tomorrow = today + timedelta(days=1)
     wanted.append(("tomorrow", "Mañana 9:00", _at_local(tomorrow, _TOMORROW_AT, tz)))
-    return [
-        LaterOption(key, label, defer_past_quiet_hours(at, quiet, tz)) for key, label, at in wanted
+    deferred = [
+        (key, label, at, defer_past_quiet_hours(at, quiet, tz)) for key, label, at in wanted
     ]
+    options: list[LaterOption] = []
+    for index, (key, label, at, when) in enumerate(deferred):
+        if when != at:
+            # Quiet hours moved it: never promise "en 1 hora" for tomorrow morning. Drop it
+            # where a later option offers that same time, else say when it really is.
+            if any(other == when for *_, other in deferred[index + 1 :]):
+                continue
+            label = _describe_day_time(when, now_utc, tz)
+        options.append(LaterOption(key, label, when))
+    return options
+
+
+def _describe_day_time(moment: datetime, now: datetime, tz: ZoneInfo) -> str:
+    """Name a local time relative to today, for a button ('Hoy 9:00', 'Mañana 9:00')."""
+    local = moment.astimezone(tz)
+    days = (local.date() - now.astimezone(tz).date()).days
+    clock = f"{local.hour}:{local.minute:02d}"
+    if days == 0:
+        return f"Hoy {clock}"
+    if days == 1:
+        return f"Mañana {clock}"
+    return f"{local:%d-%m} {clock}"
 
 
 def later_option(

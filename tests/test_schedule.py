@@ -281,11 +281,21 @@ def test_options_at_half_past_seven_drop_tonight() -> None:
     ]
 
 
-def test_options_late_at_night_defer_one_hour_to_nine() -> None:
+def test_options_late_at_night_drop_one_hour_deferred_to_the_same_nine() -> None:
     assert remind_later_options(local(2026, 3, 10, 23, 30), SCL, NIGHT) == [
-        LaterOption("1h", "En 1 hora", utc(2026, 3, 11, 12, 0)),
         LaterOption("tomorrow", "Mañana 9:00", utc(2026, 3, 11, 12, 0)),
     ]
+
+
+def test_an_hour_deferred_to_this_morning_says_when() -> None:
+    assert remind_later_options(local(2026, 3, 10, 7, 0), SCL, NIGHT)[0] == LaterOption(
+        "1h", "Hoy 9:00", utc(2026, 3, 10, 12, 0)
+    )
+
+
+def test_options_all_deferred_to_one_time_keep_one() -> None:
+    options = remind_later_options(local(2026, 3, 10, 23, 30), SCL, QuietHours(0, 10))
+    assert options == [LaterOption("tomorrow", "Mañana 10:00", utc(2026, 3, 11, 13, 0))]
 
 
 def test_options_without_quiet_hours_are_not_deferred() -> None:
@@ -304,9 +314,10 @@ def test_tonight_is_offered_only_before_seven(hour: int, minute: int, offered: b
     assert keys == (["1h", "tonight", "tomorrow"] if offered else ["1h", "tomorrow"])
 
 
-def test_tonight_inside_quiet_hours_keeps_its_label_but_is_deferred() -> None:
+def test_tonight_inside_quiet_hours_is_not_offered_twice() -> None:
     options = remind_later_options(local(2026, 3, 10, 10, 0), SCL, QuietHours(19, 9))
-    assert options[1] == LaterOption("tonight", "Esta noche 20:00", utc(2026, 3, 11, 12, 0))
+    assert [o.key for o in options] == ["1h", "tomorrow"]
+    assert options[1] == LaterOption("tomorrow", "Mañana 9:00", utc(2026, 3, 11, 12, 0))
 
 
 def test_options_on_dst_days_use_each_days_offset() -> None:

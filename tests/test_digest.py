@@ -1,0 +1,344 @@
+"""The firm's daily digest: when it goes out, what it says, and how it is split."""
+
+import itertools
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from telegram.error import Forbidden
+
+from bot.digest import LAST_DIGEST_KEY, pack_lines
+from bot.repository import ClientInfo
+from bot.rut import format_rut
+from bot.settings import Settings
+from tests.conftest import FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
+
+SCL = ZoneInfo("America/Santiago")
+LIMIT = 4096
+HEADER = "Resumen diario"
+
+ANA, BRUNO, CARLA, DIEGO, ELENA = 801, 802, 803, 804, 805
+RUT_ANA = "79555666-4"
+RUT_BRUNO = "76086428-5"
+RUT_CARLA = "77111222-6"
+RUT_DIEGO = "78333444-5"
+RUT_ELENA = "96777888-5"
+
+
+def local(day: int, hour: int, minute: int = 0, month: int = 11) -> datetime:
+    """The UTC instant when Santiago's wall clock shows that time in 2026."""
+    return datetime(2026, month, day, hour, minute, tzinfo=SCL).astimezone(UTC)
+
+
+def move_to(clock: FakeClock, when: datetime) -> None:
+    """Set the fake clock to a later instant."""
+    assert when >= clock.moment, "time only moves forward"
+    clock.moment = when
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """A digest at 09:00 and a first reminder two hours after the client stops."""
+    return make_settings(
+        tmp_path, digest_time="09:00", reminder_schedule="2h,3d,7d", reminder_rate=30
+    )
+
+
+async def run_job(bot: Harness) -> None:
+    """Run the 'reminders' job once: sweep, digest, firm notices."""
+    assert bot.app.job_queue is not None
+    [job] = bot.app.job_queue.get_jobs_by_name("reminders")
+    await job.run(bot.app)
+
+
+def digests(bot: Harness, chat: int) -> list[str]:
+    """The digest messages a firm chat received, in order (continuations included)."""
+    texts = bot.texts(chat)
+    starts = [i for i, text in enumerate(texts) if HEADER in text]
+    if not starts:
+        return []
+    return [t for t in texts[starts[0] :] if "Autorización completada" not in t]
+
+
+def digest_count(bot: Harness, chat: int) -> int:
+    return sum(HEADER in text for text in bot.texts(chat))
+
+
+async def reach_step(bot: Harness, user: int, name: str, rut: str, step: int) -> None:
+    await bot.say("/start", user=user, first_name=name)
+    await bot.say(rut, user=user, first_name=name)
+    await bot.press("rut:ok", user=user, first_name=name)
+    for current in range(1, step):
+        action = "save" if current == 6 else "next"
+        await bot.press(f"g:{current}:{action}", user=user, first_name=name)
+    assert f"Paso {step} de 7" in bot.last_text(user)
+
+
+# --- pack_lines ---------------------------------------------------------------------------
+
+
+def test_pack_lines_of_nothing_is_no_message() -> None:
+    assert pack_lines([], 10) == []
+
+
+def test_pack_lines_joins_what_fits() -> None:
+    assert pack_lines(["a", "", "b"], 100) == ["a\n\nb"]
+
+
+def test_pack_lines_fills_up_to_exactly_the_limit() -> None:
+    assert pack_lines(["aaaa", "bbbbb"], 10) == ["aaaa\nbbbbb"]  # 4 + 1 + 5 = 10
+
+
+def test_pack_lines_splits_one_over_the_limit_at_a_line_boundary() -> None:
+    assert pack_lines(["aaaa", "bbbbbb", "c"], 10) == ["aaaa", "bbbbbb\nc"]
+
+
+def test_pack_lines_never_exceeds_the_limit_even_with_an_overlong_line() -> None:
+    messages = pack_lines(["short", "x" * 25, "tail"], 10)
+    assert all(0 < len(m) <= 10 for m in messages)
+    assert messages[0] == "short" and messages[-1] == "tail"
+
+
+@given(
+    st.lists(st.text(alphabet="ab <>é📋", min_size=0, max_size=40), max_size=60),
+    st.integers(min_value=40, max_value=120),
+)
+def test_pack_lines_loses_no_line_and_uses_few_messages(lines: list[str], limit: int) -> None:
+    messages = pack_lines(lines, limit)
+    assert all(0 < len(m) <= limit for m in messages)
+    # Every non-empty line survives, whole and in order (blank lines may fall at a split).
+    assert [x for m in messages for x in m.split("\n") if x] == [x for x in lines if x]
+    # Greedy: the next message's first line would not have fitted in the previous one.
+    for before, after in itertools.pairwise(messages):
+        assert len(before) + 1 + len(after.split("\n")[0]) > limit
+
+
+# --- when it is sent ----------------------------------------------------------------------
+
+
+async def test_first_run_only_records_the_time(bot: Harness) -> None:
+    await run_job(bot)
+    assert bot.texts(FIRM_CHAT) == [] and bot.texts(FIRM_MEMBER) == []
+    stored = await bot.repository.meta(LAST_DIGEST_KEY)
+    assert stored is not None and datetime.fromisoformat(stored) == bot.clock.now()
+    move_to(bot.clock, local(24, 23, 59))
+    await run_job(bot)
+    assert bot.texts(FIRM_CHAT) == []
+
+
+async def test_digest_goes_out_once_a_day_at_nine(bot: Harness) -> None:
+    await run_job(bot)  # 12:00 on the 24th: the first digest is due at 09:00 on the 25th
+    await reach_step(bot, BRUNO, "Bruno", RUT_BRUNO, 3)
+    move_to(bot.clock, local(25, 8, 59))
+    await run_job(bot)
+    assert digest_count(bot, FIRM_CHAT) == 0
+
+    move_to(bot.clock, local(25, 9))
+    await run_job(bot)
+    for chat in (FIRM_CHAT, FIRM_MEMBER):
+        assert digest_count(bot, chat) == 1
+        [digest] = digests(bot, chat)
+        assert "25-11-2026" in digest
+    for when in (local(25, 9), local(25, 9, 30), local(25, 20), local(26, 8, 59)):
+        move_to(bot.clock, when)
+        await run_job(bot)
+        assert digest_count(bot, FIRM_CHAT) == 1
+
+    move_to(bot.clock, local(26, 9))
+    await run_job(bot)
+    assert digest_count(bot, FIRM_CHAT) == digest_count(bot, FIRM_MEMBER) == 2
+    with closing(sqlite3.connect(bot.settings.database_path)) as db:
+        rows = db.execute(
+            "SELECT chat_id, sent_at IS NOT NULL FROM outbox WHERE text LIKE ? ORDER BY id",
+            (f"%{HEADER}%",),
+        ).fetchall()
+    assert rows == [(FIRM_CHAT, 1), (FIRM_MEMBER, 1)] * 2
+
+
+async def test_a_restart_does_not_send_the_days_digest_again(
+    settings: Settings, clock: FakeClock
+) -> None:
+    first = await Harness(settings, clock).boot()
+    await run_job(first)
+    move_to(clock, local(25, 9))
+    await run_job(first)
+    assert digest_count(first, FIRM_CHAT) == 1
+    await first.abandon()
+
+    clock.advance(minutes=5)
+    second = await Harness(settings, clock).boot()
+    try:
+        await run_job(second)
+        assert second.texts(FIRM_CHAT) == []
+        move_to(clock, local(26, 9))
+        await run_job(second)
+        assert digest_count(second, FIRM_CHAT) == 1
+    finally:
+        await second.close()
+
+
+async def test_after_downtime_one_digest_then_back_to_nine(bot: Harness) -> None:
+    await run_job(bot)
+    move_to(bot.clock, local(27, 11))  # down over three digest times
+    await run_job(bot)
+    assert digest_count(bot, FIRM_CHAT) == 1
+    move_to(bot.clock, local(28, 8, 59))
+    await run_job(bot)
+    assert digest_count(bot, FIRM_CHAT) == 1
+    move_to(bot.clock, local(28, 9))
+    await run_job(bot)
+    assert digest_count(bot, FIRM_CHAT) == 1 + 1
+
+
+# --- what it says -------------------------------------------------------------------------
+
+
+async def test_digest_lists_completed_pending_opted_out_and_blocked(bot: Harness) -> None:
+    await run_job(bot)  # 12:00: first run
+    await reach_step(bot, BRUNO, "Bruno", RUT_BRUNO, 1)  # oldest, but active most recently
+    move_to(bot.clock, local(24, 12, 30))
+    await reach_step(bot, CARLA, "Carla", RUT_CARLA, 5)
+    move_to(bot.clock, local(24, 12, 45))
+    await bot.press("g:1:next", user=BRUNO, first_name="Bruno")
+    await bot.press("g:2:next", user=BRUNO, first_name="Bruno")
+    move_to(bot.clock, local(24, 13))
+    await reach_step(bot, ANA, "Ana", RUT_ANA, 7)
+    await bot.press("g:7:yes", user=ANA, first_name="Ana")
+    move_to(bot.clock, local(24, 13, 10))
+    await reach_step(bot, DIEGO, "Diego", RUT_DIEGO, 2)
+    await bot.press("rem:stop", user=DIEGO, first_name="Diego")
+    move_to(bot.clock, local(24, 13, 20))
+    await reach_step(bot, ELENA, "Elena", RUT_ELENA, 1)
+
+    move_to(bot.clock, local(24, 14, 30))  # Carla's first reminder
+    await run_job(bot)
+    move_to(bot.clock, local(24, 14, 45))  # Bruno's
+    await run_job(bot)
+    move_to(bot.clock, local(24, 15, 20))  # Elena's: she blocked the bot
+    bot.request.fail_next("sendMessage", Forbidden("Forbidden: bot was blocked by the user"))
+    await run_job(bot)
+    assert len(bot.texts(FIRM_CHAT)) == 1  # only Ana's completion notice so far
+
+    move_to(bot.clock, local(25, 9))
+    await run_job(bot)
+    expected = "\n".join(
+        [
+            "📋 <b>Resumen diario</b> – 25-11-2026",
+            "",
+            "✅ <b>Completadas desde el último resumen (1):</b>",
+            f"• <code>{format_rut(RUT_ANA)}</code> Ana (24-11-2026 13:00)",
+            "",
+            "⏳ <b>Pendientes (2), las más antiguas primero:</b>",
+            f"• <code>{format_rut(RUT_BRUNO)}</code> Bruno – paso 3 de 7, 1 recordatorio(s), "
+            "última actividad 24-11-2026 12:45",
+            f"• <code>{format_rut(RUT_CARLA)}</code> Carla – paso 5 de 7, 1 recordatorio(s), "
+            "última actividad 24-11-2026 12:30",
+            "",
+            "🔕 <b>No quieren recordatorios (1):</b>",
+            f"• <code>{format_rut(RUT_DIEGO)}</code> Diego – paso 2 de 7, 0 recordatorio(s), "
+            "última actividad 24-11-2026 13:10",
+            "",
+            "🚫 <b>Bloquearon el bot (1):</b>",
+            f"• <code>{format_rut(RUT_ELENA)}</code> Elena – paso 1 de 7, 0 recordatorio(s), "
+            "última actividad 24-11-2026 13:20",
+        ]
+    )
+    for chat in (FIRM_CHAT, FIRM_MEMBER):
+        assert digests(bot, chat) == [expected]
+
+    move_to(bot.clock, local(26, 9))  # nothing completed since the last digest
+    await run_job(bot)
+    second = digests(bot, FIRM_CHAT)[-1]
+    assert "📋 <b>Resumen diario</b> – 26-11-2026" in second
+    assert "✅ <b>Completadas desde el último resumen (0):</b>\n• ninguna" in second
+    assert format_rut(RUT_ANA) not in second
+    assert "⏳ <b>Pendientes (2), las más antiguas primero:</b>" in second
+
+
+async def test_an_empty_digest_says_none_everywhere(bot: Harness) -> None:
+    await run_job(bot)
+    move_to(bot.clock, local(25, 9))
+    await run_job(bot)
+    [digest] = digests(bot, FIRM_CHAT)
+    assert digest.count("• ninguna") == 4
+    assert "Pendientes (0)" in digest
+
+
+async def test_no_digest_without_firm_chats(tmp_path: Path, clock: FakeClock) -> None:
+    lonely = make_settings(tmp_path, firm_chat_ids="", reminder_rate=30)
+    bot = await Harness(lonely, clock).boot()
+    try:
+        await run_job(bot)
+        move_to(clock, local(25, 9))
+        await run_job(bot)
+        assert [c for c in bot.request.calls if c.method == "sendMessage"] == []
+        assert await bot.repository.meta(LAST_DIGEST_KEY) is None
+    finally:
+        await bot.close()
+
+
+def _rut(number: int) -> str:
+    """A valid compact RUT for `number` (computed here, not with the code under test)."""
+    total, factor = 0, 2
+    for digit in reversed(str(number)):
+        total += int(digit) * factor
+        factor = 2 if factor == 7 else factor + 1
+    check = {10: "K", 11: "0"}.get(11 - total % 11, str(11 - total % 11))
+    return f"{number}-{check}"
+
+
+def test_the_rut_helper_matches_known_ruts() -> None:
+    assert _rut(76086428) == "76086428-5"
+    assert _rut(96777888) == "96777888-5"
+
+
+async def test_three_hundred_pending_are_split_without_losing_a_line(bot: Harness) -> None:
+    await run_job(bot)
+    expected_lines = []
+    for number in range(300):
+        rut = _rut(60_000_000 + number * 1_013)
+        name = f"Cliente de prueba número {number:03d} con nombre largo"
+        client = ClientInfo(900_000 + number, 900_000 + number, name, None)
+        await bot.repository.start_guide(client, rut, "guide", bot.clock.now(), None)
+        expected_lines.append(
+            f"• <code>{format_rut(rut)}</code> {name} – paso 1 de 7, 0 recordatorio(s), "
+            f"última actividad {bot.clock.now().astimezone(SCL):%d-%m-%Y %H:%M}"
+        )
+        bot.clock.advance(minutes=1)
+
+    move_to(bot.clock, local(25, 9))
+    await run_job(bot)
+    member_messages = digests(bot, FIRM_MEMBER)
+    for chat in (FIRM_CHAT, FIRM_MEMBER):
+        messages = digests(bot, chat)
+        assert len(messages) > 1
+        assert digest_count(bot, chat) == 1  # the header only once; the rest continue it
+        for message in messages:
+            assert 0 < len(message) <= LIMIT
+            assert message.count("<b>") == message.count("</b>")
+            assert message.count("<code>") == message.count("</code>")
+        lines = [line for message in messages for line in message.split("\n") if line]
+        pending = [line for line in lines if "– paso " in line]
+        assert pending == expected_lines  # every one, once, oldest first
+        assert "⏳ <b>Pendientes (300), las más antiguas primero:</b>" in lines
+        assert lines[0] == "📋 <b>Resumen diario</b> – 25-11-2026"
+        assert lines[-2:] == ["🚫 <b>Bloquearon el bot (0):</b>", "• ninguna"]
+    assert digests(bot, FIRM_CHAT) == member_messages
+
+
+async def test_an_unopened_invitation_shows_as_invited_in_the_digest(bot: Harness) -> None:
+    await run_job(bot)
+    await bot.say(f"/invitar {format_rut(RUT_BRUNO)} Bruno Pérez", user=FIRM_MEMBER)
+    assert "t.me/" in bot.last_text(FIRM_MEMBER)
+    move_to(bot.clock, local(25, 9))
+    await run_job(bot)
+    [digest] = digests(bot, FIRM_CHAT)
+    assert "Pendientes (1)" in digest
+    [line] = [line for line in digest.split("\n") if format_rut(RUT_BRUNO) in line]
+    assert "Bruno Pérez" in line
+    assert "paso 0" not in line
