@@ -1,6 +1,7 @@
 """Build the python-telegram-bot Application: every handler, job and hook, in one place."""
 
 import logging
+import time
 from typing import Any
 
 from telegram import Update
@@ -18,10 +19,10 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot import firm_commands
-from bot.deps import Deps, get_deps, install
+from bot.deps import Deps, get_deps, get_poller, install
 from bot.digest import send_digest_if_due
 from bot.errors import on_error
-from bot.health import HEARTBEAT_SECONDS, beat, heartbeat_path
+from bot.health import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS, beat, heartbeat_path
 from bot.persistence import DatabaseConversationPersistence
 from conversations import authorization
 from conversations.callbacks import PAGE_PATTERN, VERIFY_PATTERN
@@ -56,17 +57,20 @@ async def record_activity(update: Update, context: Context) -> None:
 async def send_reminders(context: Context) -> None:
     """Send due reminders (clients' replies first), the daily digest, and firm notices."""
     deps = get_deps(context)
+    poller = get_poller(context)
     queue = context.application.update_queue
-    await deps.sweeper.sweep(context.bot, busy=lambda: queue.qsize() > 0)
+    await deps.sweeper.sweep(
+        context.bot, busy=lambda: queue.qsize() > 0 or (poller is not None and poller.backlog > 0)
+    )
     if deps.settings.firm_chat_ids:
         await send_digest_if_due(deps.settings, deps.repository, deps.guide, deps.clock)
     await deps.notifier.deliver_pending(context.bot)
 
 
 async def heartbeat(context: Context) -> None:
-    """Tell the health check the bot is alive, while it is polling."""
-    updater = context.application.updater
-    if updater is not None and updater.running:
+    """Tell the health check the bot is alive, while its polling succeeds."""
+    poller = get_poller(context)
+    if poller is not None and poller.is_alive(time.time(), within=STALE_AFTER_SECONDS):
         beat(heartbeat_path(get_deps(context).settings.database_path))
 
 
@@ -86,6 +90,8 @@ def build_application(
         .base_url(f"{api_url}/bot")
         .base_file_url(f"{api_url}/file/bot")
         .persistence(DatabaseConversationPersistence(deps.repository))
+        # Our own poller acknowledges updates only after processing them (bot.polling).
+        .updater(None)
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from telegram.ext import CallbackContext
 
@@ -13,7 +13,11 @@ from bot.repository import Repository
 from bot.settings import Settings
 from conversations.guide import Guide
 
+if TYPE_CHECKING:
+    from bot.polling import Poller
+
 _KEY = "deps"
+_POLLER_KEY = "poller"
 
 
 @dataclass(frozen=True)
@@ -53,3 +57,13 @@ def install(bot_data: dict[Any, Any], deps: Deps) -> None:
 def get_deps(context: CallbackContext[Any, Any, Any, Any]) -> Deps:
     """Return the services installed for this application."""
     return cast(Deps, context.bot_data[_KEY])
+
+
+def install_poller(bot_data: dict[Any, Any], poller: "Poller") -> None:
+    """Let jobs see the poller (its backlog and health)."""
+    bot_data[_POLLER_KEY] = poller
+
+
+def get_poller(context: CallbackContext[Any, Any, Any, Any]) -> "Poller | None":
+    """Return the running poller, if the bot is polling (not in tests)."""
+    return cast("Poller | None", context.bot_data.get(_POLLER_KEY))

@@ -6,13 +6,16 @@ import logging
 import signal
 import sqlite3
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from telegram.error import InvalidToken, NetworkError
 
 from bot.application import build_application
 from bot.clock import SystemClock
-from bot.deps import build_deps
+from bot.deps import build_deps, install_poller
 from bot.logging_setup import configure_logging
 from bot.menus import publish_command_menus
+from bot.polling import Poller
 from bot.repository import Repository
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.guide import FirmFacts, Guide, GuideError, load_guide
@@ -45,26 +48,43 @@ async def run(settings: Settings, guide: Guide) -> None:
     repository = await Repository.open(settings.database_path)
     deps = build_deps(settings, repository, guide, SystemClock())
     application = build_application(deps)
+    poller = Poller(application, repository, ALLOWED_UPDATES)
+    install_poller(application.bot_data, poller)
     if not settings.firm_chat_ids:
         logger.warning("FIRM_CHAT_IDS is empty: completions will not be notified to anyone")
 
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, poller.stop)
     try:
-        async with application:
+        if not await _initialize(application, poller):
+            return
+        try:
             await publish_command_menus(application.bot, guide, settings.firm_chat_ids)
             await application.start()
-            assert application.updater is not None
-            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
             logger.info("bot started; polling %s", settings.telegram_api_url)
-            await stop.wait()
+            await poller.run()
             logger.info("stopping")
-            await application.updater.stop()
+            deps.sweeper.stop()
             await application.stop()
+        finally:
+            await application.shutdown()
     finally:
         await repository.close()
+
+
+async def _initialize(application: Any, poller: Poller) -> bool:
+    """Reach the Bot API (getMe), waiting out network trouble; False if stopped first."""
+    delay = 1.0
+    while True:
+        try:
+            await application.initialize()
+            return True
+        except NetworkError as exc:
+            logger.warning("cannot reach the Bot API (%s); retrying in %.0f s", exc, delay)
+        if await poller.wait_stopped(delay):
+            return False
+        delay = min(delay * 2, 30.0)
 
 
 def main() -> None:
@@ -83,5 +103,8 @@ def main() -> None:
         sqlite3.connect(settings.database_path).close()
     except (OSError, sqlite3.Error) as exc:
         _fail(f"DATABASE_PATH: cannot open {settings.database_path}: {exc}")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(settings, guide))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(settings, guide))
+    except InvalidToken:
+        _fail("TELEGRAM_BOT_TOKEN was refused by the Bot API")

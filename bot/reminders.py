@@ -81,6 +81,11 @@ class ReminderSweeper:
         self._sleep = sleep
         self._lock = asyncio.Lock()
         self._interval = 1.0 / settings.reminder_rate
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Make a running sweep return after the reminder in flight (for shutdown)."""
+        self._stopping = True
 
     def in_quiet_hours(self, now: datetime) -> bool:
         """Tell whether reminders must wait because it is quiet time locally."""
@@ -102,6 +107,8 @@ class ReminderSweeper:
             while True:
                 batch = await self._repository.due_reminders(now, BATCH_SIZE)
                 for reminder in batch:
+                    if self._stopping:
+                        return sent
                     while busy():
                         await self._sleep(0.05)
                     outcome = await self._send(bot, reminder)

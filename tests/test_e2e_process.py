@@ -1,0 +1,138 @@
+"""The real `python -m bot` process, driven over HTTP through a loopback Bot API server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.botapi import BotApiServer
+
+CLIENT = 610_001
+FIRM = 620_002
+RUT = "76.086.428-5"
+
+
+class BotProcess:
+    """Starts, kills and restarts `python -m bot` against one server and one database."""
+
+    def __init__(self, server: BotApiServer, tmp_path: Path, **env: str) -> None:
+        self.server = server
+        self.log_path = tmp_path / "bot.log"
+        self.env = {
+            "PATH": os.environ.get("PATH", ""),
+            **server.bot_env(),
+            "FIRM_CHAT_IDS": str(FIRM),
+            "DATABASE_PATH": str(tmp_path / "data" / "bot.sqlite3"),
+            "QUIET_HOURS": "",
+            "REMINDER_SCHEDULE": "",
+            "LOG_LEVEL": "INFO",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.cwd = tmp_path
+
+    def start(self) -> None:
+        """Start the bot and wait until it long-polls."""
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot"], env=self.env, cwd=self.cwd, stdout=log, stderr=log
+        )
+        self.server.wait_until_polling(timeout=20)
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup of any kind."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> float:
+        """SIGTERM, and return how long the process took to exit."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=15)
+        return time.monotonic() - started
+
+    def log(self) -> str:
+        """Everything the process wrote."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture
+def bot_process(tmp_path: Path) -> Iterator[BotProcess]:
+    """A Bot API server on loopback and the bot process talking to it."""
+    with BotApiServer() as server:
+        process = BotProcess(server, tmp_path)
+        process.start()
+        try:
+            yield process
+        finally:
+            if process.process is not None and process.process.poll() is None:
+                process.kill()
+
+
+def _say(server: BotApiServer, text: str, expect: str) -> dict[str, Any]:
+    mark = server.mark()
+    server.send_text(CLIENT, text, first_name="Juana", username="juana_pyme")
+    return server.wait_for(expect, CLIENT, after=mark, timeout=15)
+
+
+def _press(server: BotApiServer, message: dict[str, Any], data: str, expect: str) -> dict[str, Any]:
+    mark = server.mark()
+    server.press_button(CLIENT, message["message_id"], data)
+    return server.wait_for(expect, CLIENT, after=mark, timeout=15)
+
+
+def test_whole_flow_survives_sigkill_at_several_steps(bot_process: BotProcess) -> None:
+    server = bot_process.server
+    _say(server, "/start", "RUT de la empresa")
+    confirm = _say(server, RUT, "¿El RUT de la empresa es")
+    step = _press(server, confirm, "rut:ok", "Paso 1 de 7")
+    for number in range(1, 7):
+        if number in (2, 4, 6):
+            bot_process.kill()
+            bot_process.start()
+        action = "save" if number == 6 else "next"
+        step = _press(server, step, f"g:{number}:{action}", f"Paso {number + 1} de 7")
+    bot_process.kill()
+    bot_process.start()
+    _press(server, step, "g:7:yes", "¡Listo!")
+    notice = server.wait_for("Autorización completada", FIRM, timeout=15)
+    assert "76.086.428-5" in notice["text"] and "@juana_pyme" in notice["text"]
+    assert server.texts_to(FIRM).count(notice["text"]) == 1
+    assert server.bot_env()["TELEGRAM_BOT_TOKEN"] not in bot_process.log()
+
+
+def test_a_message_sent_just_before_sigkill_is_answered_after_restart(
+    bot_process: BotProcess,
+) -> None:
+    server = bot_process.server
+    _say(server, "/start", "RUT de la empresa")
+    # Telegram asks the bot to wait 30 s before answering: the RUT is fetched, its
+    # processing is under way, and the process is killed right then.
+    server.fail_next("sendMessage", 429, retry_after=30)
+    calls = server.call_mark()
+    mark = server.mark()
+    update_id = server.send_text(CLIENT, RUT)
+    server.wait_for_call("sendMessage", lambda call: call["status"] == 429, after=calls)
+    bot_process.kill()
+    assert update_id not in server.acknowledged_update_ids
+
+    bot_process.start()
+    server.wait_for("¿El RUT de la empresa es", CLIENT, after=mark, timeout=20)
+    server.wait_acknowledged(update_id, timeout=20)
+    assert server.delivery_count(update_id) == 2
+
+
+def test_sigterm_stops_within_ten_seconds(bot_process: BotProcess) -> None:
+    _say(bot_process.server, "/start", "RUT de la empresa")
+    assert bot_process.terminate() < 10
+    assert "Traceback" not in bot_process.log()
