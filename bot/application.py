@@ -24,7 +24,7 @@ from bot.digest import send_digest_if_due
 from bot.errors import on_error
 from bot.health import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS, beat, heartbeat_path
 from bot.persistence import DatabaseConversationPersistence
-from conversations import authorization
+from conversations import authorization, common
 from conversations.callbacks import PAGE_PATTERN, VERIFY_PATTERN
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def register_handlers(
     application.add_handler(
         CommandHandler(["cancelar", "cancel"], authorization.cancel, filters=private)
     )
-    application.add_handler(CallbackQueryHandler(authorization.stale_button))
+    application.add_handler(CallbackQueryHandler(common.stale_button))
     application.add_handler(
         MessageHandler(private & filters.COMMAND, authorization.unknown_command)
     )

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from telegram.constants import MessageLimit
 
 from bot.clock import Clock
-from bot.repository import Authorization, Repository
+from bot.repository import Authorization, FirmMessage, Repository
 from bot.rut import format_rut
 from bot.schedule import next_daily_at
 from bot.settings import Settings
@@ -99,6 +99,6 @@ async def send_digest_if_due(
         return False
     completed, pending = await repository.authorizations_for_digest(last)
     texts = render_digest(guide, now, completed, pending, settings.timezone)
-    messages = [(chat_id, text) for chat_id in settings.firm_chat_ids for text in texts]
+    messages = [FirmMessage(chat_id, text) for chat_id in settings.firm_chat_ids for text in texts]
     await repository.queue_firm_messages(messages, now, (LAST_DIGEST_KEY, now.isoformat()))
     return True

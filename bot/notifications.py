@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.clock import Clock
 from bot.repository import Authorization, Repository
@@ -70,20 +70,29 @@ class FirmNotifier:
                     else None
                 )
                 try:
-                    sent = await bot.send_message(
-                        message.chat_id,
-                        message.text,
-                        parse_mode=ParseMode.HTML,
-                        reply_markup=markup,
-                    )
+                    if message.photo_file_id:
+                        sent = await bot.send_photo(
+                            message.chat_id,
+                            message.photo_file_id,
+                            caption=message.text,
+                            parse_mode=ParseMode.HTML,
+                            reply_markup=markup,
+                        )
+                    else:
+                        sent = await bot.send_message(
+                            message.chat_id,
+                            message.text,
+                            parse_mode=ParseMode.HTML,
+                            reply_markup=markup,
+                        )
                 except (Forbidden, BadRequest) as exc:
                     logger.warning(
                         "firm chat %s refused notice %s: %s", message.chat_id, message.id, exc
                     )
                     await self._repository.mark_outbox(message.id, self._clock.now(), sent=False)
                     continue
-                except NetworkError as exc:
-                    # Telegram unreachable: the retry job will try again; keep the order.
+                except TelegramError as exc:
+                    # Unreachable or flooded: the retry job will try again; keep the order.
                     logger.warning("could not reach Telegram for firm notices: %s", exc)
                     break
                 # A crash right here sends this notice once more after restart: a duplicate
@@ -97,14 +106,24 @@ class FirmNotifier:
     async def annotate(self, bot: Bot, completion: int, line: str) -> None:
         """Add an outcome line to every firm chat's notice of a completion, without buttons."""
         for notice in await self._repository.delivered_notices(completion):
+            text = f"{notice.text}\n\n{line}"
             try:
-                await bot.edit_message_text(
-                    f"{notice.text}\n\n{line}",
-                    chat_id=notice.chat_id,
-                    message_id=notice.message_id,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=None,
-                )
+                if notice.has_photo:
+                    await bot.edit_message_caption(
+                        chat_id=notice.chat_id,
+                        message_id=notice.message_id,
+                        caption=text,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=None,
+                    )
+                else:
+                    await bot.edit_message_text(
+                        text,
+                        chat_id=notice.chat_id,
+                        message_id=notice.message_id,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=None,
+                    )
             except BadRequest as exc:
                 # Already annotated ("message is not modified"), or deleted in that chat.
                 logger.info("firm notice in chat %s not edited: %s", notice.chat_id, exc)

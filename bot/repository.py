@@ -44,6 +44,7 @@ class Authorization:
     invited_name: str | None = None
     verified_at: datetime | None = None
     verified_by: str | None = None
+    proof_file_id: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -101,6 +102,38 @@ class OutboxMessage:
     chat_id: int
     text: str
     buttons: str | None = None
+    photo_file_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FirmMessage:
+    """A message to queue for a firm chat."""
+
+    chat_id: int
+    text: str
+    handoff_id: int | None = None
+    photo_file_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A client's problem put in the firm's hands, open until the firm closes it."""
+
+    id: int
+    chat_id: int
+    user_id: int
+    company_rut: str | None
+    step: int | None
+    problem: str
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What deleting a client's data did, per company."""
+
+    anonymized: list[str]  # completed: the completion fact stays, without the client
+    removed: list[str]  # unfinished: gone entirely
 
 
 @dataclass(frozen=True)
@@ -121,13 +154,14 @@ class DeliveredNotice:
     chat_id: int
     message_id: int
     text: str
+    has_photo: bool = False
 
 
 # Every query reading whole authorizations starts with this, so _authorization() fits all.
 _SELECT_AUTHORIZATIONS = (
     "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, step, "
     "started_at, last_activity_at, completed_at, reminders_sent, opted_out_at, blocked_at, "
-    "invited_name, verified_at, verified_by FROM authorizations "
+    "invited_name, verified_at, verified_by, proof_file_id FROM authorizations "
 )
 _SELECT_AUTHORIZATION = _SELECT_AUTHORIZATIONS + "WHERE company_rut = ?"
 
@@ -149,13 +183,27 @@ def _authorization(row: Sequence[Any]) -> Authorization:
         invited_name=row[12],
         verified_at=_maybe_time(row[13]),
         verified_by=row[14],
+        proof_file_id=row[15],
     )
 
+
+_SELECT_HANDOFF = (
+    "SELECT id, chat_id, user_id, company_rut, step, problem, closed_at FROM handoffs "
+)
+_ANONYMIZE = (
+    "UPDATE authorizations SET client_chat_id = NULL, client_user_id = NULL, "
+    "client_name = NULL, client_username = NULL, invited_name = NULL, proof_file_id = NULL "
+    "WHERE company_rut = ?"
+)
 
 _MARK_SQL = {
     "opted_out_at": "UPDATE authorizations SET opted_out_at = ? WHERE company_rut = ?",
     "blocked_at": "UPDATE authorizations SET blocked_at = ? WHERE company_rut = ?",
 }
+
+
+def _handoff(row: Sequence[Any]) -> Handoff:
+    return Handoff(row[0], row[1], row[2], row[3], row[4], row[5], _maybe_time(row[6]))
 
 
 def _maybe_time(value: float | None) -> datetime | None:
@@ -400,9 +448,12 @@ class Repository:
             row = await self._read_authorization(db, company_rut)
             text, buttons = firm_notice(row, completion)
             await db.executemany(
-                "INSERT INTO outbox (chat_id, text, created_at, ref, buttons) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(firm_chat, text, stamp, completion, buttons) for firm_chat in firm_chat_ids],
+                "INSERT INTO outbox (chat_id, text, created_at, ref, buttons, photo_file_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (firm_chat, text, stamp, completion, buttons, row.proof_file_id)
+                    for firm_chat in firm_chat_ids
+                ],
             )
         return row
 
@@ -691,24 +742,174 @@ class Repository:
         return completed, pending
 
     async def queue_firm_messages(
-        self, messages: Sequence[tuple[int, str]], now: datetime, meta: tuple[str, str] | None
+        self,
+        messages: Sequence[FirmMessage],
+        now: datetime,
+        meta: tuple[str, str] | None = None,
     ) -> None:
         """Queue firm messages for delivery, with an optional bookkeeping value, atomically."""
         async with self._transaction() as db:
-            await db.executemany(
-                "INSERT INTO outbox (chat_id, text, created_at) VALUES (?, ?, ?)",
-                [(chat_id, text, to_timestamp(now)) for chat_id, text in messages],
-            )
+            await self._queue(db, messages, now)
             if meta is not None:
                 await self._put_meta(db, *meta)
+
+    @staticmethod
+    async def _queue(
+        db: aiosqlite.Connection, messages: Sequence[FirmMessage], now: datetime
+    ) -> None:
+        await db.executemany(
+            "INSERT INTO outbox (chat_id, text, created_at, handoff_id, photo_file_id) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (m.chat_id, m.text, to_timestamp(now), m.handoff_id, m.photo_file_id)
+                for m in messages
+            ],
+        )
+
+    # --- problems and handoffs ------------------------------------------------------------
+
+    async def open_handoff(
+        self,
+        chat_id: int,
+        user_id: int,
+        company_rut: str | None,
+        step: int | None,
+        problem: str,
+        now: datetime,
+        report: Callable[[int], Sequence[FirmMessage]],
+    ) -> int:
+        """Open (or reuse) this client's handoff and queue the report for the firm."""
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT id FROM handoffs WHERE chat_id = ? AND closed_at IS NULL", (chat_id,)
+            ) as cursor:
+                found = await cursor.fetchone()
+            if found is not None:
+                handoff_id = int(found[0])
+                await db.execute(
+                    "UPDATE handoffs SET company_rut = ?, step = ?, problem = ? WHERE id = ?",
+                    (company_rut, step, problem, handoff_id),
+                )
+            else:
+                cursor = await db.execute(
+                    "INSERT INTO handoffs (chat_id, user_id, company_rut, step, problem, "
+                    "opened_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (chat_id, user_id, company_rut, step, problem, to_timestamp(now)),
+                )
+                assert cursor.lastrowid is not None
+                handoff_id = cursor.lastrowid
+            if company_rut is not None:
+                await self._add_event(db, company_rut, now, "problem", step)
+            await self._queue(db, report(handoff_id), now)
+        return handoff_id
+
+    async def open_handoff_of(self, chat_id: int) -> Handoff | None:
+        """Return the client's open handoff, if any."""
+        rows = await self._fetchall(
+            _SELECT_HANDOFF + "WHERE chat_id = ? AND closed_at IS NULL", (chat_id,)
+        )
+        return _handoff(rows[0]) if rows else None
+
+    async def handoff_replied_to(self, firm_chat_id: int, message_id: int) -> Handoff | None:
+        """Return the handoff a firm message belongs to (by the bot message replied to)."""
+        rows = await self._fetchall(
+            "SELECT h.id, h.chat_id, h.user_id, h.company_rut, h.step, h.problem, h.closed_at "
+            "FROM outbox AS o JOIN handoffs AS h ON h.id = o.handoff_id "
+            "WHERE o.chat_id = ? AND o.message_id = ?",
+            (firm_chat_id, message_id),
+        )
+        return _handoff(rows[0]) if rows else None
+
+    async def close_handoff(self, handoff_id: int, actor: str, now: datetime) -> bool:
+        """Close a handoff; False if it was closed already."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE handoffs SET closed_at = ?, closed_by = ? "
+                "WHERE id = ? AND closed_at IS NULL",
+                (to_timestamp(now), actor, handoff_id),
+            )
+            return cursor.rowcount == 1
+
+    async def set_proof(self, company_rut: str, file_id: str) -> None:
+        """Keep the Telegram file id of the client's screenshot of the SII's answer."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE authorizations SET proof_file_id = ? WHERE company_rut = ?",
+                (file_id, company_rut),
+            )
+
+    # --- privacy --------------------------------------------------------------------------
+
+    async def delete_client_data(self, chat_id: int, now: datetime) -> Deletion:
+        """Erase what identifies this client; completions stay as anonymous facts."""
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT company_rut, completed_at FROM authorizations WHERE client_chat_id = ?",
+                (chat_id,),
+            ) as cursor:
+                rows = list(await cursor.fetchall())
+            anonymized = [row[0] for row in rows if row[1] is not None]
+            removed = [row[0] for row in rows if row[1] is None]
+            for company_rut in anonymized:
+                await db.execute(_ANONYMIZE, (company_rut,))
+                await self._add_event(db, company_rut, now, "data_deleted", None)
+            for company_rut in removed:
+                await self._remove_company(db, company_rut)
+            await self._forget_chat(db, chat_id)
+        return Deletion(anonymized, removed)
+
+    async def purge_inactive(self, before: datetime) -> int:
+        """Remove unfinished authorizations idle since before `before`, and old messages."""
+        stamp = to_timestamp(before)
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT company_rut, client_chat_id FROM authorizations "
+                "WHERE completed_at IS NULL AND last_activity_at < ?",
+                (stamp,),
+            ) as cursor:
+                rows = list(await cursor.fetchall())
+            for company_rut, chat_id in rows:
+                await self._remove_company(db, company_rut)
+                if chat_id is not None:
+                    await self._forget_chat(db, chat_id)
+            # Delivered firm messages and closed handoffs keep names and texts: not forever.
+            await db.execute(
+                "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?", (stamp,)
+            )
+            await db.execute(
+                "DELETE FROM handoffs WHERE closed_at IS NOT NULL AND closed_at < ?", (stamp,)
+            )
+            await db.execute("DELETE FROM invitations WHERE expires_at < ?", (stamp,))
+        return len(rows)
+
+    @staticmethod
+    async def _remove_company(db: aiosqlite.Connection, company_rut: str) -> None:
+        for statement in (
+            "DELETE FROM authorizations WHERE company_rut = ?",
+            "DELETE FROM events WHERE company_rut = ?",
+            "DELETE FROM invitations WHERE company_rut = ?",
+            "DELETE FROM reminders WHERE company_rut = ?",
+        ):
+            await db.execute(statement, (company_rut,))
+
+    @staticmethod
+    async def _forget_chat(db: aiosqlite.Connection, chat_id: int) -> None:
+        for statement in (
+            "DELETE FROM conversations WHERE chat_id = ?",
+            "DELETE FROM reminders WHERE chat_id = ?",
+            "DELETE FROM outbox WHERE handoff_id IN (SELECT id FROM handoffs WHERE chat_id = ?)",
+            "DELETE FROM handoffs WHERE chat_id = ?",
+            "UPDATE invitations SET used_by_chat = NULL WHERE used_by_chat = ?",
+        ):
+            await db.execute(statement, (chat_id,))
 
     # --- firm outbox --------------------------------------------------------------------
 
     async def unsent_outbox(self, max_attempts: int, limit: int = 100) -> list[OutboxMessage]:
         """Return firm messages not yet delivered nor given up on, oldest first."""
         rows = await self._fetchall(
-            "SELECT id, chat_id, text, buttons FROM outbox WHERE sent_at IS NULL AND attempts < ? "
-            "ORDER BY id LIMIT ?",
+            "SELECT id, chat_id, text, buttons, photo_file_id FROM outbox "
+            "WHERE sent_at IS NULL AND attempts < ? ORDER BY id LIMIT ?",
             (max_attempts, limit),
         )
         return [OutboxMessage(*row) for row in rows]
@@ -727,11 +928,11 @@ class Repository:
     async def delivered_notices(self, ref: int) -> list[DeliveredNotice]:
         """Return the firm notices about one completion that reached their chats."""
         rows = await self._fetchall(
-            "SELECT chat_id, message_id, text FROM outbox "
+            "SELECT chat_id, message_id, text, photo_file_id IS NOT NULL FROM outbox "
             "WHERE ref = ? AND message_id IS NOT NULL ORDER BY id",
             (ref,),
         )
-        return [DeliveredNotice(*row) for row in rows]
+        return [DeliveredNotice(row[0], row[1], row[2], bool(row[3])) for row in rows]
 
     # --- the firm's side ----------------------------------------------------------------
 

@@ -99,6 +99,29 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN message_id INTEGER;
     CREATE INDEX outbox_by_ref ON outbox (ref) WHERE ref IS NOT NULL;
     """,
+    # 4: problem reports and two-way handoffs to the firm, photo proofs, data retention.
+    """
+    CREATE TABLE handoffs (
+        id          INTEGER PRIMARY KEY,
+        chat_id     INTEGER NOT NULL,
+        user_id     INTEGER NOT NULL,
+        company_rut TEXT,
+        step        INTEGER,
+        problem     TEXT NOT NULL,
+        opened_at   REAL NOT NULL,
+        closed_at   REAL,
+        closed_by   TEXT
+    );
+    CREATE INDEX handoffs_open_by_chat ON handoffs (chat_id) WHERE closed_at IS NULL;
+
+    ALTER TABLE outbox ADD COLUMN handoff_id INTEGER;
+    ALTER TABLE outbox ADD COLUMN photo_file_id TEXT;
+    CREATE INDEX outbox_by_message ON outbox (chat_id, message_id) WHERE message_id IS NOT NULL;
+
+    ALTER TABLE authorizations ADD COLUMN proof_file_id TEXT;
+    CREATE INDEX authorizations_by_activity ON authorizations (last_activity_at)
+        WHERE completed_at IS NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,17 +10,13 @@ import logging
 import re
 import warnings
 from collections.abc import Callable, Coroutine
-from contextlib import suppress
 from typing import Any
 
-from telegram import InlineKeyboardMarkup, Message, Update
-from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram import Update
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
-    ContextTypes,
     ConversationHandler,
     MessageHandler,
     filters,
@@ -30,7 +26,6 @@ from telegram.warnings import PTBUserWarning
 from bot.deps import Deps, get_deps
 from bot.errors import report_failure
 from bot.notifications import completion_notice
-from bot.repository import ClientInfo, Conversation
 from bot.rut import RutError, RutProblem, format_rut, parse_rut
 from conversations import keyboards, reminder_choices
 from conversations.callbacks import (
@@ -48,23 +43,29 @@ from conversations.callbacks import (
     GuideAction,
     parse_guide_data,
 )
+from conversations.common import (
+    Context,
+    ask_rut,
+    client_info,
+    conversation_of,
+    current_step,
+    ids,
+    offer_repeat,
+    repeat_prompt,
+    say,
+    send_step,
+    settle_button,
+    stale_button,
+)
 from conversations.guide import (
     CONFIRMATION_STEP,
     FINAL_STEP,
     PERMISSIONS_STEP,
-    local_date,
 )
+from conversations.states import ASK_RUT, CONFIRM_REPEAT, CONFIRM_RUT, END, GUIDE
 
 logger = logging.getLogger(__name__)
 
-Context = ContextTypes.DEFAULT_TYPE
-
-# Conversation states, stored as text in the database.
-ASK_RUT = "ask_rut"
-CONFIRM_RUT = "confirm_rut"
-CONFIRM_REPEAT = "confirm_repeat"
-GUIDE = "guide"
-END = ConversationHandler.END
 
 # What a deep-link payload may be (Telegram allows up to 64 of these characters).
 INVITATION_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -74,8 +75,8 @@ _ACTIONS: dict[int, frozenset[GuideAction]] = {
     1: frozenset({GuideAction.NEXT, GuideAction.BACK}),
     2: frozenset({GuideAction.NEXT, GuideAction.BACK}),
     3: frozenset({GuideAction.NEXT, GuideAction.BACK}),
-    4: frozenset({GuideAction.NEXT, GuideAction.BACK}),
-    5: frozenset({GuideAction.NEXT, GuideAction.BACK}),
+    4: frozenset({GuideAction.NEXT, GuideAction.BACK, GuideAction.ALREADY_LISTED}),
+    5: frozenset({GuideAction.NEXT, GuideAction.BACK, GuideAction.ALREADY_LISTED}),
     CONFIRMATION_STEP: frozenset({GuideAction.SAVED_USER, GuideAction.MISMATCH, GuideAction.BACK}),
     FINAL_STEP: frozenset(
         {
@@ -88,122 +89,31 @@ _ACTIONS: dict[int, frozenset[GuideAction]] = {
 }
 
 
-# --- small helpers ----------------------------------------------------------------------
-
-
-def _ids(update: Update) -> tuple[int, int]:
-    chat, user = update.effective_chat, update.effective_user
-    assert chat is not None and user is not None
-    return chat.id, user.id
-
-
-def _client(update: Update) -> ClientInfo:
-    user = update.effective_user
-    chat_id, user_id = _ids(update)
-    assert user is not None
-    return ClientInfo(chat_id, user_id, user.full_name, user.username)
-
-
-async def _say(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> Message:
-    chat = update.effective_chat
-    assert chat is not None
-    return await chat.send_message(
-        text, parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True
-    )
-
-
-async def _settle_button(update: Update, notice: str | None = None) -> None:
-    """Stop the button's spinner and take the keyboard off the message it was on."""
-    query = update.callback_query
-    if query is None:
-        return
-    await query.answer(notice)
-    if notice is None and query.message is not None:
-        # Already without buttons, or too old to edit: nothing to tidy.
-        with suppress(BadRequest):
-            await query.edit_message_reply_markup(None)
-
-
-async def _send_step(update: Update, deps: Deps, company_rut: str, number: int) -> None:
-    await _say(update, deps.guide.step(number, company_rut), keyboards.step(deps.guide, number))
-
-
-async def _repeat_prompt(update: Update, deps: Deps, conversation: Conversation | None) -> None:
-    """Show again what the client is being asked right now."""
-    guide = deps.guide
-    if conversation is None:
-        await _say(update, guide.message("no_conversation"))
-    elif conversation.state == CONFIRM_RUT and conversation.candidate_rut:
-        await _say(
-            update,
-            guide.message("rut_confirm", company_rut=format_rut(conversation.candidate_rut)),
-            keyboards.confirm_rut(guide),
-        )
-    elif conversation.state == CONFIRM_REPEAT and conversation.candidate_rut:
-        await _offer_repeat(update, deps, conversation.candidate_rut)
-    elif conversation.state == GUIDE and conversation.company_rut:
-        authorization = await deps.repository.authorization(conversation.company_rut)
-        if authorization is None or authorization.completed_at is not None:
-            await _say(update, guide.message("no_conversation"))
-        else:
-            await _send_step(update, deps, authorization.company_rut, authorization.step)
-    else:
-        await _ask_rut(update, deps)
-
-
-async def _offer_repeat(update: Update, deps: Deps, company_rut: str) -> None:
-    authorization = await deps.repository.authorization(company_rut)
-    completed = authorization.completed_at if authorization else None
-    date = local_date(completed, deps.settings.timezone) if completed else "—"
-    await _say(
-        update,
-        deps.guide.message(
-            "already_done", company_rut=format_rut(company_rut), completed_date=date
-        ),
-        keyboards.repeat_completed(deps.guide),
-    )
-
-
-async def _current_step(deps: Deps, conversation: Conversation | None) -> int | None:
-    if conversation is None or conversation.state != GUIDE or not conversation.company_rut:
-        return None
-    authorization = await deps.repository.authorization(conversation.company_rut)
-    return authorization.step if authorization else None
-
-
-async def _conversation(update: Update, deps: Deps) -> Conversation | None:
-    return await deps.repository.conversation(*_ids(update))
-
-
 async def _welcome(update: Update, deps: Deps) -> str:
     """Greet, offer any unfinished authorization, and ask for the company RUT."""
-    chat_id, user_id = _ids(update)
+    chat_id, user_id = ids(update)
     await deps.repository.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
-    await _say(update, deps.guide.message("welcome"))
+    await say(update, deps.guide.message("welcome"))
     unfinished = await deps.repository.latest_authorization_of(chat_id, unfinished=True)
     if unfinished is not None:
-        await _say(
+        await say(
             update,
             deps.guide.message(
                 "resume_offer", company_rut=format_rut(unfinished.company_rut), step=unfinished.step
             ),
             keyboards.resume(deps.guide, unfinished.step),
         )
-    await _ask_rut(update, deps)
+    await ask_rut(update, deps)
     return ASK_RUT
-
-
-async def _ask_rut(update: Update, deps: Deps) -> None:
-    await _say(update, deps.guide.message("ask_rut"), keyboards.ask_rut(deps.guide))
 
 
 async def _begin_guide(update: Update, deps: Deps, company_rut: str) -> str:
     now = deps.clock.now()
     authorization = await deps.repository.start_guide(
-        _client(update), company_rut, GUIDE, now, deps.first_reminder(now)
+        client_info(update), company_rut, GUIDE, now, deps.first_reminder(now)
     )
-    logger.info("chat %s started authorization at step 1", _ids(update)[0])
-    await _send_step(update, deps, company_rut, authorization.step)
+    logger.info("chat %s started authorization at step 1", ids(update)[0])
+    await send_step(update, deps, company_rut, authorization.step)
     return GUIDE
 
 
@@ -215,22 +125,22 @@ async def start(update: Update, context: Context) -> str | None:
     deps = get_deps(context)
     if context.args:
         return await _open_invitation(update, deps, context.args[0])
-    conversation = await _conversation(update, deps)
+    conversation = await conversation_of(update, deps)
     if conversation is None:
         return await _welcome(update, deps)
-    step = await _current_step(deps, conversation)
+    step = await current_step(deps, conversation)
     text = (
         deps.guide.message("restart_offer", step=step)
         if step is not None
         else deps.guide.message("restart_offer_no_step")
     )
-    await _say(update, text, keyboards.keep_or_start_over(deps.guide))
+    await say(update, text, keyboards.keep_or_start_over(deps.guide))
     return None
 
 
 async def _open_invitation(update: Update, deps: Deps, token: str) -> str:
     """Start from the firm's deep link: the company is known, the client only confirms it."""
-    chat_id, user_id = _ids(update)
+    chat_id, user_id = ids(update)
     now = deps.clock.now()
     invitation = (
         await deps.repository.claim_invitation(token, chat_id, now)
@@ -238,13 +148,13 @@ async def _open_invitation(update: Update, deps: Deps, token: str) -> str:
         else None
     )
     if invitation is None:
-        await _say(update, deps.guide.message("invite_invalid"))
+        await say(update, deps.guide.message("invite_invalid"))
         return await _welcome(update, deps)
     await deps.repository.set_conversation(
         chat_id, user_id, CONFIRM_RUT, now, candidate_rut=invitation.company_rut
     )
-    await _say(update, deps.guide.message("welcome"))
-    await _say(
+    await say(update, deps.guide.message("welcome"))
+    await say(
         update,
         deps.guide.message("rut_confirm", company_rut=format_rut(invitation.company_rut)),
         keyboards.confirm_rut(deps.guide),
@@ -257,21 +167,21 @@ async def start_choice(update: Update, context: Context) -> str | None:
     deps = get_deps(context)
     query = update.callback_query
     assert query is not None
-    await _settle_button(update)
-    conversation = await _conversation(update, deps)
+    await settle_button(update)
+    conversation = await conversation_of(update, deps)
     if query.data == KEEP_GOING and conversation is not None:
-        await _repeat_prompt(update, deps, conversation)
+        await repeat_prompt(update, deps, conversation)
         return None
     if query.data == RESUME:
-        chat_id, _ = _ids(update)
+        chat_id, _ = ids(update)
         unfinished = await deps.repository.latest_authorization_of(chat_id, unfinished=True)
         if unfinished is not None:
             now = deps.clock.now()
             resumed = await deps.repository.resume_guide(
-                _client(update), unfinished.company_rut, GUIDE, now, deps.first_reminder(now)
+                client_info(update), unfinished.company_rut, GUIDE, now, deps.first_reminder(now)
             )
             if resumed is not None:
-                await _send_step(update, deps, resumed.company_rut, resumed.step)
+                await send_step(update, deps, resumed.company_rut, resumed.step)
                 return GUIDE
     return await _welcome(update, deps)
 
@@ -289,16 +199,16 @@ async def receive_rut(update: Update, context: Context) -> str | None:
             if error.problem is RutProblem.WRONG_CHECK_DIGIT
             else "rut_not_a_rut"
         )
-        await _say(update, deps.guide.message(key))
+        await say(update, deps.guide.message(key))
         return None
     if company_rut == deps.settings.representative_rut:
-        await _say(update, deps.guide.message("rut_is_representative"))
+        await say(update, deps.guide.message("rut_is_representative"))
         return None
-    chat_id, user_id = _ids(update)
+    chat_id, user_id = ids(update)
     await deps.repository.set_conversation(
         chat_id, user_id, CONFIRM_RUT, deps.clock.now(), candidate_rut=company_rut
     )
-    await _say(
+    await say(
         update,
         deps.guide.message("rut_confirm", company_rut=format_rut(company_rut)),
         keyboards.confirm_rut(deps.guide),
@@ -311,15 +221,15 @@ async def confirm_rut(update: Update, context: Context) -> str | None:
     deps = get_deps(context)
     query = update.callback_query
     assert query is not None
-    conversation = await _conversation(update, deps)
+    conversation = await conversation_of(update, deps)
     if conversation is None or conversation.state != CONFIRM_RUT or not conversation.candidate_rut:
         await stale_button(update, context)
         return None
-    await _settle_button(update)
-    chat_id, user_id = _ids(update)
+    await settle_button(update)
+    chat_id, user_id = ids(update)
     if query.data == RUT_EDIT:
         await deps.repository.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
-        await _ask_rut(update, deps)
+        await ask_rut(update, deps)
         return ASK_RUT
     company_rut = conversation.candidate_rut
     existing = await deps.repository.authorization(company_rut)
@@ -327,7 +237,7 @@ async def confirm_rut(update: Update, context: Context) -> str | None:
         await deps.repository.set_conversation(
             chat_id, user_id, CONFIRM_REPEAT, deps.clock.now(), candidate_rut=company_rut
         )
-        await _offer_repeat(update, deps, company_rut)
+        await offer_repeat(update, deps, company_rut)
         return CONFIRM_REPEAT
     return await _begin_guide(update, deps, company_rut)
 
@@ -337,7 +247,7 @@ async def confirm_repeat(update: Update, context: Context) -> str | int | None:
     deps = get_deps(context)
     query = update.callback_query
     assert query is not None
-    conversation = await _conversation(update, deps)
+    conversation = await conversation_of(update, deps)
     if (
         conversation is None
         or conversation.state != CONFIRM_REPEAT
@@ -345,11 +255,11 @@ async def confirm_repeat(update: Update, context: Context) -> str | int | None:
     ):
         await stale_button(update, context)
         return None
-    await _settle_button(update)
+    await settle_button(update)
     if query.data == REPEAT_YES:
         return await _begin_guide(update, deps, conversation.candidate_rut)
-    await deps.repository.end_conversation(*_ids(update))
-    await _say(update, deps.guide.message("already_done_ok"))
+    await deps.repository.end_conversation(*ids(update))
+    await say(update, deps.guide.message("already_done_ok"))
     return END
 
 
@@ -362,7 +272,7 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
     query = update.callback_query
     assert query is not None
     pressed = parse_guide_data(query.data)
-    conversation = await _conversation(update, deps)
+    conversation = await conversation_of(update, deps)
     company_rut = conversation.company_rut if conversation else None
     authorization = await deps.repository.authorization(company_rut) if company_rut else None
     if (
@@ -374,7 +284,7 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
     ):
         await stale_button(update, context)
         return None
-    await _settle_button(update)
+    await settle_button(update)
     step, action = pressed.step, pressed.action
     now = deps.clock.now()
     rut = authorization.company_rut
@@ -383,14 +293,14 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
         return await _complete(update, deps, rut)
     if action is GuideAction.NOT_SAVED:
         await deps.repository.touch(rut, now)
-        await _say(update, deps.guide.message("not_saved"), keyboards.not_saved(deps.guide))
+        await say(update, deps.guide.message("not_saved"), keyboards.not_saved(deps.guide))
         return None
     if action is GuideAction.BACK and step == 1:
-        chat_id, user_id = _ids(update)
+        chat_id, user_id = ids(update)
         await deps.repository.set_conversation(
             chat_id, user_id, CONFIRM_RUT, now, candidate_rut=rut
         )
-        await _say(
+        await say(
             update,
             deps.guide.message("rut_confirm", company_rut=format_rut(rut)),
             keyboards.confirm_rut(deps.guide),
@@ -399,6 +309,8 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
 
     if action in (GuideAction.MISMATCH, GuideAction.BACK_TO_PERMISSIONS):
         target = PERMISSIONS_STEP
+    elif action is GuideAction.ALREADY_LISTED:
+        target = CONFIRMATION_STEP
     elif action is GuideAction.BACK:
         target = step - 1
     else:  # NEXT or SAVED_USER
@@ -407,13 +319,13 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
         await stale_button(update, context)
         return None
     if action is GuideAction.MISMATCH:
-        await _say(update, deps.guide.message("mismatch"))
-    await _send_step(update, deps, rut, target)
+        await say(update, deps.guide.message("mismatch"))
+    await send_step(update, deps, rut, target)
     return None
 
 
 async def _complete(update: Update, deps: Deps, company_rut: str) -> int:
-    chat_id, user_id = _ids(update)
+    chat_id, user_id = ids(update)
     completed = await deps.repository.complete(
         company_rut,
         FINAL_STEP,
@@ -426,12 +338,12 @@ async def _complete(update: Update, deps: Deps, company_rut: str) -> int:
         deps.settings.firm_chat_ids,
     )
     if completed is None:
-        await _say(
+        await say(
             update, deps.guide.message("already_completed", company_rut=format_rut(company_rut))
         )
         return END
     logger.info("chat %s completed an authorization", chat_id)
-    await _say(update, deps.guide.message("done", company_rut=format_rut(company_rut)))
+    await say(update, deps.guide.message("done", company_rut=format_rut(company_rut)))
     await deps.notifier.deliver_pending(update.get_bot())
     return END
 
@@ -442,70 +354,42 @@ async def _complete(update: Update, deps: Deps, company_rut: str) -> int:
 async def cancel(update: Update, context: Context) -> int:
     """End the conversation politely, keeping the progress for later."""
     deps = get_deps(context)
-    conversation = await _conversation(update, deps)
+    conversation = await conversation_of(update, deps)
     if conversation is None:
-        await _say(update, deps.guide.message("nothing_to_cancel"))
+        await say(update, deps.guide.message("nothing_to_cancel"))
         return END
-    await deps.repository.end_conversation(*_ids(update))
-    await _say(update, deps.guide.message("cancelled"))
+    await deps.repository.end_conversation(*ids(update))
+    await say(update, deps.guide.message("cancelled"))
     return END
 
 
 async def help_command(update: Update, context: Context) -> None:
     """Explain what the bot does and its commands, then repeat the current question."""
     deps = get_deps(context)
-    await _say(update, deps.guide.message("help"))
-    conversation = await _conversation(update, deps)
+    await say(update, deps.guide.message("help"))
+    conversation = await conversation_of(update, deps)
     if conversation is not None:
-        await _repeat_prompt(update, deps, conversation)
+        await repeat_prompt(update, deps, conversation)
 
 
 async def unknown_command(update: Update, context: Context) -> None:
     """Say the command is unknown and repeat the current question."""
     deps = get_deps(context)
-    await _say(update, deps.guide.message("unknown_command"))
-    await _repeat_prompt(update, deps, await _conversation(update, deps))
+    await say(update, deps.guide.message("unknown_command"))
+    await repeat_prompt(update, deps, await conversation_of(update, deps))
 
 
 async def unexpected_message(update: Update, context: Context) -> None:
     """Answer media or text that does not fit here, and repeat the current question."""
     deps = get_deps(context)
     message = update.effective_message
-    conversation = await _conversation(update, deps)
+    conversation = await conversation_of(update, deps)
     is_text = message is not None and message.text is not None
     if conversation is None:
-        await _say(update, deps.guide.message("no_conversation"))
+        await say(update, deps.guide.message("no_conversation"))
         return
-    await _say(update, deps.guide.message("use_buttons" if is_text else "unexpected_input"))
-    await _repeat_prompt(update, deps, conversation)
-
-
-async def stale_button(update: Update, context: Context) -> None:
-    """Tell the client a pressed button no longer applies, and show where they are."""
-    deps = get_deps(context)
-    conversation = await _conversation(update, deps)
-    if conversation is None:
-        chat_id, _ = _ids(update)
-        latest = await deps.repository.latest_authorization_of(chat_id, unfinished=False)
-        pressed = parse_guide_data(update.callback_query.data if update.callback_query else None)
-        if latest is not None and latest.completed_at is not None and pressed is not None:
-            await _settle_button(update)
-            await _say(
-                update,
-                deps.guide.message("already_completed", company_rut=format_rut(latest.company_rut)),
-            )
-            return
-        await _settle_button(update, deps.guide.message("stale_button_no_step"))
-        await _say(update, deps.guide.message("no_conversation"))
-        return
-    step = await _current_step(deps, conversation)
-    notice = (
-        deps.guide.message("stale_button", step=step)
-        if step is not None
-        else deps.guide.message("stale_button_no_step")
-    )
-    await _settle_button(update, notice)
-    await _repeat_prompt(update, deps, conversation)
+    await say(update, deps.guide.message("use_buttons" if is_text else "unexpected_input"))
+    await repeat_prompt(update, deps, conversation)
 
 
 StateCallback = Callable[[Update, Context], Coroutine[Any, Any, object]]
@@ -524,7 +408,7 @@ def _mirrors_database(callback: StateCallback) -> StateCallback:
             return await callback(update, context)
         except Exception as exc:
             await report_failure(update, context, exc)
-            stored = await get_deps(context).repository.conversation(*_ids(update))
+            stored = await get_deps(context).repository.conversation(*ids(update))
             return stored.state if stored is not None else END
 
     return wrapper

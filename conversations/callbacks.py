@@ -18,6 +18,11 @@ STOP_REMINDERS = "rem:stop"
 VERIFY_PATTERN = r"^vf:(ok|no):[0-9]{1,18}$"
 PAGE_PATTERN = r"^pg:(pend|comp):[0-9]{1,6}(:[0-9]{4}-[0-9]{2}-[0-9]{2})?$"
 
+PROBLEM_PATTERN = r"^pb:[1-7](:[a-z0-9]{1,10})?$"
+DELETE_PATTERN = r"^del:(yes|no)$"
+DELETE_YES = "del:yes"
+DELETE_NO = "del:no"
+
 RUT_PATTERN = r"^rut:(ok|edit)$"
 REPEAT_PATTERN = r"^rep:(yes|no)$"
 START_PATTERN = r"^st:(keep|over|resume)$"
@@ -38,6 +43,7 @@ class GuideAction(StrEnum):
     SUCCESS = "yes"  # step 7: the SII confirmed
     NOT_SAVED = "no"  # step 7: no confirmation seen
     BACK_TO_PERMISSIONS = "back5"  # step 7: redo from step 5
+    ALREADY_LISTED = "listed"  # steps 4-5: the representative was there, fixed: go to 6
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,19 @@ def verify_data(completion: int, *, found: bool) -> str:
 def page_data(listing: str, page: int, since: str | None = None) -> str:
     """Return the callback data that shows page `page` of a firm listing."""
     return f"pg:{listing}:{page}" + (f":{since}" if since else "")
+
+
+def problem_data(step: int, key: str | None = None) -> str:
+    """Return the callback data of the problem menu at a step, or of one problem in it."""
+    return f"pb:{step}" + (f":{key}" if key else "")
+
+
+def parse_problem_data(data: str | None) -> tuple[int, str | None] | None:
+    """Read problem-menu callback data: (step, problem key or None for the menu)."""
+    if data is None or not re.fullmatch(PROBLEM_PATTERN, data):
+        return None
+    parts = data.split(":")
+    return int(parts[1]), parts[2] if len(parts) > 2 else None
 
 
 def later_data(key: str) -> str:

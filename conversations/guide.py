@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.rut import format_rut
 
@@ -28,6 +28,27 @@ class Step(BaseModel):
     text: str
 
 
+class Problem(BaseModel):
+    """Something that goes wrong at some steps, and what to tell the client."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=r"^[a-z0-9]{1,10}$")
+    label: str
+    steps: tuple[int, ...]
+    answer: str
+    continue_at: int | None = None
+    offer_later: bool = False
+    ask_text: bool = False
+
+    @field_validator("steps")
+    @classmethod
+    def _known_steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if not steps or any(step not in range(1, TOTAL_STEPS + 1) for step in steps):
+            raise ValueError(f"steps must be between 1 and {TOTAL_STEPS}")
+        return steps
+
+
 class GuideContent(BaseModel):
     """The whole text of the bot, as found in the TOML file."""
 
@@ -37,6 +58,7 @@ class GuideContent(BaseModel):
     buttons: dict[str, str]
     steps: tuple[Step, ...]
     commands: dict[str, dict[str, str]]
+    problems: tuple[Problem, ...] = ()
 
     @field_validator("steps")
     @classmethod
@@ -94,6 +116,10 @@ _EXTRA_SAMPLES = {
     "verified": "",
     "state": "pendiente",
     "what": "comenzó",
+    "problem": "Otro",
+    "text": "Hola",
+    "retention_days": "180",
+    "companies": "76.086.428-5",
 }
 
 
@@ -115,6 +141,23 @@ class Guide:
             "total_steps": str(TOTAL_STEPS),
         }
         self._check(required or content)
+
+    def problems_at(self, step: int) -> list[Problem]:
+        """Return the problems that can happen at a step, in the guide's order."""
+        return [problem for problem in self._content.problems if step in problem.steps]
+
+    def problem(self, key: str) -> Problem | None:
+        """Return a problem by its key."""
+        return next((p for p in self._content.problems if p.key == key), None)
+
+    def problem_answer(self, problem: Problem, company_rut: str | None, step: int) -> str:
+        """Render a problem's answer for the client."""
+        values: dict[str, object] = (
+            _company_values(company_rut, step)
+            if company_rut
+            else {"step": step, "company_rut": "—", "company_rut_plain": "—"}
+        )
+        return self._render(problem.answer, values)
 
     def commands(self, audience: str) -> dict[str, str]:
         """Return the command menu (command → description) for 'client' or 'firm'."""
@@ -162,6 +205,9 @@ class Guide:
         texts = [(f"messages.{k}", v) for k, v in self._content.messages.items()]
         texts += [(f"buttons.{k}", v) for k, v in self._content.buttons.items()]
         texts += [(f"steps[{i + 1}]", s.text) for i, s in enumerate(self._content.steps)]
+        texts += [(f"problems.{p.key}", p.answer) for p in self._content.problems]
+        if len({p.key for p in self._content.problems}) != len(self._content.problems):
+            raise GuideError("two problems share a key")
         for where, text in texts:
             try:
                 self._render(text, samples)

@@ -4,6 +4,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.schedule import LaterOption
 from conversations.callbacks import (
+    DELETE_NO,
+    DELETE_YES,
     KEEP_GOING,
     LATER_MENU,
     REPEAT_NO,
@@ -17,9 +19,10 @@ from conversations.callbacks import (
     guide_data,
     later_data,
     page_data,
+    problem_data,
     verify_data,
 )
-from conversations.guide import CONFIRMATION_STEP, FINAL_STEP, Guide
+from conversations.guide import CONFIRMATION_STEP, FINAL_STEP, Guide, Problem
 
 
 def _button(guide: Guide, label: str, data: str, **values: object) -> InlineKeyboardButton:
@@ -80,7 +83,36 @@ def step(guide: Guide, number: int) -> InlineKeyboardMarkup:
     else:
         rows = [[back, action("next", GuideAction.NEXT)]]
     rows.append([_button(guide, "remind_later", LATER_MENU)])
+    rows.append([_button(guide, "problem", problem_data(number))])
     return InlineKeyboardMarkup(rows)
+
+
+def problem_menu(guide: Guide, step: int) -> InlineKeyboardMarkup:
+    """List the problems that happen at this step, and the way back."""
+    rows = [
+        [InlineKeyboardButton(problem.label, callback_data=problem_data(step, problem.key))]
+        for problem in guide.problems_at(step)
+    ]
+    rows.append([_button(guide, "back_to_step", KEEP_GOING, step=step)])
+    return InlineKeyboardMarkup(rows)
+
+
+def problem_answer(guide: Guide, step: int, problem: Problem) -> InlineKeyboardMarkup:
+    """Offer what helps after a problem's answer, and the way back to the step."""
+    rows = []
+    if problem.continue_at is not None:
+        rows.append([_button(guide, "continue_at_6", guide_data(step, GuideAction.ALREADY_LISTED))])
+    if problem.offer_later:
+        rows.append([_button(guide, "remind_later", LATER_MENU)])
+    rows.append([_button(guide, "back_to_step", KEEP_GOING, step=step)])
+    return InlineKeyboardMarkup(rows)
+
+
+def confirm_deletion(guide: Guide) -> InlineKeyboardMarkup:
+    """Ask before deleting the client's data."""
+    return InlineKeyboardMarkup(
+        [[_button(guide, "delete_yes", DELETE_YES)], [_button(guide, "delete_no", DELETE_NO)]]
+    )
 
 
 def ask_rut(guide: Guide) -> InlineKeyboardMarkup:

@@ -1,0 +1,142 @@
+"""What every part of the client's conversation needs: who is talking, replying, where they are."""
+
+from contextlib import suppress
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+
+from bot.deps import Deps, get_deps
+from bot.repository import ClientInfo, Conversation
+from bot.rut import format_rut
+from conversations import keyboards
+from conversations.callbacks import parse_guide_data
+from conversations.guide import local_date
+from conversations.states import CONFIRM_REPEAT, CONFIRM_RUT, GUIDE
+
+Context = ContextTypes.DEFAULT_TYPE
+
+
+def ids(update: Update) -> tuple[int, int]:
+    """Return the (chat id, user id) of an update."""
+    chat, user = update.effective_chat, update.effective_user
+    assert chat is not None and user is not None
+    return chat.id, user.id
+
+
+def client_info(update: Update) -> ClientInfo:
+    """Return who sent an update, as the firm's record keeps it."""
+    user = update.effective_user
+    chat_id, user_id = ids(update)
+    assert user is not None
+    return ClientInfo(chat_id, user_id, user.full_name, user.username)
+
+
+async def say(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> Message:
+    """Send an HTML message to the update's chat."""
+    chat = update.effective_chat
+    assert chat is not None
+    return await chat.send_message(
+        text, parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True
+    )
+
+
+async def settle_button(update: Update, notice: str | None = None) -> None:
+    """Stop the button's spinner and take the keyboard off the message it was on."""
+    query = update.callback_query
+    if query is None:
+        return
+    await query.answer(notice)
+    if notice is None and query.message is not None:
+        # Already without buttons, or too old to edit: nothing to tidy.
+        with suppress(BadRequest):
+            await query.edit_message_reply_markup(None)
+
+
+async def send_step(update: Update, deps: Deps, company_rut: str, number: int) -> None:
+    """Send step `number` of the guide with its buttons."""
+    await say(update, deps.guide.step(number, company_rut), keyboards.step(deps.guide, number))
+
+
+async def repeat_prompt(update: Update, deps: Deps, conversation: Conversation | None) -> None:
+    """Show again what the client is being asked right now."""
+    guide = deps.guide
+    if conversation is None:
+        await say(update, guide.message("no_conversation"))
+    elif conversation.state == CONFIRM_RUT and conversation.candidate_rut:
+        await say(
+            update,
+            guide.message("rut_confirm", company_rut=format_rut(conversation.candidate_rut)),
+            keyboards.confirm_rut(guide),
+        )
+    elif conversation.state == CONFIRM_REPEAT and conversation.candidate_rut:
+        await offer_repeat(update, deps, conversation.candidate_rut)
+    elif conversation.state == GUIDE and conversation.company_rut:
+        authorization = await deps.repository.authorization(conversation.company_rut)
+        if authorization is None or authorization.completed_at is not None:
+            await say(update, guide.message("no_conversation"))
+        else:
+            await send_step(update, deps, authorization.company_rut, authorization.step)
+    else:
+        await ask_rut(update, deps)
+
+
+async def offer_repeat(update: Update, deps: Deps, company_rut: str) -> None:
+    """Say the company already authorized, offering to repeat."""
+    authorization = await deps.repository.authorization(company_rut)
+    completed = authorization.completed_at if authorization else None
+    date = local_date(completed, deps.settings.timezone) if completed else "—"
+    await say(
+        update,
+        deps.guide.message(
+            "already_done", company_rut=format_rut(company_rut), completed_date=date
+        ),
+        keyboards.repeat_completed(deps.guide),
+    )
+
+
+async def current_step(deps: Deps, conversation: Conversation | None) -> int | None:
+    """Return the step of the client's authorization, if they are in the guide."""
+    if conversation is None or conversation.state != GUIDE or not conversation.company_rut:
+        return None
+    authorization = await deps.repository.authorization(conversation.company_rut)
+    return authorization.step if authorization else None
+
+
+async def conversation_of(update: Update, deps: Deps) -> Conversation | None:
+    """Return the stored conversation of the update's chat and user."""
+    return await deps.repository.conversation(*ids(update))
+
+
+async def ask_rut(update: Update, deps: Deps) -> None:
+    """Ask for the company RUT (with the remind-me-later button)."""
+    await say(update, deps.guide.message("ask_rut"), keyboards.ask_rut(deps.guide))
+
+
+async def stale_button(update: Update, context: Context) -> None:
+    """Tell the client a pressed button no longer applies, and show where they are."""
+    deps = get_deps(context)
+    conversation = await conversation_of(update, deps)
+    if conversation is None:
+        chat_id, _ = ids(update)
+        latest = await deps.repository.latest_authorization_of(chat_id, unfinished=False)
+        pressed = parse_guide_data(update.callback_query.data if update.callback_query else None)
+        if latest is not None and latest.completed_at is not None and pressed is not None:
+            await settle_button(update)
+            await say(
+                update,
+                deps.guide.message("already_completed", company_rut=format_rut(latest.company_rut)),
+            )
+            return
+        await settle_button(update, deps.guide.message("stale_button_no_step"))
+        await say(update, deps.guide.message("no_conversation"))
+        return
+    step = await current_step(deps, conversation)
+    notice = (
+        deps.guide.message("stale_button", step=step)
+        if step is not None
+        else deps.guide.message("stale_button_no_step")
+    )
+    await settle_button(update, notice)
+    await repeat_prompt(update, deps, conversation)
