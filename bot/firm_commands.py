@@ -7,7 +7,7 @@ from typing import Any
 
 from telegram import InputFile, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import CallbackContext
 
 from bot import firm_views
@@ -63,6 +63,9 @@ async def invite(update: Update, context: Context) -> None:
     if company_rut is None:
         await _reply(update, deps.guide.message("invite_bad_rut"))
         return
+    if company_rut == deps.settings.representative_rut:
+        await _reply(update, deps.guide.message("invite_representative"))
+        return
     client_name = " ".join(context.args[1:]).strip()[:100] or None
     token = secrets.token_urlsafe(24)  # 32 chars of [A-Za-z0-9_-]: fits a /start payload
     now = deps.clock.now()
@@ -99,9 +102,7 @@ async def completed(update: Update, context: Context) -> None:
         if len(args) > 2 or (len(args) == 2 and args[0] != SINCE_WORD):
             await _reply(update, deps.guide.message("completed_usage"))
             return
-        try:
-            datetime.strptime(date_arg, "%Y-%m-%d")
-        except ValueError:
+        if not _is_date(date_arg):
             await _reply(update, deps.guide.message("completed_usage"))
             return
         since_text = date_arg
@@ -118,9 +119,16 @@ async def page_button(update: Update, context: Context) -> None:
     if listing == "pend":
         await _show_pending(update, deps, page=int(page), edit=True)
     else:
-        await _show_completed(
-            update, deps, page=int(page), since_text=rest[0] if rest else None, edit=True
-        )
+        since_text = rest[0] if rest and _is_date(rest[0]) else None
+        await _show_completed(update, deps, page=int(page), since_text=since_text, edit=True)
+
+
+def _is_date(text: str) -> bool:
+    try:
+        datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
 
 
 async def _show_pending(update: Update, deps: Deps, *, page: int, edit: bool) -> None:
@@ -220,12 +228,20 @@ async def remind(update: Update, context: Context) -> None:
     if authorization.blocked_at is not None:
         await _reply(update, deps.guide.message("remind_blocked", client_name=name))
         return
+    if authorization.opted_out_at is not None:
+        await _reply(update, deps.guide.message("remind_opted_out", client_name=name))
+        return
     now = deps.clock.now()
     settings = deps.settings
     if not force and deps.sweeper.in_quiet_hours(now):
         due = defer_past_quiet_hours(now, settings.quiet_hours, settings.timezone)
         await deps.repository.remind_later(
-            authorization.client_chat_id, authorization.client_user_id, company_rut, now, due
+            authorization.client_chat_id,
+            authorization.client_user_id,
+            company_rut,
+            now,
+            due,
+            actor=_actor(update),
         )
         await _reply(
             update,
@@ -268,20 +284,39 @@ async def verification(update: Update, context: Context) -> None:
         line = deps.guide.message("firm_verified", actor=actor, when=local_datetime(now, tz))
         await deps.notifier.annotate(context.bot, completion, line)
         return
-    reopened = await deps.repository.reopen(completion, actor, now, REOPEN_STEP)
+    reopened = await deps.repository.reopen(
+        completion, actor, now, REOPEN_STEP, deps.first_reminder(now)
+    )
     if reopened is None:
         await query.answer(await _why_not(deps, completion), show_alert=True)
         return
     await query.answer()
-    line = deps.guide.message("firm_rejected", actor=actor, when=local_datetime(now, tz))
+    told = reopened.client_chat_id is not None and await _tell_client_not_found(
+        context, deps, reopened.client_chat_id, reopened.company_rut
+    )
+    key = "firm_rejected" if told else "firm_rejected_unreached"
+    line = deps.guide.message(key, actor=actor, when=local_datetime(now, tz))
     await deps.notifier.annotate(context.bot, completion, line)
-    if reopened.client_chat_id is not None:
+
+
+async def _tell_client_not_found(
+    context: Context, deps: Deps, chat_id: int, company_rut: str
+) -> bool:
+    """Ask the client, kindly, to check the SII again; False if they could not be told."""
+    try:
         await context.bot.send_message(
-            reopened.client_chat_id,
-            deps.guide.message("client_rejected", company_rut=format_rut(reopened.company_rut)),
+            chat_id,
+            deps.guide.message("client_rejected", company_rut=format_rut(company_rut)),
             parse_mode=ParseMode.HTML,
             reply_markup=keyboards.reminder(deps.guide),
         )
+    except Forbidden:
+        await deps.repository.mark_blocked(chat_id, deps.clock.now())
+        return False
+    except TelegramError as exc:
+        logger.warning("could not tell chat %s its authorization was reopened: %s", chat_id, exc)
+        return False
+    return True
 
 
 async def _why_not(deps: Deps, completion: int) -> str:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from bot.digest import pack_lines
 from bot.repository import Authorization, Event
 from bot.rut import format_rut
-from conversations.guide import TOTAL_STEPS, Guide, local_datetime
+from conversations.guide import Guide, local_datetime
 
 PAGE_SIZE = 15
 TEXT_LIMIT = 4096
@@ -134,7 +134,7 @@ CSV_HEADER = (
     "nombre_dado_por_la_firma",
     "usuario_telegram",
     "telegram_id",
-    "paso",
+    "paso_de_7",
     "estado",
     "inicio",
     "ultima_actividad",
@@ -173,9 +173,9 @@ def export_csv(authorizations: Sequence[Authorization], tz: ZoneInfo) -> bytes:
                 format_rut(a.company_rut),
                 _cell(a.client_name),
                 _cell(a.invited_name),
-                f"@{a.client_username}" if a.client_username else "",
+                _cell(a.client_username),
                 a.client_user_id or "",
-                f"{a.step}/{TOTAL_STEPS}",
+                a.step,
                 state(a),
                 when(a.started_at),
                 when(a.last_activity_at),

@@ -525,15 +525,22 @@ class Repository:
             await self._schedule_auto(db, authorization, chat_id, user_id, now, first_reminder)
 
     async def remind_later(
-        self, chat_id: int, user_id: int, company_rut: str | None, now: datetime, due: datetime
+        self,
+        chat_id: int,
+        user_id: int,
+        company_rut: str | None,
+        now: datetime,
+        due: datetime,
+        actor: str | None = None,
     ) -> None:
-        """Schedule the one reminder the client asked for, replacing any other."""
+        """Schedule one reminder at a chosen time (by the client, or by the firm as `actor`)."""
         async with self._transaction() as db:
             await self._upsert_reminder(
                 db, chat_id, user_id, company_rut, ReminderKind.LATER, 0, now, due
             )
             if company_rut is not None:
-                await self._add_event(db, company_rut, now, "remind_later", None)
+                kind = "remind_later" if actor is None else "reminder_scheduled"
+                await self._add_event(db, company_rut, now, kind, None, actor)
 
     async def due_reminders(self, now: datetime, limit: int) -> list[DueReminder]:
         """Return up to `limit` reminders due at `now`, the most overdue first."""
@@ -1049,9 +1056,17 @@ class Repository:
             return await self._read_authorization(db, company_rut)
 
     async def reopen(
-        self, completion: int, actor: str, now: datetime, step: int
+        self,
+        completion: int,
+        actor: str,
+        now: datetime,
+        step: int,
+        first_reminder: datetime | None,
     ) -> Authorization | None:
-        """Undo a completion the firm could not find in the SII, back to `step`."""
+        """Undo a completion the firm could not find in the SII, back to `step`.
+
+        The client is reminded on the usual schedule if they do not come back.
+        """
         async with self._transaction() as db:
             company_rut = await self._current_completion(db, completion)
             if company_rut is None:
@@ -1064,7 +1079,12 @@ class Repository:
             if cursor.rowcount != 1:
                 return None
             await self._add_event(db, company_rut, now, "rejected", step, actor)
-            return await self._read_authorization(db, company_rut)
+            row = await self._read_authorization(db, company_rut)
+            if row.client_chat_id is not None and row.client_user_id is not None:
+                await self._schedule_auto(
+                    db, row, row.client_chat_id, row.client_user_id, now, first_reminder
+                )
+            return row
 
     async def completion_company(self, completion: int) -> str | None:
         """Return the company a completion event belongs to."""
