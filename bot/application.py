@@ -18,14 +18,15 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import firm_commands
+from bot import firm_commands, handoff
 from bot.deps import Deps, get_deps, get_poller, install
 from bot.digest import send_digest_if_due
 from bot.errors import on_error
 from bot.health import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS, beat, heartbeat_path
 from bot.persistence import DatabaseConversationPersistence
-from conversations import authorization, common
-from conversations.callbacks import PAGE_PATTERN, VERIFY_PATTERN
+from bot.retention import purge_if_due
+from conversations import authorization, common, privacy
+from conversations.callbacks import DELETE_PATTERN, PAGE_PATTERN, VERIFY_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ async def send_reminders(context: Context) -> None:
     )
     if deps.settings.firm_chat_ids:
         await send_digest_if_due(deps.settings, deps.repository, deps.guide, deps.clock)
+    await purge_if_due(deps.settings, deps.repository, deps.clock)
     await deps.notifier.deliver_pending(context.bot)
 
 
@@ -160,6 +162,10 @@ def register_handlers(
         ("exportar", firm_commands.export),
     ):
         application.add_handler(CommandHandler(command, callback, filters=firm))
+    application.add_handler(CommandHandler("cerrar", handoff.close, filters=firm))
+    application.add_handler(
+        MessageHandler(firm & filters.REPLY & filters.TEXT & ~filters.COMMAND, handoff.relay_reply)
+    )
     application.add_handler(
         FirmCallbackQueryHandler(firm_chat_ids, firm_commands.verification, VERIFY_PATTERN)
     )
@@ -178,6 +184,11 @@ def register_handlers(
     application.add_handler(
         CommandHandler(["cancelar", "cancel"], authorization.cancel, filters=private)
     )
+    application.add_handler(CommandHandler("privacidad", privacy.privacy, filters=private))
+    application.add_handler(
+        CommandHandler("borrar_mis_datos", privacy.ask_to_delete, filters=private)
+    )
+    application.add_handler(CallbackQueryHandler(privacy.delete_choice, pattern=DELETE_PATTERN))
     application.add_handler(CallbackQueryHandler(common.stale_button))
     application.add_handler(
         MessageHandler(private & filters.COMMAND, authorization.unknown_command)

@@ -11,7 +11,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.clock import Clock
-from bot.repository import Authorization, Repository
+from bot.repository import Authorization, ClientInfo, Repository
 from bot.rut import format_rut
 from conversations import keyboards
 from conversations.guide import Guide, local_datetime
@@ -49,6 +49,35 @@ def completion_notice(
         duration=describe_duration(completed_at - authorization.started_at),
     )
     return text, keyboards.firm_verification(guide, completion).to_json()
+
+
+def problem_report(
+    guide: Guide, problem: str, company_rut: str | None, client: ClientInfo, step: int | None
+) -> str:
+    """Render the firm's notice of a client's problem, which the firm can reply to."""
+    return guide.message(
+        "firm_problem_report",
+        problem=problem,
+        company_rut=format_rut(company_rut) if company_rut else guide.message("no_company"),
+        client_name=client.name,
+        client_username=f"@{client.username}" if client.username else "",
+        client_id=client.user_id,
+        progress=(
+            guide.message("progress_step", step=step) if step else guide.message("no_company")
+        ),
+    )
+
+
+def client_message_for_firm(
+    guide: Guide, client: ClientInfo, company_rut: str | None, text: str
+) -> str:
+    """Render what a client wrote during a handoff, for the firm's chats."""
+    return guide.message(
+        "firm_client_message",
+        client_name=client.name,
+        company_rut=format_rut(company_rut) if company_rut else guide.message("no_company"),
+        text=text,
+    )
 
 
 class FirmNotifier:

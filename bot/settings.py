@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     reminder_rate: float = Field(default=20.0, gt=0, le=30)
     digest_time: Annotated[time, NoDecode] = time(9, 0)
     invitation_ttl: Annotated[timedelta, NoDecode] = timedelta(days=14)
+    # Personal data of unfinished, inactive authorizations is purged after this many days.
+    data_retention_days: int = Field(default=180, ge=1, le=3650)
     firm_name: str = Field(default="pymecontadores.tk", min_length=1)
     representative_name: str = Field(default="ALEX BRITO MARDONES", min_length=1)
     representative_full_name: str = Field(default="ALEX PATRICIO BRITO MARDONES", min_length=1)

@@ -27,12 +27,14 @@ from bot.deps import Deps, get_deps
 from bot.errors import report_failure
 from bot.notifications import completion_notice
 from bot.rut import RutError, RutProblem, format_rut, parse_rut
-from conversations import keyboards, reminder_choices
+from conversations import keyboards, privacy, problems, reminder_choices
 from conversations.callbacks import (
+    DELETE_PATTERN,
     GUIDE_PATTERN,
     KEEP_GOING,
     LATER_MENU,
     LATER_PATTERN,
+    PROBLEM_PATTERN,
     REPEAT_PATTERN,
     REPEAT_YES,
     RESUME,
@@ -380,9 +382,18 @@ async def unknown_command(update: Update, context: Context) -> None:
 
 
 async def unexpected_message(update: Update, context: Context) -> None:
-    """Answer media or text that does not fit here, and repeat the current question."""
+    """Answer media or text that does not fit here, and repeat the current question.
+
+    A photo is a proof at step 7 and a problem report elsewhere; text goes to the firm
+    while a handoff is open.
+    """
     deps = get_deps(context)
     message = update.effective_message
+    if message is not None and message.photo:
+        await problems.receive_photo(update, deps, message)
+        return
+    if message is not None and await problems.relay_to_firm(update, deps, message):
+        return
     conversation = await conversation_of(update, deps)
     is_text = message is not None and message.text is not None
     if conversation is None:
@@ -426,6 +437,10 @@ def build_conversation() -> ConversationHandler[Any]:
         CallbackQueryHandler(reminder_choices.later_menu, pattern=f"^{LATER_MENU}$"),
         CallbackQueryHandler(reminder_choices.later_pick, pattern=LATER_PATTERN),
         CallbackQueryHandler(reminder_choices.stop_reminders, pattern=STOP_REMINDERS_PATTERN),
+        CallbackQueryHandler(problems.problem_button, pattern=PROBLEM_PATTERN),
+        CommandHandler("privacidad", privacy.privacy, filters=any_message),
+        CommandHandler("borrar_mis_datos", privacy.ask_to_delete, filters=any_message),
+        CallbackQueryHandler(privacy.delete_choice, pattern=DELETE_PATTERN),
         MessageHandler(any_message & filters.COMMAND, unknown_command),
         CallbackQueryHandler(stale_button),
         MessageHandler(any_message, unexpected_message),

@@ -72,7 +72,14 @@ class RecordingRequest(BaseRequest):
             return {**BOT_USER, "can_join_groups": False, "can_read_all_group_messages": False}
         if method == "getUpdates":
             return []
-        if method in ("sendMessage", "editMessageText", "editMessageReplyMarkup", "sendDocument"):
+        if method in (
+            "sendMessage",
+            "sendPhoto",
+            "sendDocument",
+            "editMessageText",
+            "editMessageCaption",
+            "editMessageReplyMarkup",
+        ):
             chat_id = params.get("chat_id", 0)
             message = {
                 "message_id": params.get("message_id") or next(self._message_ids),

@@ -1,0 +1,90 @@
+"""The firm's side of a handoff: replies relayed to the client, and closing it."""
+
+import logging
+from typing import Any
+
+from telegram import Message, Update
+from telegram.constants import ParseMode
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import CallbackContext
+
+from bot.deps import Deps, get_deps
+from bot.repository import Handoff
+
+logger = logging.getLogger(__name__)
+
+Context = CallbackContext[Any, Any, Any, Any]
+
+
+def _actor(update: Update) -> str:
+    user = update.effective_user
+    if user is None:
+        return "—"
+    return f"@{user.username}" if user.username else user.full_name
+
+
+async def _replied_handoff(
+    update: Update, context: Context, deps: Deps
+) -> tuple[Message, Handoff | None] | None:
+    """Return the firm's message and the handoff it answers; None if not a reply to the bot."""
+    message = update.effective_message
+    if message is None or message.reply_to_message is None:
+        return None
+    replied = message.reply_to_message
+    if replied.from_user is None or replied.from_user.id != context.bot.id:
+        return None  # the firm's members talking among themselves
+    handoff = await deps.repository.handoff_replied_to(message.chat_id, replied.message_id)
+    return message, handoff
+
+
+async def relay_reply(update: Update, context: Context) -> None:
+    """Pass a firm member's reply to the client whose problem it answers."""
+    deps = get_deps(context)
+    found = await _replied_handoff(update, context, deps)
+    if found is None:
+        return
+    message, handoff = found
+    if handoff is None:
+        await message.reply_text(deps.guide.message("firm_reply_not_handoff"))
+        return
+    if handoff.closed_at is not None:
+        await message.reply_text(deps.guide.message("firm_reply_closed"))
+        return
+    try:
+        await context.bot.send_message(
+            handoff.chat_id,
+            deps.guide.message("client_firm_message", text=message.text or ""),
+            parse_mode=ParseMode.HTML,
+        )
+    except Forbidden:
+        await deps.repository.mark_blocked(handoff.chat_id, deps.clock.now())
+        await message.reply_text(deps.guide.message("remind_blocked", client_name="El cliente"))
+        return
+    await message.reply_text(deps.guide.message("firm_reply_sent"))
+
+
+async def close(update: Update, context: Context) -> None:
+    """Close the handoff whose message the firm member answered with /cerrar."""
+    deps = get_deps(context)
+    found = await _replied_handoff(update, context, deps)
+    message = update.effective_message
+    assert message is not None
+    if found is None or found[1] is None:
+        await message.reply_text(deps.guide.message("firm_close_usage"))
+        return
+    handoff = found[1]
+    actor = _actor(update)
+    if not await deps.repository.close_handoff(handoff.id, actor, deps.clock.now()):
+        await message.reply_text(deps.guide.message("firm_reply_closed"))
+        return
+    await message.reply_text(
+        deps.guide.message("firm_handoff_closed", actor=actor), parse_mode=ParseMode.HTML
+    )
+    try:
+        await context.bot.send_message(
+            handoff.chat_id,
+            deps.guide.message("client_handoff_closed"),
+            parse_mode=ParseMode.HTML,
+        )
+    except TelegramError as exc:
+        logger.info("chat %s not told its handoff closed: %s", handoff.chat_id, exc)

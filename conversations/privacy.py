@@ -1,0 +1,60 @@
+"""The client's data: what is kept and why, and deleting it on request."""
+
+import logging
+
+from telegram import Update
+
+from bot.deps import get_deps
+from bot.repository import FirmMessage
+from bot.rut import format_rut
+from conversations import keyboards
+from conversations.callbacks import DELETE_YES
+from conversations.common import Context, conversation_of, ids, repeat_prompt, say, settle_button
+from conversations.states import END
+
+logger = logging.getLogger(__name__)
+
+
+async def privacy(update: Update, context: Context) -> None:
+    """Explain what is stored, why, for how long, and how to delete it."""
+    deps = get_deps(context)
+    await say(
+        update,
+        deps.guide.message("privacy", retention_days=deps.settings.data_retention_days),
+    )
+    conversation = await conversation_of(update, deps)
+    if conversation is not None:
+        await repeat_prompt(update, deps, conversation)
+
+
+async def ask_to_delete(update: Update, context: Context) -> None:
+    """Ask the client to confirm the deletion of their data."""
+    deps = get_deps(context)
+    await say(update, deps.guide.message("delete_confirm"), keyboards.confirm_deletion(deps.guide))
+
+
+async def delete_choice(update: Update, context: Context) -> int | None:
+    """Delete the client's data if they confirmed, and tell the firm."""
+    deps = get_deps(context)
+    query = update.callback_query
+    assert query is not None
+    await settle_button(update)
+    if query.data != DELETE_YES:
+        await say(update, deps.guide.message("delete_cancelled"))
+        conversation = await conversation_of(update, deps)
+        if conversation is not None:
+            await repeat_prompt(update, deps, conversation)
+        return None
+    chat_id, _ = ids(update)
+    now = deps.clock.now()
+    deletion = await deps.repository.delete_client_data(chat_id, now)
+    companies = [format_rut(rut) for rut in deletion.anonymized + deletion.removed]
+    if companies:
+        notice = deps.guide.message("firm_data_deleted", companies=", ".join(companies))
+        await deps.repository.queue_firm_messages(
+            [FirmMessage(chat, notice) for chat in deps.settings.firm_chat_ids], now
+        )
+        await deps.notifier.deliver_pending(update.get_bot())
+    logger.info("chat %s deleted its data (%d companies)", chat_id, len(companies))
+    await say(update, deps.guide.message("delete_done"))
+    return END
