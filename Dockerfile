@@ -10,11 +10,11 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY conversations ./conversations
 RUN pip install --no-cache-dir . \
-    && useradd --system --uid 10001 --home-dir /app bot \
+    && useradd --system --uid 10001 --user-group --home-dir /app bot \
     && mkdir -p /app/data \
-    && chown bot:bot /app/data
+    && chown 10001:10001 /app/data
 
-USER bot
+USER 10001:10001
 VOLUME ["/app/data"]
 
 # Healthy while the bot's polling loop keeps writing its heartbeat beside the database.

@@ -1,0 +1,56 @@
+"""The container image definition and its health check."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bot.health import STALE_AFTER_SECONDS, beat, heartbeat_path, is_fresh
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = Path(sys.executable).with_name("hadolint")
+    result = subprocess.run(
+        [str(hadolint), "--no-color", str(ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_runs_the_bot_as_non_root_with_a_data_volume_and_health_check() -> None:
+    lines = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("FROM python:3.11-slim")
+    assert "USER 10001:10001" in lines
+    assert 'VOLUME ["/app/data"]' in lines
+    assert 'CMD ["python", "-m", "bot"]' in lines
+    assert any(line.strip() == 'CMD ["python", "-m", "bot.health"]' for line in lines)
+
+
+def test_heartbeat_is_fresh_only_while_recent(tmp_path: Path) -> None:
+    path = heartbeat_path(tmp_path / "db.sqlite3")
+    assert not is_fresh(path, time.time())
+    beat(path)
+    assert is_fresh(path, time.time())
+    assert not is_fresh(path, time.time() + STALE_AFTER_SECONDS + 1)
+    path.write_text("garbage", encoding="ascii")
+    assert not is_fresh(path, time.time())
+
+
+def test_health_command_reports_unhealthy_without_a_heartbeat(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "TELEGRAM_BOT_TOKEN": "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "DATABASE_PATH": str(tmp_path / "data" / "bot.sqlite3"),
+    }
+    command = [sys.executable, "-m", "bot.health"]
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=30)
+    assert result.returncode == 1
+    (tmp_path / "data").mkdir()
+    beat(tmp_path / "data" / "heartbeat")
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=30)
+    assert result.returncode == 0
