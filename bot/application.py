@@ -52,7 +52,8 @@ async def record_activity(update: Update, context: Context) -> None:
         return
     deps = get_deps(context)
     now = deps.clock.now()
-    await deps.repository.record_activity(chat.id, user.id, now, deps.first_reminder(now))
+    if deps.activity.should_record(chat.id, now):
+        await deps.repository.record_activity(chat.id, user.id, now, deps.first_reminder(now))
 
 
 async def send_reminders(context: Context) -> None:

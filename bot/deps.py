@@ -8,7 +8,7 @@ from telegram.ext import CallbackContext
 
 from bot.clock import Clock
 from bot.notifications import FirmNotifier
-from bot.reminders import ReminderSweeper
+from bot.reminders import ActivityThrottle, ReminderSweeper
 from bot.repository import Repository
 from bot.settings import Settings
 from conversations.guide import Guide
@@ -30,6 +30,7 @@ class Deps:
     clock: Clock
     notifier: FirmNotifier
     sweeper: ReminderSweeper
+    activity: ActivityThrottle
 
     def first_reminder(self, now: datetime) -> datetime | None:
         """Return when the first automatic reminder falls due after activity at `now`."""
@@ -46,6 +47,7 @@ def build_deps(settings: Settings, repository: Repository, guide: Guide, clock: 
         clock=clock,
         notifier=FirmNotifier(repository, clock),
         sweeper=ReminderSweeper(settings, repository, guide, clock),
+        activity=ActivityThrottle(settings.reminder_schedule),
     )
 
 

@@ -1,19 +1,22 @@
-"""Long polling that acknowledges an update to Telegram only after it was processed.
+"""Long polling that acknowledges updates to Telegram only after they were processed.
 
 python-telegram-bot's Updater confirms updates (the next getUpdates offset) before its
-handlers have run, so a killed process could lose a client's message. Here each update is
-processed first; the offset of the last processed update is then committed to the
-database, and Telegram is told on the next getUpdates. After a crash the update that was
-being processed is delivered again (at least once), and nothing processed is repeated.
+handlers have run, so a killed process could lose a client's message. Here a batch is
+processed first (chats side by side, each chat in order), every processed update is
+marked in the database, and only then is the offset moved and Telegram told on the next
+getUpdates. After a crash the updates in flight are delivered again (at least once), and
+the ones already processed are skipped.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
+from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
@@ -24,6 +27,9 @@ logger = logging.getLogger(__name__)
 OFFSET_KEY = "update_offset"
 POLL_TIMEOUT = timedelta(seconds=10)
 MAX_BACKOFF_SECONDS = 30.0
+# Chats handled side by side (each chat's own updates stay in order). A reply costs a few
+# round trips to Telegram, so one-at-a-time would make a busy moment queue everyone.
+MAX_CONCURRENT_CHATS = 32
 
 
 class Poller:
@@ -82,18 +88,42 @@ class Poller:
                 break  # stopped while waiting
             backoff = 1.0
             self.last_success = time.time()
-            self._waiting = len(updates)
-            for update in updates:
-                if offset is not None and update.update_id < offset:
-                    continue  # already processed before a restart
-                await self._application.process_update(update)
-                offset = update.update_id + 1
-                self._waiting -= 1
-                await self._repository.set_meta(OFFSET_KEY, str(offset))
-                if self._stop.is_set():
-                    break
-            self._waiting = 0
+            if updates:
+                offset = await self._process_batch(updates)
         await self._acknowledge(offset)
+
+    async def _process_batch(self, updates: list[Update]) -> int:
+        """Process a batch, each chat in order and chats side by side; return the new offset.
+
+        Each update is marked processed when done, so after a crash the redelivered batch
+        skips what was already handled. The offset moves past the batch only when every
+        update in it is done (a stop request can leave some for the next run).
+        """
+        done = await self._repository.processed_among([u.update_id for u in updates])
+        chains: dict[int, list[Update]] = defaultdict(list)
+        for update in updates:
+            if update.update_id not in done:
+                chat = update.effective_chat
+                chains[chat.id if chat else -update.update_id].append(update)
+        self._waiting = sum(len(chain) for chain in chains.values())
+        limit = asyncio.Semaphore(MAX_CONCURRENT_CHATS)
+
+        async def run_chain(chain: list[Update]) -> None:
+            async with limit:
+                for update in chain:
+                    if self._stop.is_set():
+                        return
+                    await self._application.process_update(update)
+                    await self._repository.mark_processed(update.update_id)
+                    done.add(update.update_id)
+                    self._waiting -= 1
+
+        await asyncio.gather(*(run_chain(chain) for chain in chains.values()))
+        self._waiting = 0
+        pending = [u.update_id for u in updates if u.update_id not in done]
+        offset = min(pending) if pending else updates[-1].update_id + 1
+        await self._repository.advance_offset(OFFSET_KEY, offset)
+        return offset
 
     async def _fetch(self, offset: int | None) -> list[Any] | None:
         """Long-poll for updates; None if stopped meanwhile."""

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 from telegram import Bot
@@ -60,6 +60,29 @@ def next_after(reminder: DueReminder, sent_at: datetime, settings: Settings) -> 
     gap = delays[following] - delays[reminder.sequence]
     due = max(reminder.anchor_at + delays[following], sent_at + gap)
     return NextReminder(due, following, reminder.anchor_at)
+
+
+class ActivityThrottle:
+    """Decides when a client's activity is worth writing down again.
+
+    Activity restarts the reminder clock, but a client pressing a button every few seconds
+    would otherwise cost a write each time. Re-recording within a small fraction of the
+    first reminder delay (at most a minute) moves a reminder by no more than that fraction.
+    """
+
+    MAX_WINDOW = timedelta(minutes=1)
+
+    def __init__(self, delays: tuple[timedelta, ...]) -> None:
+        self._window = min(self.MAX_WINDOW, delays[0] / 10) if delays else self.MAX_WINDOW
+        self._last: dict[int, datetime] = {}
+
+    def should_record(self, chat_id: int, now: datetime) -> bool:
+        """Tell whether to record activity in this chat now (and remember that it was)."""
+        last = self._last.get(chat_id)
+        if last is not None and timedelta(0) <= now - last < self._window:
+            return False
+        self._last[chat_id] = now
+        return True
 
 
 class ReminderSweeper:

@@ -210,6 +210,17 @@ def _maybe_time(value: float | None) -> datetime | None:
     return from_timestamp(value) if value is not None else None
 
 
+async def _one(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """Return the first row of a query, in one round trip to the database thread."""
+    rows = list(await db.execute_fetchall(sql, params))
+    return rows[0] if rows else None
+
+
+async def _all(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    """Return every row of a query, in one round trip to the database thread."""
+    return list(await db.execute_fetchall(sql, params))
+
+
 class Repository:
     """The only code that speaks SQL; one connection per process, writes serialized."""
 
@@ -248,8 +259,8 @@ class Repository:
             await self._db.execute("COMMIT")
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        async with self._lock, self._db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        async with self._lock:
+            return await _all(self._db, sql, params)
 
     # --- conversations ------------------------------------------------------------------
 
@@ -266,6 +277,19 @@ class Repository:
             (chat_id, user_id),
         )
         return Conversation(*rows[0]) if rows else None
+
+    async def guide_position(self, chat_id: int, user_id: int) -> Authorization | None:
+        """Return the authorization this chat's open conversation is working on, in one query."""
+        rows = await self._fetchall(
+            "SELECT a.company_rut, a.client_chat_id, a.client_user_id, a.client_name, "
+            "a.client_username, a.step, a.started_at, a.last_activity_at, a.completed_at, "
+            "a.reminders_sent, a.opted_out_at, a.blocked_at, a.invited_name, a.verified_at, "
+            "a.verified_by, a.proof_file_id FROM conversations AS c "
+            "JOIN authorizations AS a ON a.company_rut = c.company_rut "
+            "WHERE c.chat_id = ? AND c.user_id = ?",
+            (chat_id, user_id),
+        )
+        return _authorization(rows[0]) if rows else None
 
     async def set_conversation(
         self,
@@ -459,8 +483,7 @@ class Repository:
 
     @staticmethod
     async def _read_authorization(db: aiosqlite.Connection, company_rut: str) -> Authorization:
-        async with db.execute(_SELECT_AUTHORIZATION, (company_rut,)) as cursor:
-            row = await cursor.fetchone()
+        row = await _one(db, _SELECT_AUTHORIZATION, (company_rut,))
         if row is None:
             raise LookupError(company_rut)
         return _authorization(row)
@@ -501,11 +524,11 @@ class Repository:
         has evidently unblocked the bot.
         """
         async with self._transaction() as db:
-            async with db.execute(
+            found = await _one(
+                db,
                 "SELECT company_rut FROM conversations WHERE chat_id = ? AND user_id = ?",
                 (chat_id, user_id),
-            ) as cursor:
-                found = await cursor.fetchone()
+            )
             if found is None:
                 return
             if found[0] is None:
@@ -640,12 +663,15 @@ class Repository:
     ) -> int:
         async with self._transaction() as db:
             await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
-            async with db.execute(
-                "SELECT company_rut FROM authorizations "
-                "WHERE client_chat_id = ? AND completed_at IS NULL",
-                (chat_id,),
-            ) as cursor:
-                companies = [row[0] for row in await cursor.fetchall()]
+            companies = [
+                row[0]
+                for row in await _all(
+                    db,
+                    "SELECT company_rut FROM authorizations "
+                    "WHERE client_chat_id = ? AND completed_at IS NULL",
+                    (chat_id,),
+                )
+            ]
             for company_rut in companies:
                 await db.execute(_MARK_SQL[column], (to_timestamp(now), company_rut))
                 await self._add_event(db, company_rut, now, event, None)
@@ -713,6 +739,31 @@ class Repository:
                 to_timestamp(due),
             ),
         )
+
+    # --- polling bookkeeping ------------------------------------------------------------
+
+    async def processed_among(self, update_ids: Sequence[int]) -> set[int]:
+        """Return which of these updates were already processed (before a crash)."""
+        if not update_ids:
+            return set()
+        rows = await self._fetchall(
+            "SELECT update_id FROM processed_updates WHERE update_id BETWEEN ? AND ?",
+            (min(update_ids), max(update_ids)),
+        )
+        return {int(row[0]) for row in rows} & set(update_ids)
+
+    async def mark_processed(self, update_id: int) -> None:
+        """Record that one update was fully processed."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO processed_updates (update_id) VALUES (?)", (update_id,)
+            )
+
+    async def advance_offset(self, key: str, offset: int) -> None:
+        """Store the next update to ask Telegram for; older markers are no longer needed."""
+        async with self._transaction() as db:
+            await self._put_meta(db, key, str(offset))
+            await db.execute("DELETE FROM processed_updates WHERE update_id < ?", (offset,))
 
     # --- daily digest -------------------------------------------------------------------
 
@@ -787,10 +838,9 @@ class Repository:
     ) -> int:
         """Open (or reuse) this client's handoff and queue the report for the firm."""
         async with self._transaction() as db:
-            async with db.execute(
-                "SELECT id FROM handoffs WHERE chat_id = ? AND closed_at IS NULL", (chat_id,)
-            ) as cursor:
-                found = await cursor.fetchone()
+            found = await _one(
+                db, "SELECT id FROM handoffs WHERE chat_id = ? AND closed_at IS NULL", (chat_id,)
+            )
             if found is not None:
                 handoff_id = int(found[0])
                 await db.execute(
@@ -850,11 +900,11 @@ class Repository:
     async def delete_client_data(self, chat_id: int, now: datetime) -> Deletion:
         """Erase what identifies this client; completions stay as anonymous facts."""
         async with self._transaction() as db:
-            async with db.execute(
+            rows = await _all(
+                db,
                 "SELECT company_rut, completed_at FROM authorizations WHERE client_chat_id = ?",
                 (chat_id,),
-            ) as cursor:
-                rows = list(await cursor.fetchall())
+            )
             anonymized = [row[0] for row in rows if row[1] is not None]
             removed = [row[0] for row in rows if row[1] is None]
             for company_rut in anonymized:
@@ -869,12 +919,12 @@ class Repository:
         """Remove unfinished authorizations idle since before `before`, and old messages."""
         stamp = to_timestamp(before)
         async with self._transaction() as db:
-            async with db.execute(
+            rows = await _all(
+                db,
                 "SELECT company_rut, client_chat_id FROM authorizations "
                 "WHERE completed_at IS NULL AND last_activity_at < ?",
                 (stamp,),
-            ) as cursor:
-                rows = list(await cursor.fetchall())
+            )
             for company_rut, chat_id in rows:
                 await self._remove_company(db, company_rut)
                 if chat_id is not None:
@@ -975,12 +1025,12 @@ class Repository:
         already used by another chat.
         """
         async with self._transaction() as db:
-            async with db.execute(
+            row = await _one(
+                db,
                 "SELECT token, company_rut, client_name, expires_at, used_by_chat "
                 "FROM invitations WHERE token = ?",
                 (token,),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
             if row is None or row[3] <= to_timestamp(now):
                 return None
             if row[4] is not None and row[4] != chat_id:
@@ -1096,12 +1146,12 @@ class Repository:
     @staticmethod
     async def _current_completion(db: aiosqlite.Connection, completion: int) -> str | None:
         """Return the company of a completion event if it is that company's latest one."""
-        async with db.execute(
+        row = await _one(
+            db,
             "SELECT e.company_rut FROM events AS e WHERE e.id = ? AND e.kind = 'completed' "
             "AND NOT EXISTS (SELECT 1 FROM events AS later WHERE later.company_rut = "
             "e.company_rut AND later.id > e.id AND later.kind IN ('completed', 'started', "
             "'rejected'))",
             (completion,),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return str(row[0]) if row else None

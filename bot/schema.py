@@ -122,6 +122,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX authorizations_by_activity ON authorizations (last_activity_at)
         WHERE completed_at IS NULL;
     """,
+    # 5: updates processed while a batch from Telegram was not yet acknowledged (updates of
+    # different chats are handled concurrently, so the offset alone cannot say which).
+    """
+    CREATE TABLE processed_updates (
+        update_id INTEGER PRIMARY KEY
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
