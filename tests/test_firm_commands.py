@@ -141,7 +141,10 @@ def snapshot(bot: Harness) -> dict[str, list[tuple[Any, ...]]]:
         row[0]
         for row in query(bot, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
     ]
-    return {table: query(bot, f"SELECT * FROM {table} ORDER BY 1, 2") for table in tables}  # noqa: S608
+    return {
+        table: sorted(query(bot, f"SELECT * FROM {table}"), key=repr)  # noqa: S608
+        for table in tables
+    }
 
 
 def replies(bot: Harness, chat: int) -> list[tuple[str, list[dict[str, Any]]]]:
