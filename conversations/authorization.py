@@ -10,6 +10,7 @@ import logging
 import re
 import warnings
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 from telegram import Update
@@ -43,6 +44,7 @@ from conversations.callbacks import (
     START_PATTERN,
     STOP_REMINDERS_PATTERN,
     GuideAction,
+    GuideButton,
     parse_guide_data,
 )
 from conversations.common import (
@@ -71,6 +73,10 @@ logger = logging.getLogger(__name__)
 
 # What a deep-link payload may be (Telegram allows up to 64 of these characters).
 INVITATION_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+# A press that repeats the one that just moved the client on (a double tap, or an update
+# delivered again after a restart) is acknowledged quietly within this time.
+REPEAT_WINDOW = timedelta(seconds=60)
 
 # Which buttons each step offers; anything else pressed there is stale or forged.
 _ACTIONS: dict[int, frozenset[GuideAction]] = {
@@ -274,9 +280,18 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
     query = update.callback_query
     assert query is not None
     pressed = parse_guide_data(query.data)
-    conversation = await conversation_of(update, deps)
-    company_rut = conversation.company_rut if conversation else None
-    authorization = await deps.repository.authorization(company_rut) if company_rut else None
+    authorization = await deps.repository.guide_position(*ids(update))
+    if (
+        pressed is not None
+        and authorization is not None
+        and authorization.completed_at is None
+        and _is_repeat(
+            pressed, authorization.step, deps.clock.now() - authorization.last_activity_at
+        )
+    ):
+        # A double tap, or the same press delivered again after a restart: already done.
+        await settle_button(update)
+        return None
     if (
         pressed is None
         or authorization is None
@@ -309,14 +324,8 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
         )
         return CONFIRM_RUT
 
-    if action in (GuideAction.MISMATCH, GuideAction.BACK_TO_PERMISSIONS):
-        target = PERMISSIONS_STEP
-    elif action is GuideAction.ALREADY_LISTED:
-        target = CONFIRMATION_STEP
-    elif action is GuideAction.BACK:
-        target = step - 1
-    else:  # NEXT or SAVED_USER
-        target = step + 1
+    target = _target(step, action)
+    assert target is not None
     if not await deps.repository.move_to_step(rut, step, target, now):
         await stale_button(update, context)
         return None
@@ -324,6 +333,29 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
         await say(update, deps.guide.message("mismatch"))
     await send_step(update, deps, rut, target)
     return None
+
+
+def _target(step: int, action: GuideAction) -> int | None:
+    """Return the step a button leads to (None where it leads elsewhere or nowhere)."""
+    if action in (GuideAction.MISMATCH, GuideAction.BACK_TO_PERMISSIONS):
+        return PERMISSIONS_STEP
+    if action is GuideAction.ALREADY_LISTED:
+        return CONFIRMATION_STEP
+    if action is GuideAction.BACK:
+        return step - 1 if step > 1 else None
+    if action in (GuideAction.NEXT, GuideAction.SAVED_USER):
+        return step + 1
+    return None
+
+
+def _is_repeat(pressed: GuideButton, current: int, since_activity: timedelta) -> bool:
+    """Tell whether a press is the one that just brought the client to `current`."""
+    return (
+        pressed.step != current
+        and pressed.action in _ACTIONS[pressed.step]
+        and _target(pressed.step, pressed.action) == current
+        and since_activity <= REPEAT_WINDOW
+    )
 
 
 async def _complete(update: Update, deps: Deps, company_rut: str) -> int:
@@ -345,8 +377,10 @@ async def _complete(update: Update, deps: Deps, company_rut: str) -> int:
         )
         return END
     logger.info("chat %s completed an authorization", chat_id)
-    await say(update, deps.guide.message("done", company_rut=format_rut(company_rut)))
+    # The firm first: once the client reads "¡Listo!", the notice is out and recorded, so a
+    # crash from then on cannot send it twice.
     await deps.notifier.deliver_pending(update.get_bot())
+    await say(update, deps.guide.message("done", company_rut=format_rut(company_rut)))
     return END
 
 

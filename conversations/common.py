@@ -47,7 +47,9 @@ async def settle_button(update: Update, notice: str | None = None) -> None:
     query = update.callback_query
     if query is None:
         return
-    await query.answer(notice)
+    # A press answered before a restart, or too old, cannot be answered again: no matter.
+    with suppress(BadRequest):
+        await query.answer(notice)
     if notice is None and query.message is not None:
         # Already without buttons, or too old to edit: nothing to tidy.
         with suppress(BadRequest):

@@ -91,15 +91,18 @@ def _press(server: BotApiServer, message: dict[str, Any], data: str, expect: str
     return server.wait_for(expect, CLIENT, after=mark, timeout=15)
 
 
-def test_whole_flow_survives_sigkill_at_several_steps(bot_process: BotProcess) -> None:
+def test_whole_flow_survives_sigkill_at_every_step(bot_process: BotProcess) -> None:
     server = bot_process.server
     _say(server, "/start", "RUT de la empresa")
+    bot_process.kill()
+    bot_process.start()
     confirm = _say(server, RUT, "¿El RUT de la empresa es")
+    bot_process.kill()
+    bot_process.start()
     step = _press(server, confirm, "rut:ok", "Paso 1 de 7")
     for number in range(1, 7):
-        if number in (2, 4, 6):
-            bot_process.kill()
-            bot_process.start()
+        bot_process.kill()
+        bot_process.start()
         action = "save" if number == 6 else "next"
         step = _press(server, step, f"g:{number}:{action}", f"Paso {number + 1} de 7")
     bot_process.kill()
@@ -107,8 +110,50 @@ def test_whole_flow_survives_sigkill_at_several_steps(bot_process: BotProcess) -
     _press(server, step, "g:7:yes", "¡Listo!")
     notice = server.wait_for("Autorización completada", FIRM, timeout=15)
     assert "76.086.428-5" in notice["text"] and "@juana_pyme" in notice["text"]
+    bot_process.kill()
+    bot_process.start()
+    # Pressing the final button again after a restart completes nothing twice.
+    _press_stale(server, step, "g:7:yes")
+    time.sleep(1)
     assert server.texts_to(FIRM).count(notice["text"]) == 1
     assert server.bot_env()["TELEGRAM_BOT_TOKEN"] not in bot_process.log()
+
+
+def _press_stale(server: BotApiServer, message: dict[str, Any], data: str) -> None:
+    mark = server.mark()
+    server.press_button(CLIENT, message["message_id"], data, validate=False)
+    server.wait_for("ya quedó registrada", CLIENT, after=mark, timeout=15)
+
+
+def test_reminders_arrive_and_continue_resumes_across_sigkill(tmp_path: Path) -> None:
+    with BotApiServer() as server:
+        process = BotProcess(
+            server, tmp_path, REMINDER_SCHEDULE="2s,4s", REMINDER_SWEEP_SECONDS="0.5"
+        )
+        process.start()
+        try:
+            _say(server, "/start", "RUT de la empresa")
+            confirm = _say(server, RUT, "¿El RUT de la empresa es")
+            step = _press(server, confirm, "rut:ok", "Paso 1 de 7")
+            step = _press(server, step, "g:1:next", "Paso 2 de 7")
+            process.kill()
+            process.start()
+            reminder = server.wait_for("Quedaste en el paso 2 de 7", CLIENT, timeout=15)
+            process.kill()
+            process.start()
+            _press(server, reminder, "st:resume", "Paso 2 de 7")
+            second = server.wait_for(
+                "Quedaste en el paso 2 de 7", CLIENT, timeout=15, after=server.mark()
+            )
+            mark = server.mark()
+            server.press_button(CLIENT, second["message_id"], "rem:stop")
+            server.wait_for("no te enviaré más recordatorios", CLIENT, after=mark, timeout=15)
+            silence = server.mark()
+            time.sleep(6)  # longer than the schedule's longest delay (4 s)
+            later = [m for m in server.messages_to(CLIENT) if m["_seq"] > silence]
+            assert later == []
+        finally:
+            process.kill()
 
 
 def test_a_message_sent_just_before_sigkill_is_answered_after_restart(
