@@ -31,9 +31,9 @@ async def report_failure(
     )
     if chat is None:
         return
+    deps = get_deps(context)
+    key = "firm_error" if chat.id in deps.settings.firm_chat_ids else "error"
     try:
-        await context.bot.send_message(
-            chat.id, get_deps(context).guide.message("error"), parse_mode=ParseMode.HTML
-        )
+        await context.bot.send_message(chat.id, deps.guide.message(key), parse_mode=ParseMode.HTML)
     except TelegramError:
         logger.warning("could not tell chat %s about the failure", chat.id)

@@ -60,6 +60,10 @@ async def relay_reply(update: Update, context: Context) -> None:
         await deps.repository.mark_blocked(handoff.chat_id, deps.clock.now())
         await message.reply_text(deps.guide.message("remind_blocked", client_name="El cliente"))
         return
+    except TelegramError as exc:
+        logger.warning("reply not relayed to chat %s: %s", handoff.chat_id, exc)
+        await message.reply_text(deps.guide.message("remind_failed"))
+        return
     await message.reply_text(deps.guide.message("firm_reply_sent"))
 
 

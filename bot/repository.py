@@ -196,6 +196,11 @@ _ANONYMIZE = (
     "WHERE company_rut = ?"
 )
 
+_DELETE_NOTICES = (
+    "DELETE FROM outbox WHERE ref IN "
+    "(SELECT id FROM events WHERE company_rut = ? AND kind = 'completed')"
+)
+
 _MARK_SQL = {
     "opted_out_at": "UPDATE authorizations SET opted_out_at = ? WHERE company_rut = ?",
     "blocked_at": "UPDATE authorizations SET blocked_at = ? WHERE company_rut = ?",
@@ -909,6 +914,8 @@ class Repository:
             removed = [row[0] for row in rows if row[1] is None]
             for company_rut in anonymized:
                 await db.execute(_ANONYMIZE, (company_rut,))
+                # The firm's copies of the notices name the client: they go too.
+                await db.execute(_DELETE_NOTICES, (company_rut,))
                 await self._add_event(db, company_rut, now, "data_deleted", None)
             for company_rut in removed:
                 await self._remove_company(db, company_rut)
@@ -931,7 +938,10 @@ class Repository:
                     await self._forget_chat(db, chat_id)
             # Delivered firm messages and closed handoffs keep names and texts: not forever.
             await db.execute(
-                "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?", (stamp,)
+                "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? AND ("
+                "handoff_id IS NULL OR handoff_id NOT IN "
+                "(SELECT id FROM handoffs WHERE closed_at IS NULL))",
+                (stamp,),
             )
             await db.execute(
                 "DELETE FROM handoffs WHERE closed_at IS NOT NULL AND closed_at < ?", (stamp,)
@@ -942,6 +952,7 @@ class Repository:
     @staticmethod
     async def _remove_company(db: aiosqlite.Connection, company_rut: str) -> None:
         for statement in (
+            _DELETE_NOTICES,
             "DELETE FROM authorizations WHERE company_rut = ?",
             "DELETE FROM events WHERE company_rut = ?",
             "DELETE FROM invitations WHERE company_rut = ?",

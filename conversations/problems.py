@@ -1,11 +1,14 @@
 """When the client is stuck: the problems of each step, their answers, and the firm in the loop."""
 
+from datetime import timedelta
+
 from telegram import Message, Update
 from telegram.constants import MessageLimit
 
 from bot.deps import Deps, get_deps
 from bot.notifications import client_message_for_firm, problem_report
 from bot.repository import FirmMessage
+from bot.rut import format_rut
 from conversations import keyboards
 from conversations.callbacks import parse_problem_data
 from conversations.common import (
@@ -23,6 +26,10 @@ from conversations.guide import FINAL_STEP
 
 # Room left in a firm message for what the client wrote.
 MAX_RELAYED_TEXT = MessageLimit.MAX_TEXT_LENGTH - 500
+# A photo's caption goes into a photo caption for the firm (1024 characters at most).
+MAX_CAPTION = 300
+# A photo this soon after completing is the screenshot of the SII's answer.
+PROOF_WINDOW = timedelta(days=1)
 
 
 async def problem_button(update: Update, context: Context) -> None:
@@ -111,11 +118,36 @@ async def receive_photo(update: Update, deps: Deps, message: Message) -> None:
     if conversation is not None and conversation.company_rut and step == FINAL_STEP:
         await deps.repository.set_proof(conversation.company_rut, file_id)
         await say(update, deps.guide.message("proof_received"))
+    elif conversation is None and await _late_proof(update, deps, file_id):
+        return
     else:
+        problem = deps.guide.message("problem_photo")
+        if message.caption:
+            problem = f"{problem}: «{message.caption[:MAX_CAPTION]}»"
         company_rut = conversation.company_rut if conversation else None
-        await report_problem(
-            update, deps, deps.guide.message("problem_photo"), company_rut, step, file_id
-        )
+        await report_problem(update, deps, problem, company_rut, step, file_id)
         await say(update, deps.guide.message("photo_forwarded"))
     if conversation is not None:
         await repeat_prompt(update, deps, conversation)
+
+
+async def _late_proof(update: Update, deps: Deps, file_id: str) -> bool:
+    """Take a photo sent soon after completing as the proof; False if it is not that."""
+    chat_id, _ = ids(update)
+    latest = await deps.repository.latest_authorization_of(chat_id, unfinished=False)
+    now = deps.clock.now()
+    if latest is None or latest.completed_at is None or now - latest.completed_at > PROOF_WINDOW:
+        return False
+    await deps.repository.set_proof(latest.company_rut, file_id)
+    text = deps.guide.message(
+        "firm_proof",
+        company_rut=format_rut(latest.company_rut),
+        client_name=latest.display_name,
+    )
+    await deps.repository.queue_firm_messages(
+        [FirmMessage(chat, text, photo_file_id=file_id) for chat in deps.settings.firm_chat_ids],
+        now,
+    )
+    await deps.notifier.deliver_pending(update.get_bot())
+    await say(update, deps.guide.message("proof_thanks"))
+    return True

@@ -1,0 +1,457 @@
+"""The client's data: /privacidad, deletion on request, retention, and what the logs keep."""
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.retention import LAST_PURGE_KEY, purge_if_due
+from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
+from tests.fake_telegram import button_data, buttons
+from tests.test_problems import (
+    JUANA,
+    NOT_HANDOFF,
+    OTHER,
+    PEDRO,
+    RUT,
+    RUT_B,
+    SHOWN,
+    SHOWN_B,
+    firm_reply,
+    handoff_ids,
+    new_texts,
+    photo_update,
+    reach_step,
+    report,
+)
+
+RUT_C = "96790240-3"
+SHOWN_C = "96.790.240-3"
+THIRD = 777_003
+ANA: dict[str, Any] = {"first_name": "Ana", "username": "ana_c"}
+
+DELETE_DONE = "🗑️ Listo, borramos tus datos. Si algún día quieres volver a empezar, escribe /start."
+FIRM_DELETED = "🗑️ Un cliente borró sus datos a través del bot. Empresas: "
+CLIENT_TABLES = ("authorizations", "events", "conversations", "reminders", "handoffs")
+
+MakeBot = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def make_bot(tmp_path: Path, clock: FakeClock) -> AsyncIterator[MakeBot]:
+    """Boot a bot with settings overridden; shut down after the test."""
+    booted: list[Harness] = []
+
+    async def boot(**overrides: Any) -> Harness:
+        harness = await Harness(make_settings(tmp_path, **overrides), clock).boot()
+        booted.append(harness)
+        return harness
+
+    yield boot
+    for harness in booted:
+        await harness.close()
+
+
+def query(bot: Harness, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(bot.settings.database_path) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def snapshot(bot: Harness) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table."""
+    tables = [
+        row[0]
+        for row in query(bot, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    ]
+    return {
+        table: sorted(query(bot, f"SELECT * FROM {table}"), key=repr)  # noqa: S608
+        for table in tables
+    }
+
+
+def rows_of(bot: Harness, rut: str, chat: int) -> dict[str, int]:
+    """How many rows each client table holds for one company and its client's chat."""
+    counts = {
+        "authorizations": query(
+            bot, "SELECT COUNT(*) FROM authorizations WHERE company_rut = ?", (rut,)
+        ),
+        "events": query(bot, "SELECT COUNT(*) FROM events WHERE company_rut = ?", (rut,)),
+        "conversations": query(
+            bot, "SELECT COUNT(*) FROM conversations WHERE chat_id = ?", (chat,)
+        ),
+        "reminders": query(
+            bot, "SELECT COUNT(*) FROM reminders WHERE chat_id = ? OR company_rut = ?", (chat, rut)
+        ),
+        "handoffs": query(bot, "SELECT COUNT(*) FROM handoffs WHERE chat_id = ?", (chat,)),
+        "handoff outbox": query(
+            bot,
+            "SELECT COUNT(*) FROM outbox AS o JOIN handoffs AS h ON h.id = o.handoff_id "
+            "WHERE h.chat_id = ?",
+            (chat,),
+        ),
+        "orphan handoff outbox": query(
+            bot,
+            "SELECT COUNT(*) FROM outbox WHERE handoff_id IS NOT NULL "
+            "AND handoff_id NOT IN (SELECT id FROM handoffs)",
+        ),
+    }
+    return {table: int(found[0][0]) for table, found in counts.items()}
+
+
+def traces(bot: Harness, *needles: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """Every row, in any table, with a cell containing one of `needles`."""
+    found = []
+    for table, table_rows in snapshot(bot).items():
+        for row in table_rows:
+            if any(needle in str(cell) for cell in row for needle in needles):
+                found.append((table, row))
+    return found
+
+
+async def complete(
+    bot: Harness, *, user: int = CLIENT, shown: str = SHOWN, who: dict[str, Any] = JUANA
+) -> None:
+    await reach_step(bot, 7, user=user, shown=shown, who=who)
+    await bot.press("g:7:yes", user=user, **who)
+    assert "🎉 ¡Listo!" in bot.last_text(user)
+
+
+async def delete_data(bot: Harness, user: int = CLIENT, who: dict[str, Any] = JUANA) -> None:
+    await bot.say("/borrar_mis_datos", user=user, **who)
+    await bot.press("del:yes", user=user, **who)
+
+
+# --- /privacidad --------------------------------------------------------------------------
+
+
+async def test_privacidad_explains_what_why_how_long_and_how_to_delete(bot: Harness) -> None:
+    await bot.say("/privacidad", **JUANA)
+    [text] = bot.texts()
+    assert text.startswith("🔒 <b>Tus datos</b>")
+    for phrase in (
+        "el RUT de la empresa",
+        "tu nombre y usuario de Telegram",
+        "tu id de Telegram",
+        "en qué paso vas",
+        "solo para guiarte, recordarte si quedas a medias y avisarle a pymecontadores.tk",
+        "los borramos tras 180 días sin actividad",
+        "Nunca te pediremos el archivo del certificado, su clave ni tu Clave Tributaria.",
+        "/borrar_mis_datos",
+    ):
+        assert phrase in text, phrase
+
+
+async def test_privacidad_shows_the_configured_retention_and_repeats_the_step(
+    make_bot: MakeBot,
+) -> None:
+    bot = await make_bot(data_retention_days=30)
+    await reach_step(bot, 3)
+    before = len(bot.texts())
+    await bot.say("/privacidad", **JUANA)
+    privacy, step = bot.texts()[before:]
+    assert "los borramos tras 30 días sin actividad" in privacy
+    assert step.startswith("<b>Paso 3 de 7</b>")
+
+
+# --- /borrar_mis_datos --------------------------------------------------------------------
+
+
+async def test_borrar_mis_datos_asks_first_and_no_keeps_everything(bot: Harness) -> None:
+    await reach_step(bot, 3)
+    await report(bot, 3, "whichrut")
+    before = snapshot(bot)
+
+    await bot.say("/borrar_mis_datos", **JUANA)
+    ask = bot.request.last(CLIENT)
+    assert ask.params["text"].startswith("🗑️ ¿Borrar tus datos?")
+    assert "No se puede deshacer." in ask.params["text"]
+    assert button_data(ask) == ["del:yes", "del:no"]
+    assert [b["text"] for b in buttons(ask)] == ["🗑️ Sí, borrar mis datos", "No, mantenerlos"]
+    assert snapshot(bot) == before
+
+    count = len(bot.texts())
+    firm_count = len(bot.texts(FIRM_CHAT))
+    await bot.press("del:no", **JUANA)
+    no, step = bot.texts()[count:]
+    assert no == "👍 No borramos nada."
+    assert step.startswith("<b>Paso 3 de 7</b>")
+    assert snapshot(bot) == before
+    assert len(bot.texts(FIRM_CHAT)) == firm_count
+
+
+async def test_deleting_an_unfinished_authorization_removes_every_row(bot: Harness) -> None:
+    # Juana: step 3, a problem, a message to the firm and its answer, a reminder.
+    await reach_step(bot, 3)
+    await report(bot, 3, "noauth")
+    await bot.say("No sé quién es el representante", **JUANA)
+    report_in_group = handoff_ids(bot, FIRM_CHAT)[0]
+    await firm_reply(bot, "Te escribo luego", report_in_group)
+    # Pedro, another client, with his own problem: untouched.
+    await reach_step(bot, 2, user=OTHER, shown=SHOWN_B, who=PEDRO)
+    await report(bot, 2, "login", user=OTHER, who=PEDRO)
+    assert rows_of(bot, RUT, CLIENT) == {
+        "authorizations": 1,
+        "events": 4,  # started, steps 2 and 3, the problem
+        "conversations": 1,
+        "reminders": 1,
+        "handoffs": 1,
+        "handoff outbox": 4,  # the report and the client's message, in both firm chats
+        "orphan handoff outbox": 0,
+    }
+    pedro_before = rows_of(bot, RUT_B, OTHER)
+    assert pedro_before["handoffs"] == 1 and pedro_before["handoff outbox"] == 2
+
+    firm_count = len(bot.texts(FIRM_CHAT)), len(bot.texts(FIRM_MEMBER))
+    await delete_data(bot)
+    assert bot.last_text() == DELETE_DONE
+    assert rows_of(bot, RUT, CLIENT) == dict.fromkeys(
+        [*CLIENT_TABLES, "handoff outbox", "orphan handoff outbox"], 0
+    )
+    assert rows_of(bot, RUT_B, OTHER) == pedro_before
+    assert traces(bot, "Juana", "juana_pyme", str(CLIENT)) == []
+    assert bot.texts(FIRM_CHAT)[firm_count[0] :] == [FIRM_DELETED + SHOWN]
+    assert bot.texts(FIRM_MEMBER)[firm_count[1] :] == [FIRM_DELETED + SHOWN]
+
+    # The firm's reply to the old report no longer reaches anyone.
+    mark = len(bot.request.calls)
+    await firm_reply(bot, "¿Sigues ahí?", report_in_group)
+    assert new_texts(bot, mark, CLIENT) == []
+    [answer] = new_texts(bot, mark, FIRM_CHAT)
+    assert answer.startswith(NOT_HANDOFF)
+
+    # Her next message is not relayed either: she starts over.
+    mark = len(bot.request.calls)
+    await bot.say("Hola", **JUANA)
+    assert new_texts(bot, mark, CLIENT) == ["👋 Hola. Escribe /start para comenzar."]
+    assert new_texts(bot, mark, FIRM_CHAT) == []
+
+
+async def test_deleting_a_completed_authorization_keeps_only_the_fact(bot: Harness) -> None:
+    await reach_step(bot, 7)
+    await bot.feed(photo_update())
+    await bot.press("g:7:yes", **JUANA)
+    [(completed_at,)] = query(bot, "SELECT completed_at FROM authorizations")
+    assert completed_at is not None
+    assert query(bot, "SELECT proof_file_id, client_name FROM authorizations") == [
+        ("ph-large", "Juana")
+    ]
+
+    firm_count = len(bot.texts(FIRM_CHAT))
+    await delete_data(bot)
+    assert bot.last_text() == DELETE_DONE
+    assert query(
+        bot,
+        "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, "
+        "invited_name, proof_file_id, step, completed_at FROM authorizations",
+    ) == [(RUT, None, None, None, None, None, None, 7, completed_at)]
+    assert query(bot, "SELECT kind FROM events ORDER BY id DESC LIMIT 2") == [
+        ("data_deleted",),
+        ("completed",),
+    ]
+    for table in ("conversations", "reminders", "handoffs"):
+        assert query(bot, f"SELECT COUNT(*) FROM {table}") == [(0,)]  # noqa: S608
+    assert bot.texts(FIRM_CHAT)[firm_count:] == [FIRM_DELETED + SHOWN]
+    assert bot.last_text(FIRM_MEMBER) == FIRM_DELETED + SHOWN
+
+
+async def test_deleting_an_invited_completed_authorization_forgets_the_invited_name(
+    bot: Harness,
+) -> None:
+    await bot.repository.create_invitation(
+        "tok123", RUT, "Juana Pérez", 4242, bot.clock.now(), bot.clock.now() + timedelta(days=14)
+    )
+    await complete(bot)
+    assert query(bot, "SELECT invited_name FROM authorizations") == [("Juana Pérez",)]
+    await delete_data(bot)
+    assert query(bot, "SELECT invited_name, client_name FROM authorizations") == [(None, None)]
+
+
+async def test_no_trace_of_the_client_is_left_after_deleting_a_completion(bot: Harness) -> None:
+    await reach_step(bot, 7)
+    await bot.feed(photo_update())
+    await bot.press("g:7:yes", **JUANA)
+    await delete_data(bot)
+    assert traces(bot, "Juana", "juana_pyme", str(CLIENT), "ph-large") == []
+
+
+async def test_deleting_with_nothing_stored_tells_the_firm_nothing(bot: Harness) -> None:
+    await delete_data(bot)
+    assert bot.texts()[-1] == DELETE_DONE
+    assert bot.texts(FIRM_CHAT) == bot.texts(FIRM_MEMBER) == []
+
+
+async def test_after_deleting_an_unfinished_one_the_client_starts_fresh(bot: Harness) -> None:
+    await reach_step(bot, 5)
+    await delete_data(bot)
+    count = len(bot.texts())
+    await bot.say("/start", **JUANA)
+    welcome, ask = bot.texts()[count:]
+    assert welcome.startswith("👋 Hola, soy el asistente")
+    assert "RUT de la empresa" in ask  # no "autorización a medias" offer: it is gone
+    await bot.say(SHOWN, **JUANA)
+    await bot.press("rut:ok", **JUANA)
+    assert bot.last_text().startswith("<b>Paso 1 de 7</b>")
+    for current in range(1, 7):
+        await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}", **JUANA)
+    await bot.press("g:7:yes", **JUANA)
+    assert "🎉 ¡Listo!" in bot.last_text()
+    [(name, chat, step, completed)] = query(
+        bot, "SELECT client_name, client_chat_id, step, completed_at FROM authorizations"
+    )
+    assert (name, chat, step) == ("Juana", CLIENT, 7) and completed is not None
+    # Only the new history: what was deleted does not come back.
+    assert [k for (k,) in query(bot, "SELECT kind FROM events ORDER BY id")] == [
+        "started",
+        *["step"] * 6,
+        "completed",
+    ]
+    assert bot.last_text(FIRM_CHAT).startswith("✅ <b>Autorización completada</b>")
+
+
+async def test_after_deleting_a_completed_one_the_client_can_complete_again(
+    bot: Harness, clock: FakeClock
+) -> None:
+    await complete(bot)
+    await delete_data(bot)
+    clock.advance(days=2)
+    await bot.say("/start", **JUANA)
+    await bot.say(SHOWN, **JUANA)
+    await bot.press("rut:ok", **JUANA)
+    assert bot.last_text().startswith(f"✅ La empresa <code>{SHOWN}</code> ya autorizó")
+    await bot.press("rep:yes", **JUANA)
+    for current in range(1, 7):
+        await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}", **JUANA)
+    await bot.press("g:7:yes", **JUANA)
+    assert "🎉 ¡Listo!" in bot.last_text()
+    [(name, chat, completed)] = query(
+        bot, "SELECT client_name, client_chat_id, completed_at FROM authorizations"
+    )
+    assert (name, chat) == ("Juana", CLIENT)
+    assert completed == clock.now().timestamp()
+    assert bot.last_text(FIRM_CHAT).startswith("✅ <b>Autorización completada</b>")
+
+
+async def test_a_deleted_client_is_never_reminded(bot: Harness, clock: FakeClock) -> None:
+    await reach_step(bot, 2)
+    # She also asked to be reminded at a time of her choosing.
+    await bot.press("later:menu", **JUANA)
+    await bot.press(button_data(bot.request.last(CLIENT))[0], **JUANA)
+    assert query(bot, "SELECT kind FROM reminders WHERE chat_id = ?", (CLIENT,)) == [("later",)]
+    await reach_step(bot, 4, user=OTHER, shown=SHOWN_B, who=PEDRO)
+    await delete_data(bot)
+    assert query(bot, "SELECT chat_id FROM reminders") == [(OTHER,)]
+
+    juana_before = len(bot.texts(CLIENT))
+    sent = 0
+    for _ in range(10):
+        clock.advance(days=1)
+        sent += await bot.deps.sweeper.sweep(bot.app.bot)
+    assert len(bot.texts(CLIENT)) == juana_before
+    pedro = [t for t in bot.texts(OTHER) if "Quedaste en el <b>paso 4 de 7</b>" in t]
+    assert sent == len(pedro) == 3  # the default schedule, 1, 3 and 7 days: only Pedro's
+    assert query(bot, "SELECT COUNT(*) FROM authorizations WHERE company_rut = ?", (RUT,)) == [(0,)]
+
+
+# --- retention ----------------------------------------------------------------------------
+
+
+async def test_retention_purges_idle_unfinished_authorizations_once_a_day(
+    make_bot: MakeBot, clock: FakeClock
+) -> None:
+    bot = await make_bot(data_retention_days=30)
+    # Day 0: Juana stops at step 3 after reporting a problem; Ana completes.
+    await reach_step(bot, 3)
+    await report(bot, 3, "noauth")
+    await complete(bot, user=THIRD, shown=SHOWN_C, who=ANA)
+    # Day 1.5: Pedro stops at step 2.
+    clock.advance(days=1, hours=12)
+    await reach_step(bot, 2, user=OTHER, shown=SHOWN_B, who=PEDRO)
+    # Day 31: someone starts now, Juana has been idle 31 days, Pedro 29.5.
+    clock.advance(days=29, hours=12)
+    await reach_step(bot, 2, user=OTHER + 10, shown="12345678-5", who={"first_name": "Eva"})
+
+    assert await purge_if_due(bot.settings, bot.repository, clock) == 1
+    assert rows_of(bot, RUT, CLIENT) == dict.fromkeys(
+        [*CLIENT_TABLES, "handoff outbox", "orphan handoff outbox"], 0
+    )
+    remaining = {row[0] for row in query(bot, "SELECT company_rut FROM authorizations")}
+    assert remaining == {RUT_B, RUT_C, "12345678-5"}
+    assert query(
+        bot,
+        "SELECT completed_at IS NOT NULL, client_name FROM authorizations WHERE company_rut = ?",
+        (RUT_C,),
+    ) == [(1, "Ana")]
+    assert query(bot, "SELECT value FROM meta WHERE key = ?", (LAST_PURGE_KEY,)) == [
+        (clock.now().isoformat(),)
+    ]
+
+    # Day 31.75: Pedro is idle 30.25 days, but a purge ran less than a day ago.
+    clock.advance(hours=18)
+    assert await purge_if_due(bot.settings, bot.repository, clock) == 0
+    assert query(bot, "SELECT COUNT(*) FROM authorizations WHERE company_rut = ?", (RUT_B,)) == [
+        (1,)
+    ]
+    # Day 32: a day has passed, Pedro goes.
+    clock.advance(hours=6, minutes=1)
+    assert await purge_if_due(bot.settings, bot.repository, clock) == 1
+    remaining = {row[0] for row in query(bot, "SELECT company_rut FROM authorizations")}
+    assert remaining == {RUT_C, "12345678-5"}
+    assert rows_of(bot, RUT_B, OTHER)["conversations"] == 0
+
+
+async def test_retention_runs_in_the_reminders_job(make_bot: MakeBot, clock: FakeClock) -> None:
+    bot = await make_bot(data_retention_days=30)
+    await reach_step(bot, 4)
+    await complete(bot, user=THIRD, shown=SHOWN_C, who=ANA)
+    clock.advance(days=30, hours=23)
+    await reach_step(bot, 2, user=OTHER, shown=SHOWN_B, who=PEDRO)
+    clock.advance(hours=2)
+    assert bot.app.job_queue is not None
+    [job] = bot.app.job_queue.get_jobs_by_name("reminders")
+    await job.run(bot.app)
+    remaining = {row[0] for row in query(bot, "SELECT company_rut FROM authorizations")}
+    assert remaining == {RUT_B, RUT_C}
+    assert rows_of(bot, RUT, CLIENT) == dict.fromkeys(
+        [*CLIENT_TABLES, "handoff outbox", "orphan handoff outbox"], 0
+    )
+    assert query(bot, "SELECT value FROM meta WHERE key = ?", (LAST_PURGE_KEY,)) == [
+        (clock.now().isoformat(),)
+    ]
+    # The purged client comes back: she starts over, nothing offered from before.
+    count = len(bot.texts())
+    await bot.say("/start", **JUANA)
+    assert not any("a medias" in t for t in bot.texts()[count:])
+
+
+# --- logs ---------------------------------------------------------------------------------
+
+
+async def test_logs_carry_ids_not_names_or_ruts(
+    bot: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        await reach_step(bot, 2)
+        await report(bot, 2, "login")
+        await bot.say("Me sale el error 39, soy Juana", **JUANA)
+        await firm_reply(bot, "Hola Juana, usa el certificado", handoff_ids(bot, FIRM_CHAT)[0])
+        await bot.feed(photo_update())
+        await firm_reply(bot, "/cerrar", handoff_ids(bot, FIRM_CHAT)[0])
+        for current in range(2, 7):
+            await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}", **JUANA)
+        await bot.feed(photo_update())
+        await bot.press("g:7:yes", **JUANA)
+        await bot.say("/privacidad", **JUANA)
+        await delete_data(bot)
+    assert bot.last_text() == DELETE_DONE
+    assert any("deleted its data" in r.getMessage() for r in caplog.records)
+    assert any(str(CLIENT) in r.getMessage() for r in caplog.records)
+    for record in caplog.records:
+        logged = " ".join(
+            [record.getMessage(), str(record.args), record.exc_text or "", str(record.exc_info)]
+        )
+        for secret in ("Juana", "juana_pyme", "76086428", "76.086.428"):
+            assert secret not in logged, (secret, record.name, logged)
