@@ -148,7 +148,7 @@ async def start(update: Update, context: Context) -> str | None:
 
 async def _open_invitation(update: Update, deps: Deps, token: str) -> str:
     """Start from the firm's deep link: the company is known, the client only confirms it."""
-    chat_id, user_id = ids(update)
+    chat_id, _ = ids(update)
     now = deps.clock.now()
     invitation = (
         await deps.repository.claim_invitation(token, chat_id, now)
@@ -158,13 +158,19 @@ async def _open_invitation(update: Update, deps: Deps, token: str) -> str:
     if invitation is None:
         await say(update, deps.guide.message("invite_invalid"))
         return await _welcome(update, deps)
-    await deps.repository.set_conversation(
-        chat_id, user_id, CONFIRM_RUT, now, candidate_rut=invitation.company_rut
-    )
     await say(update, deps.guide.message("welcome"))
+    return await _ask_to_confirm(update, deps, invitation.company_rut)
+
+
+async def _ask_to_confirm(update: Update, deps: Deps, company_rut: str) -> str:
+    """Remember the RUT and ask the client to confirm it."""
+    chat_id, user_id = ids(update)
+    await deps.repository.set_conversation(
+        chat_id, user_id, CONFIRM_RUT, deps.clock.now(), candidate_rut=company_rut
+    )
     await say(
         update,
-        deps.guide.message("rut_confirm", company_rut=format_rut(invitation.company_rut)),
+        deps.guide.message("rut_confirm", company_rut=format_rut(company_rut)),
         keyboards.confirm_rut(deps.guide),
     )
     return CONFIRM_RUT
@@ -212,16 +218,7 @@ async def receive_rut(update: Update, context: Context) -> str | None:
     if company_rut == deps.settings.representative_rut:
         await say(update, deps.guide.message("rut_is_representative"))
         return None
-    chat_id, user_id = ids(update)
-    await deps.repository.set_conversation(
-        chat_id, user_id, CONFIRM_RUT, deps.clock.now(), candidate_rut=company_rut
-    )
-    await say(
-        update,
-        deps.guide.message("rut_confirm", company_rut=format_rut(company_rut)),
-        keyboards.confirm_rut(deps.guide),
-    )
-    return CONFIRM_RUT
+    return await _ask_to_confirm(update, deps, company_rut)
 
 
 async def confirm_rut(update: Update, context: Context) -> str | None:
@@ -313,16 +310,7 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
         await say(update, deps.guide.message("not_saved"), keyboards.not_saved(deps.guide))
         return None
     if action is GuideAction.BACK and step == 1:
-        chat_id, user_id = ids(update)
-        await deps.repository.set_conversation(
-            chat_id, user_id, CONFIRM_RUT, now, candidate_rut=rut
-        )
-        await say(
-            update,
-            deps.guide.message("rut_confirm", company_rut=format_rut(rut)),
-            keyboards.confirm_rut(deps.guide),
-        )
-        return CONFIRM_RUT
+        return await _ask_to_confirm(update, deps, rut)
 
     target = _target(step, action)
     assert target is not None
