@@ -1,6 +1,7 @@
 """Build the python-telegram-bot Application: every handler, job and hook, in one place."""
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -35,13 +36,22 @@ OUTBOX_RETRY_SECONDS = 30.0
 
 Context = CallbackContext[Any, Any, Any, Any]
 
+_FIRM_BUTTON = re.compile(f"{VERIFY_PATTERN}|{PAGE_PATTERN}")
+
 
 async def ignore_foreign_chats(update: Update, context: Context) -> None:
     """Drop updates from groups and channels that are not the firm's."""
     chat = update.effective_chat
     if chat is None:
         raise ApplicationHandlerStop
-    if chat.type != chat.PRIVATE and chat.id not in get_deps(context).settings.firm_chat_ids:
+    if chat.type == chat.PRIVATE:
+        return
+    if chat.id not in get_deps(context).settings.firm_chat_ids:
+        raise ApplicationHandlerStop
+    # In the firm's groups only the firm's own buttons mean something: a client's button
+    # (say, on a forwarded message) must not start a client conversation there.
+    query = update.callback_query
+    if query is not None and not _FIRM_BUTTON.match(query.data or ""):
         raise ApplicationHandlerStop
 
 
@@ -134,6 +144,8 @@ class FirmCallbackQueryHandler(CallbackQueryHandler[Any, Any]):
         """Accept the press only from a firm chat; others fall through to the client side."""
         if not isinstance(update, Update) or update.effective_chat is None:
             return None
+        if update.callback_query is None or not update.callback_query.data:
+            return None  # PTB lets a press without data match any pattern
         if update.effective_chat.id not in self._firm_chat_ids:
             return None
         return super().check_update(update)

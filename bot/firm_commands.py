@@ -16,6 +16,7 @@ from bot.reminders import Delivery
 from bot.rut import RutError, format_rut, parse_rut
 from bot.schedule import defer_past_quiet_hours
 from conversations import keyboards
+from conversations.common import answer_quietly
 from conversations.guide import local_datetime
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ async def page_button(update: Update, context: Context) -> None:
     deps = get_deps(context)
     query = update.callback_query
     assert query is not None and query.data is not None
-    await query.answer()
+    await answer_quietly(query)
     _, listing, page, *rest = query.data.split(":", 3)
     if listing == "pend":
         await _show_pending(update, deps, page=int(page), edit=True)
@@ -278,9 +279,9 @@ async def verification(update: Update, context: Context) -> None:
     if verdict == "ok":
         verified = await deps.repository.verify(completion, actor, now)
         if verified is None:
-            await query.answer(await _why_not(deps, completion), show_alert=True)
+            await answer_quietly(query, await _why_not(deps, completion), show_alert=True)
             return
-        await query.answer()
+        await answer_quietly(query)
         line = deps.guide.message("firm_verified", actor=actor, when=local_datetime(now, tz))
         await deps.notifier.annotate(context.bot, completion, line)
         return
@@ -288,9 +289,9 @@ async def verification(update: Update, context: Context) -> None:
         completion, actor, now, REOPEN_STEP, deps.first_reminder(now)
     )
     if reopened is None:
-        await query.answer(await _why_not(deps, completion), show_alert=True)
+        await answer_quietly(query, await _why_not(deps, completion), show_alert=True)
         return
-    await query.answer()
+    await answer_quietly(query)
     told = reopened.client_chat_id is not None and await _tell_client_not_found(
         context, deps, reopened.client_chat_id, reopened.company_rut
     )

@@ -449,31 +449,43 @@ class Repository:
         self,
         company_rut: str,
         at_step: int,
-        chat_id: int,
-        user_id: int,
+        client: ClientInfo,
         now: datetime,
         firm_notice: Callable[[Authorization, int], tuple[str, str]],
         firm_chat_ids: Sequence[int],
     ) -> Authorization | None:
         """Record a completion once, queueing the firm's notice in the same transaction.
 
+        The client who completed is the one the firm is told about. Anyone else who was
+        working on the same company is done too: their conversation and reminders end.
         Returns the completed authorization, or None when it was not at `at_step` (already
         completed, or moved on), so a repeated update never completes twice.
         """
         stamp = to_timestamp(now)
         async with self._transaction() as db:
             cursor = await db.execute(
-                "UPDATE authorizations SET completed_at = ?, last_activity_at = ? "
+                "UPDATE authorizations SET completed_at = ?, last_activity_at = ?, "
+                "client_chat_id = ?, client_user_id = ?, client_name = ?, client_username = ? "
                 "WHERE company_rut = ? AND step = ? AND completed_at IS NULL",
-                (stamp, stamp, company_rut, at_step),
+                (
+                    stamp,
+                    stamp,
+                    client.chat_id,
+                    client.user_id,
+                    client.name,
+                    client.username,
+                    company_rut,
+                    at_step,
+                ),
             )
             if cursor.rowcount != 1:
                 return None
             completion = await self._add_event(db, company_rut, now, "completed", at_step)
+            await db.execute("DELETE FROM conversations WHERE company_rut = ?", (company_rut,))
             await db.execute(
-                "DELETE FROM conversations WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
+                "DELETE FROM reminders WHERE company_rut = ? OR chat_id = ?",
+                (company_rut, client.chat_id),
             )
-            await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
             row = await self._read_authorization(db, company_rut)
             text, buttons = firm_notice(row, completion)
             await db.executemany(
@@ -646,6 +658,16 @@ class Repository:
             (company_rut,),
         )
         await self._add_event(db, company_rut, now, "reminder", step, actor)
+
+    async def reminder_is_current(self, reminder: DueReminder) -> bool:
+        """Tell whether a due reminder still stands (nobody acted or completed since)."""
+        rows = await self._fetchall(
+            "SELECT 1 FROM reminders AS r LEFT JOIN authorizations AS a "
+            "ON a.company_rut = r.company_rut WHERE r.chat_id = ? AND r.due_at = ? "
+            "AND r.kind = ? AND a.completed_at IS NULL",
+            (reminder.chat_id, to_timestamp(reminder.due_at), reminder.kind.value),
+        )
+        return bool(rows)
 
     async def drop_reminder(self, reminder: DueReminder) -> None:
         """Forget a reminder that cannot be delivered (unless it was rescheduled meanwhile)."""

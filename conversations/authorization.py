@@ -347,12 +347,11 @@ def _is_repeat(pressed: GuideButton, current: int, since_activity: timedelta) ->
 
 
 async def _complete(update: Update, deps: Deps, company_rut: str) -> int:
-    chat_id, user_id = ids(update)
+    chat_id, _ = ids(update)
     completed = await deps.repository.complete(
         company_rut,
         FINAL_STEP,
-        chat_id,
-        user_id,
+        client_info(update),
         deps.clock.now(),
         lambda authorization, completion: completion_notice(
             deps.guide, authorization, completion, deps.settings.timezone

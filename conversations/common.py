@@ -2,7 +2,7 @@
 
 from contextlib import suppress
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
@@ -42,14 +42,20 @@ async def say(update: Update, text: str, markup: InlineKeyboardMarkup | None = N
     )
 
 
+async def answer_quietly(
+    query: CallbackQuery, notice: str | None = None, *, show_alert: bool = False
+) -> None:
+    """Answer a button press; one answered before a restart, or too old, is no matter."""
+    with suppress(BadRequest):
+        await query.answer(notice, show_alert=show_alert)
+
+
 async def settle_button(update: Update, notice: str | None = None) -> None:
     """Stop the button's spinner and take the keyboard off the message it was on."""
     query = update.callback_query
     if query is None:
         return
-    # A press answered before a restart, or too old, cannot be answered again: no matter.
-    with suppress(BadRequest):
-        await query.answer(notice)
+    await answer_quietly(query, notice)
     if notice is None and query.message is not None:
         # Already without buttons, or too old to edit: nothing to tidy.
         with suppress(BadRequest):

@@ -7,6 +7,7 @@ from telegram.ext import ContextTypes
 from bot.deps import get_deps
 from bot.schedule import later_option, remind_later_options
 from conversations import keyboards
+from conversations.common import answer_quietly
 
 Context = ContextTypes.DEFAULT_TYPE
 
@@ -16,7 +17,7 @@ async def later_menu(update: Update, context: Context) -> None:
     deps = get_deps(context)
     query = update.callback_query
     assert query is not None and update.effective_chat is not None
-    await query.answer()
+    await answer_quietly(query)
     options = remind_later_options(
         deps.clock.now(), deps.settings.timezone, deps.settings.quiet_hours
     )
@@ -37,7 +38,7 @@ async def later_pick(update: Update, context: Context) -> None:
     settings = deps.settings
     chosen = later_option(query.data.split(":", 1)[1], now, settings.timezone, settings.quiet_hours)
     if chosen is None:
-        await query.answer()
+        await answer_quietly(query)
         options = remind_later_options(now, settings.timezone, settings.quiet_hours)
         await chat.send_message(
             deps.guide.message("later_expired"),
@@ -48,7 +49,7 @@ async def later_pick(update: Update, context: Context) -> None:
     conversation = await deps.repository.conversation(chat.id, user.id)
     company_rut = conversation.company_rut if conversation else None
     await deps.repository.remind_later(chat.id, user.id, company_rut, now, chosen.at)
-    await query.answer()
+    await answer_quietly(query)
     await chat.send_message(
         deps.guide.message("later_set", when=chosen.label[0].lower() + chosen.label[1:]),
         parse_mode=ParseMode.HTML,
@@ -62,5 +63,5 @@ async def stop_reminders(update: Update, context: Context) -> None:
     chat = update.effective_chat
     assert query is not None and chat is not None
     await deps.repository.opt_out(chat.id, deps.clock.now())
-    await query.answer()
+    await answer_quietly(query)
     await chat.send_message(deps.guide.message("opted_out"), parse_mode=ParseMode.HTML)
