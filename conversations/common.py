@@ -43,7 +43,7 @@ async def say(update: Update, text: str, markup: InlineKeyboardMarkup | None = N
 
 
 async def answer_quietly(
-    query: CallbackQuery, notice: str | None = None, *, show_alert: bool = False
+    query: CallbackQuery, notice: str | None = None, *, show_alert: bool | None = None
 ) -> None:
     """Answer a button press; one answered before a restart, or too old, is no matter."""
     with suppress(BadRequest):
