@@ -16,7 +16,7 @@ from telegram.error import NetworkError
 
 from bot.logging_setup import configure_logging
 from bot.polling import Poller
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, TOKEN, Harness
+from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, TOKEN, Harness, db_rows
 from tests.fake_telegram import Call, button_data, callback_update
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,19 +37,8 @@ UNKNOWN_COMMAND = "No conozco ese comando"
 # --- helpers ------------------------------------------------------------------------------
 
 
-async def reach_step(
-    bot: Harness, step: int, shown: str = SHOWN, user: int = CLIENT, **who: Any
-) -> None:
-    await bot.say("/start", user=user, **who)
-    await bot.say(shown, user=user, **who)
-    await bot.press("rut:ok", user=user, **who)
-    for current in range(1, step):
-        await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}", user=user, **who)
-    assert f"Paso {step} de 7" in bot.last_text(user)
-
-
 async def complete(bot: Harness, shown: str = SHOWN, user: int = CLIENT, **who: Any) -> None:
-    await reach_step(bot, 7, shown, user, **who)
+    await bot.reach_step(7, rut=shown, user=user, **who)
     await bot.press("g:7:yes", user=user, **who)
     assert "¡Listo!" in bot.last_text(user)
 
@@ -79,11 +68,6 @@ def schema(bot: Harness) -> list[tuple[Any, ...]]:
         ).fetchall()
         version = db.execute("PRAGMA user_version").fetchall()
     return rows + version
-
-
-def rows(bot: Harness, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(bot.settings.database_path)) as db:
-        return db.execute(sql, params).fetchall()
 
 
 def replies(bot: Harness, chat: int) -> list[tuple[str, list[str]]]:
@@ -125,7 +109,7 @@ async def test_the_token_never_reaches_the_logs_nor_any_chat(
 ) -> None:
     url = f"{API}/bot{TOKEN}/sendMessage"
     # A whole flow, with a network failure whose text carries the request URL.
-    await reach_step(bot, 3)
+    await bot.reach_step(3, rut=SHOWN)
     bot.request.fail_next("sendMessage", NetworkError(f"httpx.ConnectError: {url} ({TOKEN})"))
     await bot.press("g:3:next")
     await bot.say("/start")
@@ -205,7 +189,7 @@ async def test_firm_commands_outside_the_firm_are_unknown_commands_and_write_not
     bot: Harness, command: str, sender: int
 ) -> None:
     # Something to leak: a client mid-guide, a completed company, an invitation.
-    await reach_step(bot, 3)
+    await bot.reach_step(3, rut=SHOWN)
     await complete(bot, SHOWN_B, user=OTHER, first_name="Beto")
     await firm_say(bot, "/invitar 96.543.210-8 Carla")
     before = dump(bot)
@@ -230,12 +214,12 @@ async def test_firm_commands_outside_the_firm_are_unknown_commands_and_write_not
 def _rows_of(bot: Harness, chat: int, company: str) -> list[Any]:
     """Everything stored about one client and their company."""
     return [
-        rows(bot, "SELECT * FROM authorizations WHERE company_rut = ?", (company,)),
-        rows(bot, "SELECT * FROM conversations WHERE chat_id = ?", (chat,)),
-        rows(bot, "SELECT * FROM reminders WHERE chat_id = ?", (chat,)),
-        rows(bot, "SELECT * FROM events WHERE company_rut = ? ORDER BY id", (company,)),
-        rows(bot, "SELECT * FROM handoffs WHERE chat_id = ?", (chat,)),
-        rows(bot, "SELECT * FROM outbox ORDER BY id"),
+        db_rows(bot.settings, "SELECT * FROM authorizations WHERE company_rut = ?", (company,)),
+        db_rows(bot.settings, "SELECT * FROM conversations WHERE chat_id = ?", (chat,)),
+        db_rows(bot.settings, "SELECT * FROM reminders WHERE chat_id = ?", (chat,)),
+        db_rows(bot.settings, "SELECT * FROM events WHERE company_rut = ? ORDER BY id", (company,)),
+        db_rows(bot.settings, "SELECT * FROM handoffs WHERE chat_id = ?", (chat,)),
+        db_rows(bot.settings, "SELECT * FROM outbox ORDER BY id"),
     ]
 
 
@@ -262,8 +246,8 @@ A_BUTTONS = [
 async def test_a_client_pressing_another_clients_buttons_moves_only_their_own(
     bot: Harness,
 ) -> None:
-    await reach_step(bot, 5)  # A, at step 5 of company A
-    await reach_step(bot, 2, SHOWN_B, user=OTHER, first_name="Beto")  # B at step 2 of B
+    await bot.reach_step(5, rut=SHOWN)  # A, at step 5 of company A
+    await bot.reach_step(2, rut=SHOWN_B, user=OTHER, first_name="Beto")  # B at step 2 of B
     a_before = _rows_of(bot, CLIENT, RUT)
     bot.request.clear()
 
@@ -302,7 +286,7 @@ async def test_firm_buttons_from_non_firm_chats_change_and_reveal_nothing(
     bot: Harness, presser: int
 ) -> None:
     await complete(bot)
-    await reach_step(bot, 2, SHOWN_B, user=OTHER, first_name="Beto")
+    await bot.reach_step(2, rut=SHOWN_B, user=OTHER, first_name="Beto")
     [notice] = bot.request.sent(FIRM_CHAT)
     number = button_data(notice)[0].split(":")[2]
     before = dump(bot)
@@ -329,9 +313,9 @@ async def test_delete_yes_by_someone_else_deletes_nothing_of_the_client(
     bot: Harness, stranger: int
 ) -> None:
     await complete(bot, SHOWN_B)  # the client finished one company ...
-    await reach_step(bot, 3)  # ... and is mid-way with another
+    await bot.reach_step(3, rut=SHOWN)  # ... and is mid-way with another
     if stranger == OTHER:
-        await reach_step(bot, 2, "96.543.210-8", user=OTHER, first_name="Beto")
+        await bot.reach_step(2, rut="96.543.210-8", user=OTHER, first_name="Beto")
     mine = [_rows_of(bot, CLIENT, RUT), _rows_of(bot, CLIENT, RUT_B)]
     firm_before = len(bot.request.sent(FIRM_CHAT))
 
@@ -417,12 +401,12 @@ async def test_quote_laden_unicode_names_are_stored_verbatim(
     await complete(bot, first_name=first_name, username=username)
 
     assert schema(bot) == shape
-    assert rows(
-        bot,
+    assert db_rows(
+        bot.settings,
         "SELECT client_name, client_username FROM authorizations WHERE company_rut = ?",
         (RUT,),
     ) == [(first_name, username)]
-    kinds = [row[0] for row in rows(bot, "SELECT kind FROM events ORDER BY id")]
+    kinds = [row[0] for row in db_rows(bot.settings, "SELECT kind FROM events ORDER BY id")]
     assert kinds == ["started", *["step"] * 6, "completed"]
     notice = bot.last_text(FIRM_CHAT)
     assert html.escape(first_name) in notice
@@ -441,7 +425,7 @@ INVITED = [
 
 @pytest.mark.parametrize("name", INVITED)
 async def test_invitation_names_with_quotes_are_stored_verbatim(bot: Harness, name: str) -> None:
-    await reach_step(bot, 2, SHOWN_B, user=OTHER, first_name="Beto")
+    await bot.reach_step(2, rut=SHOWN_B, user=OTHER, first_name="Beto")
     shape = schema(bot)
 
     await firm_say(bot, f"/invitar {SHOWN} {name}")
@@ -449,11 +433,13 @@ async def test_invitation_names_with_quotes_are_stored_verbatim(bot: Harness, na
     assert "t.me/sii_test_bot?start=" in bot.texts(FIRM_CHAT)[-2]
     assert html.escape(name) in bot.texts(FIRM_CHAT)[-2]
     assert schema(bot) == shape
-    assert rows(bot, "SELECT client_name, company_rut FROM invitations") == [(name, RUT)]
-    assert rows(bot, "SELECT invited_name FROM authorizations WHERE company_rut = ?", (RUT,)) == [
-        (name,)
+    assert db_rows(bot.settings, "SELECT client_name, company_rut FROM invitations") == [
+        (name, RUT)
     ]
-    assert rows(bot, "SELECT COUNT(*) FROM authorizations") == [(2,)]
+    assert db_rows(
+        bot.settings, "SELECT invited_name FROM authorizations WHERE company_rut = ?", (RUT,)
+    ) == [(name,)]
+    assert db_rows(bot.settings, "SELECT COUNT(*) FROM authorizations") == [(2,)]
 
 
 @pytest.mark.parametrize(
@@ -468,7 +454,7 @@ async def test_invitation_names_with_quotes_are_stored_verbatim(bot: Harness, na
 async def test_sql_shaped_firm_arguments_get_the_usage_and_touch_nothing(
     bot: Harness, command: str
 ) -> None:
-    await reach_step(bot, 2)
+    await bot.reach_step(2, rut=SHOWN)
     before = dump(bot)
     await firm_say(bot, command)
     assert "Uso" in bot.last_text(FIRM_CHAT) or "RUT" in bot.last_text(FIRM_CHAT)
@@ -676,10 +662,13 @@ def unsafe_sql(source: str) -> tuple[list[int], list[int], int]:
 
 
 def test_every_sql_statement_is_source_text_and_values_are_parameters() -> None:
-    repository = (ROOT / "bot" / "repository.py").read_text(encoding="utf-8")
+    # The repository is made of stores (bot/storage/) sharing SQL constants and helpers:
+    # check them as one source, so every constant and every caller is seen.
+    modules = [ROOT / "bot" / "repository.py", *sorted((ROOT / "bot" / "storage").glob("*.py"))]
+    storage = "\n".join(module.read_text(encoding="utf-8") for module in modules)
     migrations = (ROOT / "bot" / "schema.py").read_text(encoding="utf-8")
 
-    unsafe, pragma, checked = unsafe_sql(repository)
+    unsafe, pragma, checked = unsafe_sql(storage)
     assert unsafe == [] and pragma == []
     assert checked >= 40  # the checker really saw the repository's statements
 

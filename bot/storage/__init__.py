@@ -1,0 +1,1 @@
+"""The stores the repository is made of, one per concern."""

@@ -1,0 +1,192 @@
+"""Each company's authorization: started, moved through the steps, completed."""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from bot.clock import from_timestamp, to_timestamp
+from bot.storage.base import StoreBase
+from bot.storage.records import (
+    Authorization,
+    ClientInfo,
+    Event,
+    authorization_from_row,
+)
+from bot.storage.sql import (
+    SELECT_AUTHORIZATION,
+    SELECT_AUTHORIZATIONS,
+)
+
+
+class AuthorizationStore(StoreBase):
+    """Authorizations and their history."""
+
+    async def authorization(self, company_rut: str) -> Authorization | None:
+        """Return the authorization of one company."""
+        rows = await self._fetchall(SELECT_AUTHORIZATION, (company_rut,))
+        return authorization_from_row(rows[0]) if rows else None
+
+    async def latest_authorization_of(
+        self, chat_id: int, *, unfinished: bool
+    ) -> Authorization | None:
+        """Return the most recently active (unfinished, if asked) authorization of this chat."""
+        rows = await self._fetchall(
+            SELECT_AUTHORIZATIONS + "WHERE client_chat_id = ? AND step > 0 "
+            "AND (completed_at IS NULL OR NOT ?) ORDER BY last_activity_at DESC LIMIT 1",
+            (chat_id, unfinished),
+        )
+        return authorization_from_row(rows[0]) if rows else None
+
+    async def start_guide(
+        self,
+        client: ClientInfo,
+        company_rut: str,
+        state: str,
+        now: datetime,
+        first_reminder: datetime | None,
+    ) -> Authorization:
+        """Begin (or begin again) one company's authorization at step 1 for this client."""
+        stamp = to_timestamp(now)
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO authorizations (company_rut, client_chat_id, client_user_id, "
+                "client_name, client_username, step, started_at, last_activity_at, completed_at) "
+                "VALUES (?, ?, ?, ?, ?, 1, ?, ?, NULL) ON CONFLICT (company_rut) DO UPDATE SET "
+                "client_chat_id = excluded.client_chat_id, "
+                "client_user_id = excluded.client_user_id, client_name = excluded.client_name, "
+                "client_username = excluded.client_username, step = 1, "
+                "started_at = CASE WHEN completed_at IS NULL AND step > 0 THEN started_at "
+                "ELSE excluded.started_at END, verified_at = NULL, verified_by = NULL, "
+                "last_activity_at = excluded.last_activity_at, completed_at = NULL",
+                (
+                    company_rut,
+                    client.chat_id,
+                    client.user_id,
+                    client.name,
+                    client.username,
+                    stamp,
+                    stamp,
+                ),
+            )
+            await self._add_event(db, company_rut, now, "started", 1)
+            await self._upsert_conversation(
+                db, client.chat_id, client.user_id, state, now, company_rut, None
+            )
+            row = await self._read_authorization(db, company_rut)
+            await self._schedule_auto(db, row, client.chat_id, client.user_id, now, first_reminder)
+        return row
+
+    async def resume_guide(
+        self,
+        client: ClientInfo,
+        company_rut: str,
+        state: str,
+        now: datetime,
+        first_reminder: datetime | None,
+    ) -> Authorization | None:
+        """Put this chat back into an unfinished authorization at its stored step."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE authorizations SET client_chat_id = ?, client_user_id = ?, "
+                "last_activity_at = ? WHERE company_rut = ? AND completed_at IS NULL",
+                (client.chat_id, client.user_id, to_timestamp(now), company_rut),
+            )
+            if cursor.rowcount != 1:
+                return None
+            await self._upsert_conversation(
+                db, client.chat_id, client.user_id, state, now, company_rut, None
+            )
+            row = await self._read_authorization(db, company_rut)
+            await self._schedule_auto(db, row, client.chat_id, client.user_id, now, first_reminder)
+        return row
+
+    async def move_to_step(
+        self, company_rut: str, from_step: int, to_step: int, now: datetime
+    ) -> bool:
+        """Move an unfinished authorization from one step to another; False if it was not there."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE authorizations SET step = ?, last_activity_at = ? "
+                "WHERE company_rut = ? AND step = ? AND completed_at IS NULL",
+                (to_step, to_timestamp(now), company_rut, from_step),
+            )
+            if cursor.rowcount != 1:
+                return False
+            await self._add_event(db, company_rut, now, "step", to_step)
+        return True
+
+    async def touch(self, company_rut: str, now: datetime) -> None:
+        """Record activity by the client without changing the step."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE authorizations SET last_activity_at = ? WHERE company_rut = ?",
+                (to_timestamp(now), company_rut),
+            )
+
+    async def complete(
+        self,
+        company_rut: str,
+        at_step: int,
+        client: ClientInfo,
+        now: datetime,
+        firm_notice: Callable[[Authorization, int], tuple[str, str]],
+        firm_chat_ids: Sequence[int],
+    ) -> Authorization | None:
+        """Record a completion once, queueing the firm's notice in the same transaction.
+
+        The client who completed is the one the firm is told about. Anyone else who was
+        working on the same company is done too: their conversation and reminders end.
+        Returns the completed authorization, or None when it was not at `at_step` (already
+        completed, or moved on), so a repeated update never completes twice.
+        """
+        stamp = to_timestamp(now)
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE authorizations SET completed_at = ?, last_activity_at = ?, "
+                "client_chat_id = ?, client_user_id = ?, client_name = ?, client_username = ? "
+                "WHERE company_rut = ? AND step = ? AND completed_at IS NULL",
+                (
+                    stamp,
+                    stamp,
+                    client.chat_id,
+                    client.user_id,
+                    client.name,
+                    client.username,
+                    company_rut,
+                    at_step,
+                ),
+            )
+            if cursor.rowcount != 1:
+                return None
+            completion = await self._add_event(db, company_rut, now, "completed", at_step)
+            await db.execute("DELETE FROM conversations WHERE company_rut = ?", (company_rut,))
+            await db.execute(
+                "DELETE FROM reminders WHERE company_rut = ? OR chat_id = ?",
+                (company_rut, client.chat_id),
+            )
+            row = await self._read_authorization(db, company_rut)
+            text, buttons = firm_notice(row, completion)
+            await db.executemany(
+                "INSERT INTO outbox (chat_id, text, created_at, ref, buttons, photo_file_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (firm_chat, text, stamp, completion, buttons, row.proof_file_id)
+                    for firm_chat in firm_chat_ids
+                ],
+            )
+        return row
+
+    async def events(self, company_rut: str) -> list[Event]:
+        """Return the history of one company, oldest first."""
+        rows = await self._fetchall(
+            "SELECT at, kind, step, actor FROM events WHERE company_rut = ? ORDER BY id",
+            (company_rut,),
+        )
+        return [Event(from_timestamp(row[0]), row[1], row[2], row[3]) for row in rows]
+
+    async def set_proof(self, company_rut: str, file_id: str) -> None:
+        """Keep the Telegram file id of the client's screenshot of the SII's answer."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE authorizations SET proof_file_id = ? WHERE company_rut = ?",
+                (file_id, company_rut),
+            )

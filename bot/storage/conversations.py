@@ -1,0 +1,68 @@
+"""Where each chat stands in its conversation with the bot."""
+
+from datetime import datetime
+
+from bot.storage.base import StoreBase
+from bot.storage.records import (
+    Authorization,
+    Conversation,
+    authorization_from_row,
+)
+
+
+class ConversationStore(StoreBase):
+    """The conversation each chat is in."""
+
+    async def conversation_states(self) -> dict[tuple[int, int], str]:
+        """Return every open conversation's state, keyed by (chat id, user id)."""
+        rows = await self._fetchall("SELECT chat_id, user_id, state FROM conversations")
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    async def conversation(self, chat_id: int, user_id: int) -> Conversation | None:
+        """Return the conversation of this chat and user, if one is open."""
+        rows = await self._fetchall(
+            "SELECT chat_id, user_id, state, company_rut, candidate_rut FROM conversations "
+            "WHERE chat_id = ? AND user_id = ?",
+            (chat_id, user_id),
+        )
+        return Conversation(*rows[0]) if rows else None
+
+    async def guide_position(self, chat_id: int, user_id: int) -> Authorization | None:
+        """Return the authorization this chat's open conversation is working on, in one query."""
+        rows = await self._fetchall(
+            "SELECT a.company_rut, a.client_chat_id, a.client_user_id, a.client_name, "
+            "a.client_username, a.step, a.started_at, a.last_activity_at, a.completed_at, "
+            "a.reminders_sent, a.opted_out_at, a.blocked_at, a.invited_name, a.verified_at, "
+            "a.verified_by, a.proof_file_id FROM conversations AS c "
+            "JOIN authorizations AS a ON a.company_rut = c.company_rut "
+            "WHERE c.chat_id = ? AND c.user_id = ?",
+            (chat_id, user_id),
+        )
+        return authorization_from_row(rows[0]) if rows else None
+
+    async def set_conversation(
+        self,
+        chat_id: int,
+        user_id: int,
+        state: str,
+        now: datetime,
+        *,
+        company_rut: str | None = None,
+        candidate_rut: str | None = None,
+    ) -> None:
+        """Record the state a conversation is in now."""
+        async with self._transaction() as db:
+            await self._upsert_conversation(
+                db, chat_id, user_id, state, now, company_rut, candidate_rut
+            )
+
+    async def end_conversation(self, chat_id: int, user_id: int) -> None:
+        """Forget the conversation of this chat and user, and its reminders.
+
+        The authorization itself stays, so the firm still sees it as pending.
+        """
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM conversations WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
+            )
+            await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
