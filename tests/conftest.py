@@ -1,6 +1,8 @@
 """The test harness: the real Application, a fake HTTP layer, a real SQLite file."""
 
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +24,7 @@ TOKEN = "123456789:AAHfakeTOKENfor-tests_0123456789abc"
 FIRM_CHAT = -100_555
 FIRM_MEMBER = 4242
 CLIENT = 777_001
+RUT = "76086428-5"  # the company a client authorizes unless a test says otherwise
 
 
 @dataclass
@@ -52,13 +55,41 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def db_rows(settings: Settings, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one query straight against the bot's SQLite file and return every row."""
+    with closing(sqlite3.connect(settings.database_path)) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def db_snapshot(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, each table's rows in a fixed order."""
+    tables = [
+        row[0]
+        for row in db_rows(
+            settings, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        )
+    ]
+    return {
+        table: sorted(db_rows(settings, f"SELECT * FROM {table}"), key=repr)  # noqa: S608
+        for table in tables
+    }
+
+
 class Harness:
     """One running bot process, as far as the tests are concerned."""
 
-    def __init__(self, settings: Settings, clock: FakeClock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: FakeClock,
+        request: RecordingRequest | None = None,
+        *,
+        rate_limit: bool = False,
+    ) -> None:
         self.settings = settings
         self.clock = clock
-        self.request = RecordingRequest()
+        self.request = request if request is not None else RecordingRequest()
+        self.rate_limit = rate_limit
         self.repository: Repository
         self.app: Application[Any, Any, Any, Any, Any, Any]
 
@@ -67,7 +98,7 @@ class Harness:
         self.repository = await Repository.open(self.settings.database_path)
         guide = load_guide(self.settings.guide_path, firm_facts(self.settings))
         self.deps = build_deps(self.settings, self.repository, guide, self.clock)
-        self.app = build_application(self.deps, request=self.request, rate_limit=False)
+        self.app = build_application(self.deps, request=self.request, rate_limit=self.rate_limit)
         await self.app.initialize()
         return self
 
@@ -95,6 +126,47 @@ class Harness:
     async def press(self, data: str, user: int = CLIENT, **kwargs: Any) -> None:
         """The client presses an inline button."""
         await self.feed(callback_update(user, data, **kwargs))
+
+    async def steps_from(
+        self,
+        first: int,
+        last: int,
+        *,
+        user: int = CLIENT,
+        first_name: str = "Juana",
+        username: str | None = "juana_pyme",
+    ) -> None:
+        """The client presses on from guide step `first` until step `last` is shown."""
+        for current in range(first, last):
+            action = "save" if current == 6 else "next"
+            await self.press(
+                f"g:{current}:{action}", user=user, first_name=first_name, username=username
+            )
+
+    async def reach_step(
+        self,
+        step: int,
+        *,
+        user: int = CLIENT,
+        rut: str = RUT,
+        first_name: str = "Juana",
+        username: str | None = "juana_pyme",
+    ) -> None:
+        """Walk a client from /start (typing `rut`) to guide step `step` and check it is shown."""
+        sender: dict[str, Any] = {"user": user, "first_name": first_name, "username": username}
+        await self.say("/start", **sender)
+        await self.say(rut, **sender)
+        await self.press("rut:ok", **sender)
+        await self.steps_from(1, step, **sender)
+        assert f"Paso {step} de 7" in self.last_text(user)
+
+    def db_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one query straight against this bot's SQLite file and return every row."""
+        return db_rows(self.settings, sql, params)
+
+    def db_snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table in this bot's SQLite file."""
+        return db_snapshot(self.settings)
 
     def texts(self, chat_id: int = CLIENT) -> list[str]:
         """What the bot said to a chat, in order."""

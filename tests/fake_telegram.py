@@ -28,9 +28,11 @@ class RecordingRequest(BaseRequest):
     """Answers Bot API calls like Telegram would and records each one.
 
     Faults are injected per method: `fail_next("sendMessage", SomeTelegramError(...))`.
+    Calls keep only 'attach://…' for a file; `uploads` keeps the files themselves.
     """
 
     calls: list[Call] = field(default_factory=list)
+    uploads: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     faults: dict[str, list[TelegramError]] = field(default_factory=dict)
     _message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
@@ -65,6 +67,8 @@ class RecordingRequest(BaseRequest):
         if self.faults.get(api_method):
             raise self.faults[api_method].pop(0)
         self.calls.append(Call(api_method, params))
+        if request_data is not None and request_data.contains_files:
+            self.uploads.append((api_method, request_data.multipart_data))
         return 200, json.dumps({"ok": True, "result": self._result(api_method, params)}).encode()
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:

@@ -1,7 +1,5 @@
 """The guided authorization, driven end to end through the real Application."""
 
-import sqlite3
-
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
 from tests.fake_telegram import button_data, buttons
 
@@ -67,17 +65,8 @@ async def test_pressed_buttons_are_removed_and_answered(bot: Harness) -> None:
     assert edits and edits[-1].params["message_id"] == 55
 
 
-async def _reach_step(bot: Harness, step: int) -> None:
-    await bot.say("/start")
-    await bot.say(RUT)
-    await bot.press("rut:ok")
-    for current in range(1, step):
-        action = "save" if current == 6 else "next"
-        await bot.press(f"g:{current}:{action}")
-
-
 async def test_data_mismatch_at_step_6_returns_to_step_5(bot: Harness) -> None:
-    await _reach_step(bot, 6)
+    await bot.reach_step(6)
     await bot.press("g:6:mismatch")
     texts = bot.texts()
     assert "Modificar Datos" in texts[-2]
@@ -87,7 +76,7 @@ async def test_data_mismatch_at_step_6_returns_to_step_5(bot: Harness) -> None:
 
 
 async def test_not_saved_at_step_7_guides_and_offers_the_way_back(bot: Harness) -> None:
-    await _reach_step(bot, 7)
+    await bot.reach_step(7)
     await bot.press("g:7:no")
     assert "Grabar Usuario" in bot.last_text()
     assert button_data(bot.request.last(CLIENT)) == ["g:7:back5", "g:7:yes"]
@@ -96,7 +85,7 @@ async def test_not_saved_at_step_7_guides_and_offers_the_way_back(bot: Harness) 
 
 
 async def test_back_buttons_move_one_step_back(bot: Harness) -> None:
-    await _reach_step(bot, 3)
+    await bot.reach_step(3)
     await bot.press("g:3:back")
     assert "Paso 2 de 7" in bot.last_text()
     await bot.press("g:2:back")
@@ -106,7 +95,7 @@ async def test_back_buttons_move_one_step_back(bot: Harness) -> None:
 
 
 async def test_stale_and_forged_buttons_never_move_the_state(bot: Harness) -> None:
-    await _reach_step(bot, 4)
+    await bot.reach_step(4)
     for data in ("g:2:next", "g:4:save", "g:7:yes", "g:9:next", "rut:ok", "zz", "g:4:x" * 10):
         bot.request.clear()
         await bot.press(data)
@@ -119,7 +108,7 @@ async def test_stale_and_forged_buttons_never_move_the_state(bot: Harness) -> No
 
 
 async def test_a_stranger_cannot_press_someone_elses_buttons(bot: Harness) -> None:
-    await _reach_step(bot, 7)
+    await bot.reach_step(7)
     await bot.press("g:7:yes", user=31337)
     authorization = await bot.repository.authorization(RUT)
     assert authorization is not None and authorization.completed_at is None
@@ -127,21 +116,20 @@ async def test_a_stranger_cannot_press_someone_elses_buttons(bot: Harness) -> No
 
 
 async def test_duplicate_final_update_completes_once(bot: Harness) -> None:
-    await _reach_step(bot, 7)
+    await bot.reach_step(7)
     await bot.press("g:7:yes", update_id=900_001)
     await bot.press("g:7:yes", update_id=900_001)
     await bot.press("g:7:yes")
     assert len(bot.texts(FIRM_CHAT)) == 1
     assert "ya quedó registrada" in bot.last_text()
-    with sqlite3.connect(bot.settings.database_path) as db:
-        completions = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'completed'").fetchone()
-        notices = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+    [completions] = bot.db_rows("SELECT COUNT(*) FROM events WHERE kind = 'completed'")
+    [notices] = bot.db_rows("SELECT COUNT(*) FROM outbox")
     assert completions == (1,)
     assert notices == (2,)  # one per firm chat
 
 
 async def test_completed_company_is_not_started_again_unless_insisted(bot: Harness) -> None:
-    await _reach_step(bot, 7)
+    await bot.reach_step(7)
     await bot.press("g:7:yes")
     await bot.say("/start")
     await bot.say(RUT)
@@ -155,7 +143,7 @@ async def test_completed_company_is_not_started_again_unless_insisted(bot: Harne
 
 
 async def test_cancel_ends_politely_and_start_offers_to_resume(bot: Harness) -> None:
-    await _reach_step(bot, 3)
+    await bot.reach_step(3)
     await bot.say("/cancelar")
     assert "/start" in bot.last_text()
     assert await bot.repository.conversation(CLIENT, CLIENT) is None
@@ -166,7 +154,7 @@ async def test_cancel_ends_politely_and_start_offers_to_resume(bot: Harness) -> 
 
 
 async def test_start_mid_step_offers_to_continue_or_start_over(bot: Harness) -> None:
-    await _reach_step(bot, 4)
+    await bot.reach_step(4)
     await bot.say("/start")
     assert "paso 4 de 7" in bot.last_text()
     assert button_data(bot.request.last(CLIENT)) == ["st:keep", "st:over"]
@@ -178,7 +166,7 @@ async def test_start_mid_step_offers_to_continue_or_start_over(bot: Harness) -> 
 
 
 async def test_help_mid_step_explains_and_repeats_the_step(bot: Harness) -> None:
-    await _reach_step(bot, 2)
+    await bot.reach_step(2)
     await bot.say("/ayuda")
     texts = bot.texts()
     assert "/cancelar" in texts[-2]

@@ -55,18 +55,9 @@ STATES = {
 
 
 async def _complete_once(bot: Harness) -> None:
-    await _reach_step(bot, 7)
+    await bot.reach_step(7, rut=SHOWN_RUT)
     await bot.press("g:7:yes")
     assert "¡Listo!" in bot.last_text()
-
-
-async def _reach_step(bot: Harness, step: int) -> None:
-    await bot.say("/start")
-    await bot.say(SHOWN_RUT)
-    await bot.press("rut:ok")
-    for current in range(1, step):
-        await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}")
-    assert f"Paso {step} de 7" in bot.last_text()
 
 
 async def _reach(bot: Harness, state: State) -> None:
@@ -76,7 +67,7 @@ async def _reach(bot: Harness, state: State) -> None:
         await bot.say("/start")
         await bot.say(SHOWN_RUT)
     elif state.name.startswith("step_"):
-        await _reach_step(bot, int(state.name.removeprefix("step_")))
+        await bot.reach_step(int(state.name.removeprefix("step_")), rut=SHOWN_RUT)
     else:
         await _complete_once(bot)
         await bot.say("/start")
@@ -265,7 +256,7 @@ async def test_a_group_cannot_start_a_conversation(bot: Harness) -> None:
 @pytest.mark.parametrize("step", [1, 3, 6, 7])
 @pytest.mark.parametrize("text", ["listo", "ya lo hice", SHOWN_RUT, "sí"])
 async def test_text_at_a_step_asks_to_use_the_buttons(bot: Harness, step: int, text: str) -> None:
-    await _reach_step(bot, step)
+    await bot.reach_step(step, rut=SHOWN_RUT)
     before = await _snapshot(bot)
     await bot.say(text)
     texts = bot.texts()
@@ -276,7 +267,7 @@ async def test_text_at_a_step_asks_to_use_the_buttons(bot: Harness, step: int, t
 
 @pytest.mark.parametrize("command", ["/cancelar", "/cancel"])
 async def test_cancel_mid_step_ends_and_keeps_the_authorization(bot: Harness, command: str) -> None:
-    await _reach_step(bot, 3)
+    await bot.reach_step(3, rut=SHOWN_RUT)
     _, authorization = await _snapshot(bot)
     await bot.say(command)
     assert "avance quedó guardado" in bot.last_text() and "/start" in bot.last_text()
@@ -329,7 +320,7 @@ async def _never_started(bot: Harness) -> None:
 
 
 async def _cancelled(bot: Harness) -> None:
-    await _reach_step(bot, 2)
+    await bot.reach_step(2, rut=SHOWN_RUT)
     await bot.say("/cancelar")
 
 
@@ -377,7 +368,7 @@ async def test_unknown_command_without_a_conversation(bot: Harness) -> None:
 async def test_failed_step_message_is_reported_and_the_stored_step_still_works(
     bot: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await _reach_step(bot, 3)
+    await bot.reach_step(3, rut=SHOWN_RUT)
     sent_before = len(bot.texts())
     bot.request.fail_next("sendMessage", BadRequest("boom"))
     with caplog.at_level(logging.INFO):
@@ -414,7 +405,7 @@ async def test_failed_step_message_is_reported_and_the_stored_step_still_works(
 async def test_failed_error_notice_is_only_logged(
     bot: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await _reach_step(bot, 2)
+    await bot.reach_step(2, rut=SHOWN_RUT)
     bot.request.fail_next("sendMessage", BadRequest("boom"), times=2)
     with caplog.at_level(logging.WARNING):
         await bot.press("g:2:next")

@@ -8,9 +8,7 @@ while the reminder sweeper sends due reminders to other clients.
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +45,6 @@ def sent_to(bot: Harness, chat: int) -> list[Call]:
         for call in bot.request.calls
         if call.method == "sendMessage" and int(call.params["chat_id"]) == chat
     ]
-
-
-def query(bot: Harness, sql: str) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(bot.settings.database_path)) as db:
-        return db.execute(sql).fetchall()
 
 
 def conversation_handler(bot: Harness) -> ConversationHandler[Any]:
@@ -101,9 +94,7 @@ async def walk_to_step(bot: Harness, user: int, step: int) -> None:
     await feed(bot, message_update(user, "/start", first_name=f"C{user}"))
     await feed(bot, message_update(user, company(user), first_name=f"C{user}"))
     await feed(bot, callback_update(user, "rut:ok", first_name=f"C{user}"))
-    for current in range(1, step):
-        action = "save" if current == 6 else "next"
-        await feed(bot, callback_update(user, f"g:{current}:{action}", first_name=f"C{user}"))
+    await bot.steps_from(1, step, user=user, first_name=f"C{user}")
 
 
 async def finish(bot: Harness, user: int) -> None:
@@ -157,18 +148,18 @@ async def test_a_hundred_completions_at_once_while_reminders_are_swept(crowd: Ha
     assert [r.getMessage() for r in records.records if r.levelno >= logging.ERROR] == []
 
     # Every completion recorded exactly once.
-    per_company = query(
-        bot, "SELECT company_rut, COUNT(*) FROM events WHERE kind = 'completed' GROUP BY 1"
+    per_company = bot.db_rows(
+        "SELECT company_rut, COUNT(*) FROM events WHERE kind = 'completed' GROUP BY 1"
     )
     assert sorted(per_company) == sorted((company(user), 1) for user in finishers)
-    completed = query(bot, "SELECT COUNT(*) FROM authorizations WHERE completed_at IS NOT NULL")
+    completed = bot.db_rows("SELECT COUNT(*) FROM authorizations WHERE completed_at IS NOT NULL")
     assert completed == [(FINISHERS,)]
 
     # One notice per completion per firm chat, delivered once.
     firm_chats = len(bot.settings.firm_chat_ids)
-    assert query(bot, "SELECT COUNT(*) FROM outbox") == [(FINISHERS * firm_chats,)]
-    assert query(
-        bot, "SELECT sent_at IS NOT NULL, attempts, COUNT(*) FROM outbox GROUP BY 1, 2"
+    assert bot.db_rows("SELECT COUNT(*) FROM outbox") == [(FINISHERS * firm_chats,)]
+    assert bot.db_rows(
+        "SELECT sent_at IS NOT NULL, attempts, COUNT(*) FROM outbox GROUP BY 1, 2"
     ) == [(1, 1, FINISHERS * firm_chats)]
     for chat in (FIRM_CHAT, FIRM_MEMBER):
         notices = [str(call.params["text"]) for call in sent_to(bot, chat)]
@@ -190,7 +181,7 @@ async def test_a_hundred_completions_at_once_while_reminders_are_swept(crowd: Ha
     for user in waiting:
         assert sum(is_reminder(call) for call in sent_to(bot, user)) == 1, user
         assert handler._conversations.get((user, user)) == "guide"
-    assert query(bot, "PRAGMA integrity_check") == [("ok",)]
+    assert bot.db_rows("PRAGMA integrity_check") == [("ok",)]
 
 
 async def test_concurrent_presses_of_one_client_never_skip_or_double_a_step(
@@ -215,7 +206,7 @@ async def test_concurrent_presses_of_one_client_never_skip_or_double_a_step(
         # one chat's updates side by side, but nothing may break if they are).
         steps = [str(c.params["text"]) for c in sent_to(bot, user)]
         assert steps and all("Paso 4 de 7" in text for text in steps), steps
-    moves = query(bot, "SELECT COUNT(*) FROM events WHERE kind = 'step' AND step = 4")
+    moves = bot.db_rows("SELECT COUNT(*) FROM events WHERE kind = 'step' AND step = 4")
     assert moves == [(len(users),)]
 
 
@@ -239,11 +230,7 @@ async def test_a_reminder_read_before_the_client_completes_is_not_sent_after(
         nonlocal completed
         if not completed:
             completed = True
-            for current in range(2, 7):
-                await feed(
-                    bot,
-                    callback_update(second, f"g:{current}:{'save' if current == 6 else 'next'}"),
-                )
+            await bot.steps_from(2, 7, user=second)
             await feed(bot, callback_update(second, "g:7:yes"))
 
     sweeper = ReminderSweeper(bot.settings, bot.repository, bot.deps.guide, bot.clock, sleep=pace)
@@ -266,11 +253,7 @@ async def _both_on_one_company(bot: Harness) -> None:
         await feed(bot, message_update(user, "/start", first_name=name, username=None))
         await feed(bot, message_update(user, "76.086.428-5", first_name=name, username=None))
         await feed(bot, callback_update(user, "rut:ok", first_name=name, username=None))
-    for current in range(1, 7):
-        action = "save" if current == 6 else "next"
-        await feed(
-            bot, callback_update(ANA, f"g:{current}:{action}", first_name="Ana", username=None)
-        )
+    await bot.steps_from(1, 7, user=ANA, first_name="Ana", username=None)
     await feed(bot, callback_update(ANA, "g:7:yes", first_name="Ana", username=None))
     assert DONE in str(sent_to(bot, ANA)[-1].params["text"])
 

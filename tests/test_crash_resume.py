@@ -9,20 +9,12 @@ from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness
 RUT = "76086428-5"
 
 
-async def _advance_to(bot: Harness, step: int) -> None:
-    await bot.say("/start")
-    await bot.say(RUT)
-    await bot.press("rut:ok")
-    for current in range(1, step):
-        await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}")
-
-
 @pytest.mark.parametrize("step", range(1, 8))
 async def test_second_process_continues_at_the_same_step(
     settings: Settings, clock: FakeClock, step: int
 ) -> None:
     first = await Harness(settings, clock).boot()
-    await _advance_to(first, step)
+    await first.reach_step(step)
     # The first process is never shut down: as after SIGKILL, nothing gets flushed.
     second = await Harness(settings, clock).boot()
     try:
@@ -61,7 +53,7 @@ async def test_notice_queued_before_a_crash_is_delivered_after_restart(
     settings: Settings, clock: FakeClock
 ) -> None:
     first = await Harness(settings, clock).boot()
-    await _advance_to(first, 7)
+    await first.reach_step(7)
     first.request.fail_next("sendMessage", NetworkError("connection reset"), times=3)
     await first.press("g:7:yes")  # completion committed; the client's and firm's sends fail
     assert first.texts(FIRM_CHAT) == []

@@ -1,8 +1,6 @@
 """The firm's daily digest: when it goes out, what it says, and how it is split."""
 
 import itertools
-import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -69,16 +67,6 @@ def digest_count(bot: Harness, chat: int) -> int:
     return sum(HEADER in text for text in bot.texts(chat))
 
 
-async def reach_step(bot: Harness, user: int, name: str, rut: str, step: int) -> None:
-    await bot.say("/start", user=user, first_name=name)
-    await bot.say(rut, user=user, first_name=name)
-    await bot.press("rut:ok", user=user, first_name=name)
-    for current in range(1, step):
-        action = "save" if current == 6 else "next"
-        await bot.press(f"g:{current}:{action}", user=user, first_name=name)
-    assert f"Paso {step} de 7" in bot.last_text(user)
-
-
 # --- pack_lines ---------------------------------------------------------------------------
 
 
@@ -133,7 +121,7 @@ async def test_first_run_only_records_the_time(bot: Harness) -> None:
 
 async def test_digest_goes_out_once_a_day_at_nine(bot: Harness) -> None:
     await run_job(bot)  # 12:00 on the 24th: the first digest is due at 09:00 on the 25th
-    await reach_step(bot, BRUNO, "Bruno", RUT_BRUNO, 3)
+    await bot.reach_step(3, user=BRUNO, rut=RUT_BRUNO, first_name="Bruno")
     move_to(bot.clock, local(25, 8, 59))
     await run_job(bot)
     assert digest_count(bot, FIRM_CHAT) == 0
@@ -152,11 +140,10 @@ async def test_digest_goes_out_once_a_day_at_nine(bot: Harness) -> None:
     move_to(bot.clock, local(26, 9))
     await run_job(bot)
     assert digest_count(bot, FIRM_CHAT) == digest_count(bot, FIRM_MEMBER) == 2
-    with closing(sqlite3.connect(bot.settings.database_path)) as db:
-        rows = db.execute(
-            "SELECT chat_id, sent_at IS NOT NULL FROM outbox WHERE text LIKE ? ORDER BY id",
-            (f"%{HEADER}%",),
-        ).fetchall()
+    rows = bot.db_rows(
+        "SELECT chat_id, sent_at IS NOT NULL FROM outbox WHERE text LIKE ? ORDER BY id",
+        (f"%{HEADER}%",),
+    )
     assert rows == [(FIRM_CHAT, 1), (FIRM_MEMBER, 1)] * 2
 
 
@@ -200,20 +187,21 @@ async def test_after_downtime_one_digest_then_back_to_nine(bot: Harness) -> None
 
 async def test_digest_lists_completed_pending_opted_out_and_blocked(bot: Harness) -> None:
     await run_job(bot)  # 12:00: first run
-    await reach_step(bot, BRUNO, "Bruno", RUT_BRUNO, 1)  # oldest, but active most recently
+    # Bruno is the oldest, but active most recently.
+    await bot.reach_step(1, user=BRUNO, rut=RUT_BRUNO, first_name="Bruno")
     move_to(bot.clock, local(24, 12, 30))
-    await reach_step(bot, CARLA, "Carla", RUT_CARLA, 5)
+    await bot.reach_step(5, user=CARLA, rut=RUT_CARLA, first_name="Carla")
     move_to(bot.clock, local(24, 12, 45))
     await bot.press("g:1:next", user=BRUNO, first_name="Bruno")
     await bot.press("g:2:next", user=BRUNO, first_name="Bruno")
     move_to(bot.clock, local(24, 13))
-    await reach_step(bot, ANA, "Ana", RUT_ANA, 7)
+    await bot.reach_step(7, user=ANA, rut=RUT_ANA, first_name="Ana")
     await bot.press("g:7:yes", user=ANA, first_name="Ana")
     move_to(bot.clock, local(24, 13, 10))
-    await reach_step(bot, DIEGO, "Diego", RUT_DIEGO, 2)
+    await bot.reach_step(2, user=DIEGO, rut=RUT_DIEGO, first_name="Diego")
     await bot.press("rem:stop", user=DIEGO, first_name="Diego")
     move_to(bot.clock, local(24, 13, 20))
-    await reach_step(bot, ELENA, "Elena", RUT_ELENA, 1)
+    await bot.reach_step(1, user=ELENA, rut=RUT_ELENA, first_name="Elena")
 
     move_to(bot.clock, local(24, 14, 30))  # Carla's first reminder
     await run_job(bot)

@@ -8,9 +8,7 @@ import io
 import logging
 import re
 import secrets
-import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,12 +16,11 @@ from typing import Any
 import pytest
 from stdnum.cl import rut as stdnum_rut
 from telegram.error import BadRequest, Forbidden, NetworkError
-from telegram.request import RequestData
 
 from bot.menus import publish_command_menus
 from bot.repository import ClientInfo
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
-from tests.fake_telegram import RecordingRequest, button_data, buttons, callback_update
+from tests.fake_telegram import button_data, buttons, callback_update
 
 RUT = "76086428-5"
 SHOWN = "76.086.428-5"
@@ -94,22 +91,9 @@ async def invite(bot: Harness, args: str) -> str:
     return match.group(1)
 
 
-async def steps_from(bot: Harness, first: int, last: int, user: int = CLIENT) -> None:
-    """Press 'next' from step `first` up to reaching step `last`."""
-    for current in range(first, last):
-        await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}", user=user)
-
-
-async def reach_step(bot: Harness, step: int, shown: str = SHOWN, user: int = CLIENT) -> None:
-    await bot.say("/start", user=user)
-    await bot.say(shown, user=user)
-    await bot.press("rut:ok", user=user)
-    await steps_from(bot, 1, step, user)
-
-
 async def complete(bot: Harness, shown: str = SHOWN, user: int = CLIENT) -> int:
     """The client goes through the whole guide; return the completion's number."""
-    await reach_step(bot, 7, shown, user)
+    await bot.reach_step(7, rut=shown, user=user)
     await bot.press("g:7:yes", user=user)
     return notice_number(bot)
 
@@ -130,23 +114,6 @@ def answers(bot: Harness) -> list[dict[str, Any]]:
     return [c.params for c in calls(bot, "answerCallbackQuery")]
 
 
-def query(bot: Harness, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(bot.settings.database_path) as db:
-        return db.execute(sql, params).fetchall()
-
-
-def snapshot(bot: Harness) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table."""
-    tables = [
-        row[0]
-        for row in query(bot, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-    ]
-    return {
-        table: sorted(query(bot, f"SELECT * FROM {table}"), key=repr)  # noqa: S608
-        for table in tables
-    }
-
-
 def replies(bot: Harness, chat: int) -> list[tuple[str, list[dict[str, Any]]]]:
     """Everything sent to a chat: texts with their buttons."""
     return [(str(c.params["text"]), buttons(c)) for c in bot.request.sent(chat)]
@@ -163,40 +130,6 @@ async def pending_rows(bot: Harness, count: int) -> list[str]:
         await bot.repository.start_guide(client, rut, "guide", bot.clock.now(), None)
         ruts.append(rut)
     return ruts
-
-
-@dataclass
-class UploadRecordingRequest(RecordingRequest):
-    """Also keeps the files the bot uploads (RecordingRequest keeps only 'attach://…')."""
-
-    uploads: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: Any = None,
-        write_timeout: Any = None,
-        connect_timeout: Any = None,
-        pool_timeout: Any = None,
-    ) -> tuple[int, bytes]:
-        answer = await super().do_request(
-            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
-        )
-        if request_data is not None and request_data.contains_files:
-            self.uploads.append((url.rsplit("/", 1)[-1], request_data.multipart_data))
-        return answer
-
-
-@pytest.fixture
-async def uploading_bot(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Harness]:
-    """A booted bot whose fake Telegram keeps uploaded files."""
-    harness = Harness(make_settings(tmp_path), clock)
-    harness.request = UploadRecordingRequest()
-    await harness.boot()
-    yield harness
-    await harness.close()
 
 
 @pytest.fixture
@@ -216,14 +149,14 @@ async def test_outside_the_firm_every_firm_command_is_an_unknown_command(
     bot: Harness, command: str, mid_conversation: bool
 ) -> None:
     # Something real to leak: a client at step 3 of the very company in the commands.
-    await reach_step(bot, 3)
+    await bot.reach_step(3, rut=SHOWN)
     await bot.repository.create_invitation(
         "tok-existing", RUT_B, "Beto", FIRM_CHAT, bot.clock.now(), bot.clock.now() + timedelta(1)
     )
     if mid_conversation:
-        await reach_step(bot, 2, "96.543.210-8", user=INTRUDER)
+        await bot.reach_step(2, rut="96.543.210-8", user=INTRUDER)
     bot.request.clear()
-    before = snapshot(bot)
+    before = bot.db_snapshot()
 
     await bot.say("/foo", user=INTRUDER)
     unknown = replies(bot, INTRUDER)
@@ -236,8 +169,8 @@ async def test_outside_the_firm_every_firm_command_is_an_unknown_command(
     assert replies(bot, INTRUDER) == unknown
     assert {c.method for c in bot.request.calls} == {"sendMessage"}
     assert bot.request.sent() == bot.request.sent(INTRUDER)  # nothing to the client or firm
-    assert snapshot(bot) == before
-    assert query(bot, "SELECT token FROM invitations") == [("tok-existing",)]
+    assert bot.db_snapshot() == before
+    assert bot.db_rows("SELECT token FROM invitations") == [("tok-existing",)]
 
 
 @pytest.mark.parametrize("command", FIRM_COMMANDS)
@@ -245,20 +178,20 @@ async def test_outside_the_firm_every_firm_command_is_an_unknown_command(
 async def test_in_a_foreign_group_firm_commands_get_no_answer(
     bot: Harness, command: str, user: int
 ) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3, rut=SHOWN)
     bot.request.clear()
-    before = snapshot(bot)
+    before = bot.db_snapshot()
     await bot.say(command, user=user, chat_id=FOREIGN_GROUP, chat_type="group")
     await bot.say("/foo", user=user, chat_id=FOREIGN_GROUP, chat_type="group")
     assert bot.request.calls == []
-    assert snapshot(bot) == before
+    assert bot.db_snapshot() == before
 
 
 async def test_forged_firm_buttons_from_outside_change_nothing(bot: Harness) -> None:
     number = await complete(bot)
     await pending_rows(bot, 20)  # two pages of pending
     bot.request.clear()
-    before = snapshot(bot)
+    before = bot.db_snapshot()
     forged = ["vf:ok:1", "pg:pend:2", f"vf:ok:{number}", f"vf:no:{number}", "pg:comp:1"]
     for data in forged:
         await bot.press(data, user=INTRUDER)
@@ -266,7 +199,7 @@ async def test_forged_firm_buttons_from_outside_change_nothing(bot: Harness) -> 
         raw = callback_update(INTRUDER, data)
         raw["callback_query"]["message"]["chat"] = {"id": FOREIGN_GROUP, "type": "group"}
         await bot.feed(raw)
-    assert snapshot(bot) == before
+    assert bot.db_snapshot() == before
     assert calls(bot, "editMessageText") == []
     assert bot.request.sent(FIRM_CHAT) == bot.request.sent(FIRM_MEMBER) == []
     authorization = await bot.repository.authorization(RUT)
@@ -298,7 +231,7 @@ async def test_invite_without_arguments_shows_usage(bot: Harness) -> None:
     await firm_say(bot, "/invitar")
     assert bot.texts(FIRM_CHAT) == [bot.deps.guide.message("invite_usage")]
     assert "Uso: /invitar RUT [nombre del cliente]" in bot.last_text(FIRM_CHAT)
-    assert query(bot, "SELECT COUNT(*) FROM invitations") == [(0,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM invitations") == [(0,)]
 
 
 @pytest.mark.parametrize("argument", ["76.086.428-6", "hola", "123", "76086428-K Ana"])
@@ -306,8 +239,8 @@ async def test_invite_with_a_bad_rut_explains(bot: Harness, argument: str) -> No
     await firm_say(bot, f"/invitar {argument}")
     assert bot.texts(FIRM_CHAT) == [bot.deps.guide.message("invite_bad_rut")]
     assert "dígito verificador" in bot.last_text(FIRM_CHAT)
-    assert query(bot, "SELECT COUNT(*) FROM invitations") == [(0,)]
-    assert query(bot, "SELECT COUNT(*) FROM authorizations") == [(0,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM invitations") == [(0,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM authorizations") == [(0,)]
 
 
 async def test_invite_makes_a_private_link_and_a_message_to_forward(bot: Harness) -> None:
@@ -322,8 +255,8 @@ async def test_invite_makes_a_private_link_and_a_message_to_forward(bot: Harness
     assert link in created
     assert forward.startswith("Hola 👋 Te escribe pymecontadores.tk.")
     assert forward.endswith(link)
-    assert query(
-        bot, "SELECT company_rut, client_name, created_by, expires_at FROM invitations"
+    assert bot.db_rows(
+        "SELECT company_rut, client_name, created_by, expires_at FROM invitations"
     ) == [
         (RUT, "Ana María", FIRM_CHAT, (bot.clock.now() + bot.settings.invitation_ttl).timestamp())
     ]
@@ -351,7 +284,7 @@ async def test_invitation_lifecycle(bot: Harness) -> None:
     assert "Hola, soy el asistente de <b>pymecontadores.tk</b>" in welcome
     assert confirm == f"¿El RUT de la empresa es <b>{SHOWN}</b>?"
     assert button_data(bot.request.last(CLIENT)) == ["rut:ok", "rut:edit"]
-    assert query(bot, "SELECT used_by_chat FROM invitations") == [(CLIENT,)]
+    assert bot.db_rows("SELECT used_by_chat FROM invitations") == [(CLIENT,)]
 
     await bot.press("rut:ok")
     assert "Paso 1 de 7" in bot.last_text()
@@ -384,7 +317,7 @@ async def test_invitation_lifecycle(bot: Harness) -> None:
     assert (conversation.state, conversation.candidate_rut) == ("ask_rut", None)
     authorization = await bot.repository.authorization(RUT)
     assert authorization is not None and authorization.client_chat_id == CLIENT
-    assert query(bot, "SELECT used_by_chat FROM invitations") == [(CLIENT,)]
+    assert bot.db_rows("SELECT used_by_chat FROM invitations") == [(CLIENT,)]
     await bot.press("rut:ok", user=OTHER)  # no candidate: nothing starts
     authorization = await bot.repository.authorization(RUT)
     assert authorization is not None and authorization.client_chat_id == CLIENT
@@ -401,7 +334,7 @@ async def test_an_expired_invitation_falls_back_to_asking_the_rut(bot: Harness) 
     await bot.say(f"/start {stale}")
     invalid, _, ask = bot.texts()
     assert INVALID_LINK in invalid and ASK_RUT in ask
-    assert query(bot, "SELECT used_by_chat FROM invitations WHERE company_rut = ?", (RUT,)) == [
+    assert bot.db_rows("SELECT used_by_chat FROM invitations WHERE company_rut = ?", (RUT,)) == [
         (None,)
     ]
     await bot.press("rut:ok")
@@ -437,7 +370,7 @@ async def test_unknown_and_forged_tokens_fall_back_to_asking_the_rut(
     assert invalid == bot.deps.guide.message("invite_invalid")
     assert "Hola, soy el asistente" in welcome
     assert ASK_RUT in ask
-    assert query(bot, "SELECT token, used_by_chat FROM invitations") == [(token, None)]
+    assert bot.db_rows("SELECT token, used_by_chat FROM invitations") == [(token, None)]
     conversation = await bot.repository.conversation(CLIENT, CLIENT)
     assert conversation is not None and conversation.state == "ask_rut"
     assert conversation.candidate_rut is None
@@ -455,7 +388,7 @@ async def test_an_invitation_for_one_company_never_completes_another(bot: Harnes
     assert bot.last_text() == f"¿El RUT de la empresa es <b>{SHOWN}</b>?"
     await bot.press("rut:ok")
     await bot.press("rut:ok")  # the old B message's button: stale now
-    await steps_from(bot, 1, 7)
+    await bot.steps_from(1, 7)
     await bot.press("g:7:yes")
     assert "¡Listo!" in bot.texts()[-1] and SHOWN in bot.texts()[-1]
 
@@ -467,7 +400,7 @@ async def test_an_invitation_for_one_company_never_completes_another(bot: Harnes
     notice = bot.last_text(FIRM_CHAT)
     assert f"<code>{SHOWN}</code>" in notice and SHOWN_B not in notice
     assert "Cliente: Ana @juana_pyme" in notice
-    assert query(bot, "SELECT COUNT(*) FROM events WHERE company_rut = ?", (RUT_B,)) == [(1,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM events WHERE company_rut = ?", (RUT_B,)) == [(1,)]
 
 
 # === /pendientes ========================================================================
@@ -475,9 +408,9 @@ async def test_an_invitation_for_one_company_never_completes_another(bot: Harnes
 
 async def test_pending_lists_oldest_first_with_step_reminders_and_marks(bot: Harness) -> None:
     clock = bot.clock
-    await reach_step(bot, 4, shown=SHOWN_B)  # oldest: 12:00
+    await bot.reach_step(4, rut=SHOWN_B)  # oldest: 12:00
     clock.advance(minutes=10)
-    await reach_step(bot, 2, user=OTHER)  # 12:10, then opts out
+    await bot.reach_step(2, rut=SHOWN, user=OTHER)  # 12:10, then opts out
     await bot.press("rem:stop", user=OTHER)
     clock.advance(minutes=10)
     blocked = make_rut(12_345_678)
@@ -670,11 +603,11 @@ async def test_status_shows_the_whole_history(bot: Harness) -> None:
     await bot.say(f"/start {token}")
     await bot.press("rut:ok")
     bot.clock.advance(minutes=2)
-    await steps_from(bot, 1, 3)
+    await bot.steps_from(1, 3)
     bot.clock.advance(minutes=30)
     await firm_say(bot, "/recordar 76.086.428-5")
     bot.clock.advance(minutes=5)
-    await steps_from(bot, 3, 7)
+    await bot.steps_from(3, 7)
     await bot.press("g:7:yes")
     number = notice_number(bot)
     bot.clock.advance(minutes=10)
@@ -716,7 +649,7 @@ async def test_status_of_an_unknown_company_and_usage(bot: Harness) -> None:
 
 
 async def test_status_of_a_long_history_comes_in_several_messages(bot: Harness) -> None:
-    await reach_step(bot, 2)
+    await bot.reach_step(2, rut=SHOWN)
     for _ in range(120):
         await bot.repository.count_reminder(RUT, bot.clock.now(), "@" + "x" * 30)
     bot.request.clear()
@@ -732,14 +665,12 @@ async def test_status_of_a_long_history_comes_in_several_messages(bot: Harness) 
 # === /exportar ==========================================================================
 
 
-async def test_export_sends_a_csv_that_excel_reads(uploading_bot: Harness) -> None:
-    bot = uploading_bot
-    assert isinstance(bot.request, UploadRecordingRequest)
+async def test_export_sends_a_csv_that_excel_reads(bot: Harness) -> None:
     token = await invite(bot, '76.086.428-5 =HYPERLINK("http://evil.example/?x=1","clic")')
     bot.clock.advance(minutes=1)
     await bot.say(f"/start {token}", first_name='José "Pepe" Núñez; Ltda', username=None)
     await bot.press("rut:ok", first_name='José "Pepe" Núñez; Ltda', username=None)
-    await steps_from(bot, 1, 3)
+    await bot.steps_from(1, 3)
     bot.clock.advance(minutes=1)
     await invite(bot, f"{SHOWN_B} Núñez; Pérez")
     bot.clock.advance(minutes=1)
@@ -795,13 +726,12 @@ async def test_export_sends_a_csv_that_excel_reads(uploading_bot: Harness) -> No
     assert len(rows) == 4
 
 
-async def test_export_with_nothing_stored(uploading_bot: Harness) -> None:
-    await firm_say(uploading_bot, "/exportar", chat=FIRM_MEMBER)
-    (sent,) = calls(uploading_bot, "sendDocument")
+async def test_export_with_nothing_stored(bot: Harness) -> None:
+    await firm_say(bot, "/exportar", chat=FIRM_MEMBER)
+    (sent,) = calls(bot, "sendDocument")
     assert sent.params["chat_id"] == FIRM_MEMBER
     assert sent.params["caption"] == "📎 0 autorizaciones"
-    assert isinstance(uploading_bot.request, UploadRecordingRequest)
-    ((_, files),) = uploading_bot.request.uploads
+    ((_, files),) = bot.request.uploads
     ((_, data, _),) = files.values()
     text = data.decode("utf-8-sig")
     assert text.startswith("rut_empresa;cliente;") and text.count("\r\n") == 1
@@ -811,7 +741,7 @@ async def test_export_with_nothing_stored(uploading_bot: Harness) -> None:
 
 
 async def test_remind_sends_the_client_a_reminder_and_counts_it(bot: Harness) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3, rut=SHOWN)
     bot.request.clear()
     await firm_say(bot, "/recordar 76.086.428-5")
     (reminder,) = bot.request.sent(CLIENT)
@@ -829,7 +759,7 @@ async def test_remind_sends_the_client_a_reminder_and_counts_it(bot: Harness) ->
 
 async def test_remind_in_quiet_hours_waits_until_nine_unless_now(quiet_bot: Harness) -> None:
     bot = quiet_bot
-    await reach_step(bot, 3)
+    await bot.reach_step(3, rut=SHOWN)
     bot.clock.moment = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # 23:00 in Santiago
     bot.request.clear()
     await firm_say(bot, "/recordar 76.086.428-5")
@@ -839,7 +769,7 @@ async def test_remind_in_quiet_hours_waits_until_nine_unless_now(quiet_bot: Harn
         "/recordar 76086428-5 ahora"
     ]
     nine = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # 09:00 in Santiago
-    assert query(bot, "SELECT chat_id, kind, due_at FROM reminders") == [
+    assert bot.db_rows("SELECT chat_id, kind, due_at FROM reminders") == [
         (CLIENT, "later", nine.timestamp())
     ]
     authorization = await bot.repository.authorization(RUT)
@@ -863,7 +793,7 @@ async def test_a_deferred_firm_reminder_is_not_shown_as_the_clients_request(
     quiet_bot: Harness,
 ) -> None:
     bot = quiet_bot
-    await reach_step(bot, 3)
+    await bot.reach_step(3, rut=SHOWN)
     bot.clock.moment = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
     await firm_say(bot, "/recordar 76.086.428-5")
     await firm_say(bot, "/estado 76.086.428-5")
@@ -871,7 +801,7 @@ async def test_a_deferred_firm_reminder_is_not_shown_as_the_clients_request(
 
 
 async def test_remind_a_client_who_blocked_the_bot(bot: Harness) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3, rut=SHOWN)
     bot.request.clear()
     bot.request.fail_next("sendMessage", Forbidden("Forbidden: bot was blocked by the user"))
     await firm_say(bot, "/recordar 76.086.428-5")
@@ -880,7 +810,7 @@ async def test_remind_a_client_who_blocked_the_bot(bot: Harness) -> None:
     authorization = await bot.repository.authorization(RUT)
     assert authorization is not None
     assert authorization.blocked_at == bot.clock.now() and authorization.reminders_sent == 0
-    assert query(bot, "SELECT COUNT(*) FROM reminders") == [(0,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM reminders") == [(0,)]
     # Asked again: no attempt at all.
     bot.request.clear()
     await firm_say(bot, "/recordar 76.086.428-5 ahora")
@@ -891,7 +821,7 @@ async def test_remind_a_client_who_blocked_the_bot(bot: Harness) -> None:
 
 
 async def test_remind_when_telegram_fails(bot: Harness) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3, rut=SHOWN)
     bot.request.fail_next("sendMessage", NetworkError("connection reset"))
     await firm_say(bot, "/recordar 76.086.428-5")
     assert bot.last_text(FIRM_CHAT) == bot.deps.guide.message("remind_failed")
@@ -931,7 +861,7 @@ async def test_completion_notice_carries_verify_buttons_in_both_firm_chats(bot: 
             ("Verificado en SII ✅", f"vf:ok:{number}"),
             ("No aparece ❌", f"vf:no:{number}"),
         ]
-    assert query(bot, "SELECT kind, company_rut FROM events WHERE id = ?", (number,)) == [
+    assert bot.db_rows("SELECT kind, company_rut FROM events WHERE id = ?", (number,)) == [
         ("completed", RUT)
     ]
 
@@ -1022,7 +952,7 @@ async def test_not_found_reopens_at_step_three_and_a_new_completion_is_new(
     assert authorization.verified_at is None and authorization.step == 3
 
     # The client finishes again: a new notice with new buttons, which work.
-    await steps_from(bot, 3, 7)
+    await bot.steps_from(3, 7)
     await bot.press("g:7:yes")
     again = notice_number(bot)
     assert again > number
@@ -1054,14 +984,14 @@ async def test_a_reopened_authorization_is_reminded_again(bot: Harness) -> None:
     number = await complete(bot)
     await firm_press(bot, f"vf:no:{number}")
     due = bot.clock.now() + bot.settings.reminder_schedule[0]
-    assert query(bot, "SELECT chat_id, company_rut, due_at FROM reminders") == [
+    assert bot.db_rows("SELECT chat_id, company_rut, due_at FROM reminders") == [
         (CLIENT, RUT, due.timestamp())
     ]
 
 
 async def test_verify_buttons_for_unknown_completions(bot: Harness) -> None:
     await complete(bot)
-    first_event = query(bot, "SELECT MIN(id) FROM events")[0][0]
+    first_event = bot.db_rows("SELECT MIN(id) FROM events")[0][0]
     bot.request.clear()
     for data in ("vf:ok:999999", f"vf:ok:{first_event}", "vf:no:0"):
         await firm_press(bot, data)

@@ -26,7 +26,15 @@ from hypothesis import strategies as st
 from telegram import Update
 from telegram.ext import ConversationHandler
 
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
+from tests.conftest import (
+    CLIENT,
+    FIRM_CHAT,
+    FIRM_MEMBER,
+    FakeClock,
+    Harness,
+    db_rows,
+    make_settings,
+)
 from tests.fake_telegram import Call, buttons, callback_update, message_update
 
 OTHER = 777_002
@@ -400,6 +408,6 @@ def test_the_checks_accept_a_whole_authorization() -> None:
     ]
     with tempfile.TemporaryDirectory(prefix="fuzz-") as directory:
         asyncio.run(run_example(Path(directory), sequence))
-        with closing(sqlite3.connect(Path(directory) / "data" / "authorizations.sqlite3")) as db:
-            kinds = [row[0] for row in db.execute("SELECT kind FROM events ORDER BY id")]
+        rows = db_rows(make_settings(Path(directory)), "SELECT kind FROM events ORDER BY id")
+    kinds = [row[0] for row in rows]
     assert "completed" in kinds and "rejected" in kinds

@@ -1,7 +1,6 @@
 """The client's data: /privacidad, deletion on request, retention, and what the logs keep."""
 
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -56,45 +55,27 @@ async def make_bot(tmp_path: Path, clock: FakeClock) -> AsyncIterator[MakeBot]:
         await harness.close()
 
 
-def query(bot: Harness, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(bot.settings.database_path) as db:
-        return db.execute(sql, params).fetchall()
-
-
-def snapshot(bot: Harness) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table."""
-    tables = [
-        row[0]
-        for row in query(bot, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-    ]
-    return {
-        table: sorted(query(bot, f"SELECT * FROM {table}"), key=repr)  # noqa: S608
-        for table in tables
-    }
-
-
 def rows_of(bot: Harness, rut: str, chat: int) -> dict[str, int]:
     """How many rows each client table holds for one company and its client's chat."""
     counts = {
-        "authorizations": query(
-            bot, "SELECT COUNT(*) FROM authorizations WHERE company_rut = ?", (rut,)
+        "authorizations": bot.db_rows(
+            "SELECT COUNT(*) FROM authorizations WHERE company_rut = ?", (rut,)
         ),
-        "events": query(bot, "SELECT COUNT(*) FROM events WHERE company_rut = ?", (rut,)),
-        "conversations": query(
-            bot, "SELECT COUNT(*) FROM conversations WHERE chat_id = ?", (chat,)
+        "events": bot.db_rows("SELECT COUNT(*) FROM events WHERE company_rut = ?", (rut,)),
+        "conversations": bot.db_rows(
+            "SELECT COUNT(*) FROM conversations WHERE chat_id = ?", (chat,)
         ),
-        "reminders": query(
-            bot, "SELECT COUNT(*) FROM reminders WHERE chat_id = ? OR company_rut = ?", (chat, rut)
+        "reminders": bot.db_rows(
+            "SELECT COUNT(*) FROM reminders WHERE chat_id = ? OR company_rut = ?",
+            (chat, rut),
         ),
-        "handoffs": query(bot, "SELECT COUNT(*) FROM handoffs WHERE chat_id = ?", (chat,)),
-        "handoff outbox": query(
-            bot,
+        "handoffs": bot.db_rows("SELECT COUNT(*) FROM handoffs WHERE chat_id = ?", (chat,)),
+        "handoff outbox": bot.db_rows(
             "SELECT COUNT(*) FROM outbox AS o JOIN handoffs AS h ON h.id = o.handoff_id "
             "WHERE h.chat_id = ?",
             (chat,),
         ),
-        "orphan handoff outbox": query(
-            bot,
+        "orphan handoff outbox": bot.db_rows(
             "SELECT COUNT(*) FROM outbox WHERE handoff_id IS NOT NULL "
             "AND handoff_id NOT IN (SELECT id FROM handoffs)",
         ),
@@ -105,7 +86,7 @@ def rows_of(bot: Harness, rut: str, chat: int) -> dict[str, int]:
 def traces(bot: Harness, *needles: str) -> list[tuple[str, tuple[Any, ...]]]:
     """Every row, in any table, with a cell containing one of `needles`."""
     found = []
-    for table, table_rows in snapshot(bot).items():
+    for table, table_rows in bot.db_snapshot().items():
         for row in table_rows:
             if any(needle in str(cell) for cell in row for needle in needles):
                 found.append((table, row))
@@ -163,7 +144,7 @@ async def test_privacidad_shows_the_configured_retention_and_repeats_the_step(
 async def test_borrar_mis_datos_asks_first_and_no_keeps_everything(bot: Harness) -> None:
     await reach_step(bot, 3)
     await report(bot, 3, "whichrut")
-    before = snapshot(bot)
+    before = bot.db_snapshot()
 
     await bot.say("/borrar_mis_datos", **JUANA)
     ask = bot.request.last(CLIENT)
@@ -171,7 +152,7 @@ async def test_borrar_mis_datos_asks_first_and_no_keeps_everything(bot: Harness)
     assert "No se puede deshacer." in ask.params["text"]
     assert button_data(ask) == ["del:yes", "del:no"]
     assert [b["text"] for b in buttons(ask)] == ["🗑️ Sí, borrar mis datos", "No, mantenerlos"]
-    assert snapshot(bot) == before
+    assert bot.db_snapshot() == before
 
     count = len(bot.texts())
     firm_count = len(bot.texts(FIRM_CHAT))
@@ -179,7 +160,7 @@ async def test_borrar_mis_datos_asks_first_and_no_keeps_everything(bot: Harness)
     no, step = bot.texts()[count:]
     assert no == "👍 No borramos nada."
     assert step.startswith("<b>Paso 3 de 7</b>")
-    assert snapshot(bot) == before
+    assert bot.db_snapshot() == before
     assert len(bot.texts(FIRM_CHAT)) == firm_count
 
 
@@ -234,26 +215,25 @@ async def test_deleting_a_completed_authorization_keeps_only_the_fact(bot: Harne
     await reach_step(bot, 7)
     await bot.feed(photo_update())
     await bot.press("g:7:yes", **JUANA)
-    [(completed_at,)] = query(bot, "SELECT completed_at FROM authorizations")
+    [(completed_at,)] = bot.db_rows("SELECT completed_at FROM authorizations")
     assert completed_at is not None
-    assert query(bot, "SELECT proof_file_id, client_name FROM authorizations") == [
+    assert bot.db_rows("SELECT proof_file_id, client_name FROM authorizations") == [
         ("ph-large", "Juana")
     ]
 
     firm_count = len(bot.texts(FIRM_CHAT))
     await delete_data(bot)
     assert bot.last_text() == DELETE_DONE
-    assert query(
-        bot,
+    assert bot.db_rows(
         "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, "
         "invited_name, proof_file_id, step, completed_at FROM authorizations",
     ) == [(RUT, None, None, None, None, None, None, 7, completed_at)]
-    assert query(bot, "SELECT kind FROM events ORDER BY id DESC LIMIT 2") == [
+    assert bot.db_rows("SELECT kind FROM events ORDER BY id DESC LIMIT 2") == [
         ("data_deleted",),
         ("completed",),
     ]
     for table in ("conversations", "reminders", "handoffs"):
-        assert query(bot, f"SELECT COUNT(*) FROM {table}") == [(0,)]  # noqa: S608
+        assert bot.db_rows(f"SELECT COUNT(*) FROM {table}") == [(0,)]  # noqa: S608
     assert bot.texts(FIRM_CHAT)[firm_count:] == [FIRM_DELETED + SHOWN]
     assert bot.last_text(FIRM_MEMBER) == FIRM_DELETED + SHOWN
 
@@ -265,9 +245,9 @@ async def test_deleting_an_invited_completed_authorization_forgets_the_invited_n
         "tok123", RUT, "Juana Pérez", 4242, bot.clock.now(), bot.clock.now() + timedelta(days=14)
     )
     await complete(bot)
-    assert query(bot, "SELECT invited_name FROM authorizations") == [("Juana Pérez",)]
+    assert bot.db_rows("SELECT invited_name FROM authorizations") == [("Juana Pérez",)]
     await delete_data(bot)
-    assert query(bot, "SELECT invited_name, client_name FROM authorizations") == [(None, None)]
+    assert bot.db_rows("SELECT invited_name, client_name FROM authorizations") == [(None, None)]
 
 
 async def test_no_trace_of_the_client_is_left_after_deleting_a_completion(bot: Harness) -> None:
@@ -295,16 +275,15 @@ async def test_after_deleting_an_unfinished_one_the_client_starts_fresh(bot: Har
     await bot.say(SHOWN, **JUANA)
     await bot.press("rut:ok", **JUANA)
     assert bot.last_text().startswith("<b>Paso 1 de 7</b>")
-    for current in range(1, 7):
-        await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}", **JUANA)
+    await bot.steps_from(1, 7, **JUANA)
     await bot.press("g:7:yes", **JUANA)
     assert "🎉 ¡Listo!" in bot.last_text()
-    [(name, chat, step, completed)] = query(
-        bot, "SELECT client_name, client_chat_id, step, completed_at FROM authorizations"
+    [(name, chat, step, completed)] = bot.db_rows(
+        "SELECT client_name, client_chat_id, step, completed_at FROM authorizations"
     )
     assert (name, chat, step) == ("Juana", CLIENT, 7) and completed is not None
     # Only the new history: what was deleted does not come back.
-    assert [k for (k,) in query(bot, "SELECT kind FROM events ORDER BY id")] == [
+    assert [k for (k,) in bot.db_rows("SELECT kind FROM events ORDER BY id")] == [
         "started",
         *["step"] * 6,
         "completed",
@@ -323,12 +302,11 @@ async def test_after_deleting_a_completed_one_the_client_can_complete_again(
     await bot.press("rut:ok", **JUANA)
     assert bot.last_text().startswith(f"✅ La empresa <code>{SHOWN}</code> ya autorizó")
     await bot.press("rep:yes", **JUANA)
-    for current in range(1, 7):
-        await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}", **JUANA)
+    await bot.steps_from(1, 7, **JUANA)
     await bot.press("g:7:yes", **JUANA)
     assert "🎉 ¡Listo!" in bot.last_text()
-    [(name, chat, completed)] = query(
-        bot, "SELECT client_name, client_chat_id, completed_at FROM authorizations"
+    [(name, chat, completed)] = bot.db_rows(
+        "SELECT client_name, client_chat_id, completed_at FROM authorizations"
     )
     assert (name, chat) == ("Juana", CLIENT)
     assert completed == clock.now().timestamp()
@@ -340,10 +318,10 @@ async def test_a_deleted_client_is_never_reminded(bot: Harness, clock: FakeClock
     # She also asked to be reminded at a time of her choosing.
     await bot.press("later:menu", **JUANA)
     await bot.press(button_data(bot.request.last(CLIENT))[0], **JUANA)
-    assert query(bot, "SELECT kind FROM reminders WHERE chat_id = ?", (CLIENT,)) == [("later",)]
+    assert bot.db_rows("SELECT kind FROM reminders WHERE chat_id = ?", (CLIENT,)) == [("later",)]
     await reach_step(bot, 4, user=OTHER, shown=SHOWN_B, who=PEDRO)
     await delete_data(bot)
-    assert query(bot, "SELECT chat_id FROM reminders") == [(OTHER,)]
+    assert bot.db_rows("SELECT chat_id FROM reminders") == [(OTHER,)]
 
     juana_before = len(bot.texts(CLIENT))
     sent = 0
@@ -353,7 +331,9 @@ async def test_a_deleted_client_is_never_reminded(bot: Harness, clock: FakeClock
     assert len(bot.texts(CLIENT)) == juana_before
     pedro = [t for t in bot.texts(OTHER) if "Quedaste en el <b>paso 4 de 7</b>" in t]
     assert sent == len(pedro) == 3  # the default schedule, 1, 3 and 7 days: only Pedro's
-    assert query(bot, "SELECT COUNT(*) FROM authorizations WHERE company_rut = ?", (RUT,)) == [(0,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM authorizations WHERE company_rut = ?", (RUT,)) == [
+        (0,)
+    ]
 
 
 # --- retention ----------------------------------------------------------------------------
@@ -378,27 +358,26 @@ async def test_retention_purges_idle_unfinished_authorizations_once_a_day(
     assert rows_of(bot, RUT, CLIENT) == dict.fromkeys(
         [*CLIENT_TABLES, "handoff outbox", "orphan handoff outbox"], 0
     )
-    remaining = {row[0] for row in query(bot, "SELECT company_rut FROM authorizations")}
+    remaining = {row[0] for row in bot.db_rows("SELECT company_rut FROM authorizations")}
     assert remaining == {RUT_B, RUT_C, "12345678-5"}
-    assert query(
-        bot,
+    assert bot.db_rows(
         "SELECT completed_at IS NOT NULL, client_name FROM authorizations WHERE company_rut = ?",
         (RUT_C,),
     ) == [(1, "Ana")]
-    assert query(bot, "SELECT value FROM meta WHERE key = ?", (LAST_PURGE_KEY,)) == [
+    assert bot.db_rows("SELECT value FROM meta WHERE key = ?", (LAST_PURGE_KEY,)) == [
         (clock.now().isoformat(),)
     ]
 
     # Day 31.75: Pedro is idle 30.25 days, but a purge ran less than a day ago.
     clock.advance(hours=18)
     assert await purge_if_due(bot.settings, bot.repository, clock) == 0
-    assert query(bot, "SELECT COUNT(*) FROM authorizations WHERE company_rut = ?", (RUT_B,)) == [
+    assert bot.db_rows("SELECT COUNT(*) FROM authorizations WHERE company_rut = ?", (RUT_B,)) == [
         (1,)
     ]
     # Day 32: a day has passed, Pedro goes.
     clock.advance(hours=6, minutes=1)
     assert await purge_if_due(bot.settings, bot.repository, clock) == 1
-    remaining = {row[0] for row in query(bot, "SELECT company_rut FROM authorizations")}
+    remaining = {row[0] for row in bot.db_rows("SELECT company_rut FROM authorizations")}
     assert remaining == {RUT_C, "12345678-5"}
     assert rows_of(bot, RUT_B, OTHER)["conversations"] == 0
 
@@ -413,12 +392,12 @@ async def test_retention_runs_in_the_reminders_job(make_bot: MakeBot, clock: Fak
     assert bot.app.job_queue is not None
     [job] = bot.app.job_queue.get_jobs_by_name("reminders")
     await job.run(bot.app)
-    remaining = {row[0] for row in query(bot, "SELECT company_rut FROM authorizations")}
+    remaining = {row[0] for row in bot.db_rows("SELECT company_rut FROM authorizations")}
     assert remaining == {RUT_B, RUT_C}
     assert rows_of(bot, RUT, CLIENT) == dict.fromkeys(
         [*CLIENT_TABLES, "handoff outbox", "orphan handoff outbox"], 0
     )
-    assert query(bot, "SELECT value FROM meta WHERE key = ?", (LAST_PURGE_KEY,)) == [
+    assert bot.db_rows("SELECT value FROM meta WHERE key = ?", (LAST_PURGE_KEY,)) == [
         (clock.now().isoformat(),)
     ]
     # The purged client comes back: she starts over, nothing offered from before.
@@ -440,8 +419,7 @@ async def test_logs_carry_ids_not_names_or_ruts(
         await firm_reply(bot, "Hola Juana, usa el certificado", handoff_ids(bot, FIRM_CHAT)[0])
         await bot.feed(photo_update())
         await firm_reply(bot, "/cerrar", handoff_ids(bot, FIRM_CHAT)[0])
-        for current in range(2, 7):
-            await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}", **JUANA)
+        await bot.steps_from(2, 7, **JUANA)
         await bot.feed(photo_update())
         await bot.press("g:7:yes", **JUANA)
         await bot.say("/privacidad", **JUANA)

@@ -6,7 +6,6 @@ member answers a client by replying (Telegram reply) to the bot's message in a f
 
 import html
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,9 +107,7 @@ class IdRecordingRequest(RecordingRequest):
 @pytest.fixture
 async def bot(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Harness]:
     """A booted bot whose fake Telegram remembers message ids."""
-    harness = Harness(make_settings(tmp_path), clock)
-    harness.request = IdRecordingRequest()
-    await harness.boot()
+    harness = await Harness(make_settings(tmp_path), clock, IdRecordingRequest()).boot()
     yield harness
     await harness.close()
 
@@ -118,13 +115,8 @@ async def bot(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Harness]:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def query(bot: Harness, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(bot.settings.database_path) as db:
-        return db.execute(sql, params).fetchall()
-
-
 def stored_step(bot: Harness, rut: str = RUT) -> int:
-    [(step,)] = query(bot, "SELECT step FROM authorizations WHERE company_rut = ?", (rut,))
+    [(step,)] = bot.db_rows("SELECT step FROM authorizations WHERE company_rut = ?", (rut,))
     return int(step)
 
 
@@ -142,8 +134,7 @@ def new_texts(bot: Harness, mark: int, chat: int) -> list[str]:
 
 def handoff_ids(bot: Harness, chat: int) -> list[int]:
     """Message ids, in a firm chat, of the bot's messages that belong to a handoff."""
-    rows = query(
-        bot,
+    rows = bot.db_rows(
         "SELECT message_id FROM outbox WHERE chat_id = ? AND handoff_id IS NOT NULL ORDER BY id",
         (chat,),
     )
@@ -154,15 +145,9 @@ def handoff_ids(bot: Harness, chat: int) -> list[int]:
 async def reach_step(
     bot: Harness, step: int, *, user: int = CLIENT, shown: str = SHOWN, who: dict[str, Any] = JUANA
 ) -> None:
-    """Walk a client from /start to `step`."""
-    await bot.say("/start", user=user, **who)
-    await bot.say(shown, user=user, **who)
-    await bot.press("rut:ok", user=user, **who)
-    for current in range(1, step):
-        await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}", user=user, **who)
-    last = bot.request.last(user)
-    assert f"Paso {step} de 7" in last.params["text"]
-    assert f"pb:{step}" in button_data(last)
+    """Walk a client from /start to `step`, where the problem button is offered."""
+    await bot.reach_step(step, user=user, rut=shown, **who)
+    assert f"pb:{step}" in button_data(bot.request.last(user))
 
 
 async def report(
@@ -273,7 +258,7 @@ async def test_each_problem_at_each_of_its_steps(bot: Harness, step: int, key: s
     assert [b["text"] for b in buttons(menu)] == [p.label for p in guide.problems_at(step)] + [
         f"⬅️ Volver al paso {step}"
     ]
-    assert query(bot, "SELECT COUNT(*) FROM handoffs") == [(0,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
     assert stored_step(bot) == step
 
     mark = len(bot.request.calls)
@@ -295,8 +280,8 @@ async def test_each_problem_at_each_of_its_steps(bot: Harness, step: int, key: s
 
     # Nothing moved; the handoff and the firm's copies are stored.
     assert stored_step(bot) == step
-    [(handoff, chat_id, user_id, rut, at, label, closed)] = query(
-        bot, "SELECT id, chat_id, user_id, company_rut, step, problem, closed_at FROM handoffs"
+    [(handoff, chat_id, user_id, rut, at, label, closed)] = bot.db_rows(
+        "SELECT id, chat_id, user_id, company_rut, step, problem, closed_at FROM handoffs",
     )
     assert (chat_id, user_id, rut, at, label, closed) == (
         CLIENT,
@@ -306,9 +291,9 @@ async def test_each_problem_at_each_of_its_steps(bot: Harness, step: int, key: s
         problem.label,
         None,
     )
-    outbox = query(bot, "SELECT chat_id, handoff_id, sent_at IS NOT NULL FROM outbox ORDER BY id")
+    outbox = bot.db_rows("SELECT chat_id, handoff_id, sent_at IS NOT NULL FROM outbox ORDER BY id")
     assert outbox == [(FIRM_CHAT, handoff, 1), (FIRM_MEMBER, handoff, 1)]
-    assert query(bot, "SELECT kind, step FROM events ORDER BY id DESC LIMIT 1") == [
+    assert bot.db_rows("SELECT kind, step FROM events ORDER BY id DESC LIMIT 1") == [
         ("problem", step)
     ]
     assert_no_error(bot)
@@ -359,8 +344,8 @@ async def test_stale_or_forged_problem_buttons_change_nothing(bot: Harness, data
     [text] = new_texts(bot, mark, CLIENT)
     assert text.startswith("<b>Paso 3 de 7</b>")
     assert new_texts(bot, mark, FIRM_CHAT) == new_texts(bot, mark, FIRM_MEMBER) == []
-    assert query(bot, "SELECT COUNT(*) FROM handoffs") == [(0,)]
-    assert query(bot, "SELECT COUNT(*) FROM outbox") == [(0,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM outbox") == [(0,)]
     assert stored_step(bot) == 3
 
 
@@ -368,7 +353,7 @@ async def test_problem_button_without_a_conversation_is_stale(bot: Harness) -> N
     await bot.press("pb:1:other")
     assert bot.texts() == ["👋 Hola. Escribe /start para comenzar."]
     assert bot.texts(FIRM_CHAT) == []
-    assert query(bot, "SELECT COUNT(*) FROM handoffs") == [(0,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
 
 
 # --- "Otro" and the client's words --------------------------------------------------------
@@ -384,8 +369,8 @@ async def test_other_then_free_text_reaches_both_firm_chats(bot: Harness) -> Non
         assert text.startswith(f"💬 <b>Juana</b> (<code>{SHOWN}</code>):\n"), text
         assert "No veo el botón &lt;Ingresar&gt; &amp; no sé qué hacer" in text
     assert new_texts(bot, mark, CLIENT) == [FORWARDED]
-    [(handoff,)] = query(bot, "SELECT id FROM handoffs")
-    assert query(bot, "SELECT chat_id, handoff_id FROM outbox WHERE id > 2 ORDER BY id") == [
+    [(handoff,)] = bot.db_rows("SELECT id FROM handoffs")
+    assert bot.db_rows("SELECT chat_id, handoff_id FROM outbox WHERE id > 2 ORDER BY id") == [
         (FIRM_CHAT, handoff),
         (FIRM_MEMBER, handoff),
     ]
@@ -452,7 +437,7 @@ async def test_the_firm_and_the_client_talk_through_the_bot(bot: Harness) -> Non
     assert new_texts(bot, mark, CLIENT) == [f"{FIRM_PREFIX}Usa el certificado, no la clave."]
     assert new_texts(bot, mark, FIRM_CHAT) == [SENT]
     assert stored_step(bot) == 2
-    assert query(bot, "SELECT closed_at FROM handoffs") == [(None,)]
+    assert bot.db_rows("SELECT closed_at FROM handoffs") == [(None,)]
     assert_no_error(bot, CLIENT, FIRM_CHAT, FIRM_MEMBER)
 
 
@@ -467,7 +452,7 @@ async def test_cerrar_closes_the_handoff(bot: Harness) -> None:
     assert new_texts(bot, mark, CLIENT) == [
         "🔒 pymecontadores.tk cerró la consulta. Si necesitas algo más, usa «🆘 Tengo un problema»."
     ]
-    [(closed_at, closed_by)] = query(bot, "SELECT closed_at, closed_by FROM handoffs")
+    [(closed_at, closed_by)] = bot.db_rows("SELECT closed_at, closed_by FROM handoffs")
     assert closed_at is not None and closed_by == "@contadora"
 
     # Replies to the closed handoff's messages, from either chat, go nowhere.
@@ -489,7 +474,7 @@ async def test_cerrar_closes_the_handoff(bot: Harness) -> None:
 
     # A new problem opens a new handoff; the old report stays closed.
     await report(bot, 3, "whichrut")
-    rows = query(bot, "SELECT id, closed_at IS NULL FROM handoffs ORDER BY id")
+    rows = bot.db_rows("SELECT id, closed_at IS NULL FROM handoffs ORDER BY id")
     assert [open_ for _, open_ in rows] == [0, 1]
     new_report = handoff_ids(bot, FIRM_CHAT)[-1]
     mark = len(bot.request.calls)
@@ -508,18 +493,19 @@ async def test_cerrar_from_the_private_firm_chat_and_without_a_reply(bot: Harnes
     assert new_texts(bot, mark, FIRM_CHAT) == [
         "Para cerrar una consulta, responde a su mensaje con /cerrar."
     ]
-    assert query(bot, "SELECT closed_at FROM handoffs") == [(None,)]
+    assert bot.db_rows("SELECT closed_at FROM handoffs") == [(None,)]
     await firm_reply(bot, "/cerrar", handoff_ids(bot, FIRM_MEMBER)[0], chat=FIRM_MEMBER)
     assert bot.last_text(FIRM_MEMBER) == "🔒 Consulta cerrada por @socio."
-    assert query(bot, "SELECT closed_by FROM handoffs") == [("@socio",)]
+    assert bot.db_rows("SELECT closed_by FROM handoffs") == [("@socio",)]
 
 
 async def test_replies_to_bot_messages_that_are_not_handoffs(bot: Harness) -> None:
     # A completion notice (in the outbox, but no handoff).
     await reach_step(bot, 7)
     await bot.press("g:7:yes", **JUANA)
-    [(notice,)] = query(
-        bot, "SELECT message_id FROM outbox WHERE chat_id = ? AND ref IS NOT NULL", (FIRM_CHAT,)
+    [(notice,)] = bot.db_rows(
+        "SELECT message_id FROM outbox WHERE chat_id = ? AND ref IS NOT NULL",
+        (FIRM_CHAT,),
     )
     mark = len(bot.request.calls)
     await firm_reply(bot, "¡Gracias Juana!", notice)
@@ -557,7 +543,7 @@ async def test_firm_members_talking_among_themselves_get_no_answer(bot: Harness)
     for message_id in (report_in_group, 123):
         await bot.feed(firm_update("¿Lo ves tú?", reply_to=message_id, replied_from=colleague))
     assert new_calls(bot, mark) == []
-    assert query(bot, "SELECT closed_at FROM handoffs") == [(None,)]
+    assert bot.db_rows("SELECT closed_at FROM handoffs") == [(None,)]
 
 
 async def test_replies_from_chats_that_are_not_the_firms_are_not_relayed(bot: Harness) -> None:
@@ -578,7 +564,7 @@ async def test_replies_from_chats_that_are_not_the_firms_are_not_relayed(bot: Ha
     assert new_texts(bot, mark, CLIENT) == []
     assert new_texts(bot, mark, FIRM_CHAT) == new_texts(bot, mark, FIRM_MEMBER) == []
     assert not any("Juana" in t for t in new_texts(bot, mark, INTRUDER))
-    assert query(bot, "SELECT closed_at FROM handoffs") == [(None,)]
+    assert bot.db_rows("SELECT closed_at FROM handoffs") == [(None,)]
 
 
 async def test_two_clients_never_see_each_others_handoff(bot: Harness) -> None:
@@ -624,7 +610,7 @@ async def test_two_clients_never_see_each_others_handoff(bot: Harness) -> None:
     mark = len(bot.request.calls)
     await bot.say("¿Y ahora?", user=OTHER, **PEDRO)
     assert new_texts(bot, mark, OTHER) == [FORWARDED]
-    assert query(bot, "SELECT chat_id, closed_at IS NULL FROM handoffs ORDER BY chat_id") == [
+    assert bot.db_rows("SELECT chat_id, closed_at IS NULL FROM handoffs ORDER BY chat_id") == [
         (CLIENT, 0),
         (OTHER, 1),
     ]
@@ -633,7 +619,7 @@ async def test_two_clients_never_see_each_others_handoff(bot: Harness) -> None:
 async def test_a_client_who_blocked_the_bot(bot: Harness) -> None:
     await reach_step(bot, 3)
     await report(bot, 3, "whichrut")
-    assert query(bot, "SELECT COUNT(*) FROM reminders") == [(1,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM reminders") == [(1,)]
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
     bot.request.fail_next("sendMessage", Forbidden("Forbidden: bot was blocked by the user"))
     mark = len(bot.request.calls)
@@ -642,10 +628,10 @@ async def test_a_client_who_blocked_the_bot(bot: Harness) -> None:
     assert new_texts(bot, mark, FIRM_CHAT) == [
         "🚫 El cliente bloqueó el bot: no se le puede escribir."
     ]
-    [(blocked_at,)] = query(bot, "SELECT blocked_at FROM authorizations")
+    [(blocked_at,)] = bot.db_rows("SELECT blocked_at FROM authorizations")
     assert blocked_at is not None
-    assert query(bot, "SELECT kind FROM events ORDER BY id DESC LIMIT 1") == [("blocked",)]
-    assert query(bot, "SELECT COUNT(*) FROM reminders") == [(0,)]
+    assert bot.db_rows("SELECT kind FROM events ORDER BY id DESC LIMIT 1") == [("blocked",)]
+    assert bot.db_rows("SELECT COUNT(*) FROM reminders") == [(0,)]
     assert_no_error(bot, FIRM_CHAT)
 
 
@@ -661,8 +647,8 @@ async def test_a_photo_at_step_7_is_the_proof_sent_with_the_completion(bot: Harn
     assert texts[1].startswith("<b>Paso 7 de 7</b>")
     assert len(texts) == 2
     assert new_calls(bot, mark, "sendPhoto") == []
-    assert query(bot, "SELECT proof_file_id, step FROM authorizations") == [("ph-large", 7)]
-    assert query(bot, "SELECT COUNT(*) FROM handoffs") == [(0,)]
+    assert bot.db_rows("SELECT proof_file_id, step FROM authorizations") == [("ph-large", 7)]
+    assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
 
     mark = len(bot.request.calls)
     await bot.press("g:7:yes", **JUANA)
@@ -676,10 +662,9 @@ async def test_a_photo_at_step_7_is_the_proof_sent_with_the_completion(bot: Harn
         assert f"Empresa: <code>{SHOWN}</code>" in caption
         assert "Cliente: Juana @juana_pyme" in caption
         assert call.params["parse_mode"] == "HTML"
-    [(completion,)] = query(bot, "SELECT id FROM events WHERE kind = 'completed'")
+    [(completion,)] = bot.db_rows("SELECT id FROM events WHERE kind = 'completed'")
     assert button_data(photos[0]) == [f"vf:ok:{completion}", f"vf:no:{completion}"]
-    notices = query(
-        bot,
+    notices = bot.db_rows(
         "SELECT chat_id, message_id, photo_file_id FROM outbox WHERE ref = ? ORDER BY id",
         (completion,),
     )
@@ -706,7 +691,7 @@ async def test_a_photo_at_step_7_is_the_proof_sent_with_the_completion(bot: Harn
         assert "✅ Verificado en SII por @contadora" in call.params["caption"]
         assert "reply_markup" not in call.params or not button_data(call)
     assert new_calls(bot, mark, "editMessageText") == []
-    assert query(bot, "SELECT verified_by FROM authorizations") == [("@contadora",)]
+    assert bot.db_rows("SELECT verified_by FROM authorizations") == [("@contadora",)]
 
 
 async def test_a_completion_without_proof_is_a_text_notice(bot: Harness) -> None:
@@ -733,10 +718,10 @@ async def test_a_photo_at_another_step_is_a_problem_report(bot: Harness, step: i
     assert texts[0] == "📸 Se la envié a pymecontadores.tk, que te responderá por aquí."
     assert texts[1].startswith(f"<b>Paso {step} de 7</b>")
     assert len(texts) == 2
-    assert query(bot, "SELECT step, proof_file_id FROM authorizations") == [(step, None)]
-    [(handoff, problem, at)] = query(bot, "SELECT id, problem, step FROM handoffs")
+    assert bot.db_rows("SELECT step, proof_file_id FROM authorizations") == [(step, None)]
+    [(handoff, problem, at)] = bot.db_rows("SELECT id, problem, step FROM handoffs")
     assert (problem, at) == ("Envió una foto", step)
-    assert query(bot, "SELECT chat_id, handoff_id, photo_file_id FROM outbox ORDER BY id") == [
+    assert bot.db_rows("SELECT chat_id, handoff_id, photo_file_id FROM outbox ORDER BY id") == [
         (FIRM_CHAT, handoff, "ph-large"),
         (FIRM_MEMBER, handoff, "ph-large"),
     ]

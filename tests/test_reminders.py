@@ -1,9 +1,7 @@
 """Reminders bring back clients who stopped: schedule, quiet hours, opt-out, crashes, later."""
 
 import asyncio
-import sqlite3
 from collections.abc import Awaitable, Callable
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +14,7 @@ from bot.clock import from_timestamp
 from bot.reminders import ReminderSweeper, next_after
 from bot.repository import DueReminder, ReminderKind
 from bot.settings import Settings
-from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness, make_settings
+from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness, db_rows, make_settings
 from tests.fake_telegram import Call, button_data, buttons
 
 RUT = "76086428-5"
@@ -59,20 +57,19 @@ class Row:
 
 def reminder_rows(settings: Settings) -> list[Row]:
     """Read the pending reminders straight from the SQLite file."""
-    with closing(sqlite3.connect(settings.database_path)) as db:
-        rows = db.execute(
-            "SELECT chat_id, company_rut, kind, sequence, anchor_at, due_at FROM reminders "
-            "ORDER BY due_at"
-        ).fetchall()
+    rows = db_rows(
+        settings,
+        "SELECT chat_id, company_rut, kind, sequence, anchor_at, due_at FROM reminders "
+        "ORDER BY due_at",
+    )
     return [Row(r[0], r[1], r[2], r[3], from_timestamp(r[4]), from_timestamp(r[5])) for r in rows]
 
 
 def event_kinds(settings: Settings, company_rut: str) -> list[str]:
     """The history of one company, oldest first."""
-    with closing(sqlite3.connect(settings.database_path)) as db:
-        rows = db.execute(
-            "SELECT kind FROM events WHERE company_rut = ? ORDER BY id", (company_rut,)
-        ).fetchall()
+    rows = db_rows(
+        settings, "SELECT kind FROM events WHERE company_rut = ? ORDER BY id", (company_rut,)
+    )
     return [row[0] for row in rows]
 
 
@@ -90,19 +87,6 @@ async def run_reminders_job(bot: Harness) -> None:
     assert bot.app.job_queue is not None
     [job] = bot.app.job_queue.get_jobs_by_name("reminders")
     await job.run(bot.app)
-
-
-async def reach_step(
-    bot: Harness, step: int, *, user: int = CLIENT, rut: str = RUT, name: str = "Juana"
-) -> None:
-    """Walk a client from /start to the given step."""
-    await bot.say("/start", user=user, first_name=name)
-    await bot.say(rut, user=user, first_name=name)
-    await bot.press("rut:ok", user=user, first_name=name)
-    for current in range(1, step):
-        action = "save" if current == 6 else "next"
-        await bot.press(f"g:{current}:{action}", user=user, first_name=name)
-    assert f"Paso {step} de 7" in bot.last_text(user)
 
 
 def assert_step_reminder(call: Call, step: int, chat_id: int = CLIENT) -> None:
@@ -199,7 +183,7 @@ def test_next_after_with_a_short_schedule_is_none(
 
 
 async def test_each_scheduled_reminder_fires_exactly_once(bot: Harness) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3)
     t0 = bot.clock.now()
     assert reminder_rows(bot.settings) == [Row(CLIENT, RUT, "auto", 0, t0, t0 + timedelta(days=1))]
 
@@ -226,7 +210,7 @@ async def test_each_scheduled_reminder_fires_exactly_once(bot: Harness) -> None:
 
 
 async def test_the_reminders_job_sends_due_reminders(bot: Harness) -> None:
-    await reach_step(bot, 2)
+    await bot.reach_step(2)
     bot.clock.advance(days=1)
     bot.request.clear()
     await run_reminders_job(bot)
@@ -238,7 +222,7 @@ async def test_the_reminders_job_sends_due_reminders(bot: Harness) -> None:
 
 async def test_sweeper_paces_its_sends(bot: Harness) -> None:
     for number, rut in enumerate((RUT, OTHER_RUT, "78333444-5")):
-        await reach_step(bot, 2, user=CLIENT + number, rut=rut)
+        await bot.reach_step(2, user=CLIENT + number, rut=rut)
     pauses: list[float] = []
 
     async def record(seconds: float) -> None:
@@ -252,7 +236,7 @@ async def test_sweeper_paces_its_sends(bot: Harness) -> None:
 
 
 async def test_a_sweep_already_running_is_not_doubled(bot: Harness) -> None:
-    await reach_step(bot, 2)
+    await bot.reach_step(2)
     sending, release = asyncio.Event(), asyncio.Event()
 
     async def wait(_: float) -> None:
@@ -282,7 +266,7 @@ async def test_quiet_hours_defer_a_reminder_to_nine(
     move_to(clock, local(24, 22))
     bot = await Harness(quiet, clock).boot()
     try:
-        await reach_step(bot, 3)
+        await bot.reach_step(3)
         [row] = reminder_rows(quiet)
         assert row.due_at == local(25, 22)  # due at 22:00 local, inside quiet hours
         for when in (local(25, 22), local(25, 23, 30), local(26, 3), local(26, 8, 59, 59)):
@@ -316,7 +300,7 @@ async def _write_text(bot: Harness) -> None:
 async def test_activity_restarts_the_reminder_clock(
     bot: Harness, act: Callable[[Harness], Awaitable[None]]
 ) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3)
     t0 = bot.clock.now()
     move_to(bot.clock, t0 + timedelta(days=0.9))
     await act(bot)
@@ -340,7 +324,7 @@ async def test_activity_restarts_the_reminder_clock(
 
 async def test_opt_out_stops_every_reminder_and_the_digest_lists_it(bot: Harness) -> None:
     await run_reminders_job(bot)  # first run: the digest starts counting from now
-    await reach_step(bot, 3)
+    await bot.reach_step(3)
     t0 = bot.clock.now()
     bot.clock.advance(days=1)
     [reminder] = await sweep(bot)
@@ -372,7 +356,7 @@ async def test_opt_out_stops_every_reminder_and_the_digest_lists_it(bot: Harness
 
 
 async def test_opt_out_after_cancelling_still_records_it(bot: Harness) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3)
     bot.clock.advance(days=1)
     await sweep(bot)
     await bot.say("/cancelar")
@@ -385,7 +369,7 @@ async def test_opt_out_after_cancelling_still_records_it(bot: Harness) -> None:
 
 
 async def test_completion_stops_reminders(bot: Harness) -> None:
-    await reach_step(bot, 7)
+    await bot.reach_step(7)
     t0 = bot.clock.now()
     bot.clock.advance(days=1)
     [reminder] = await sweep(bot)
@@ -402,7 +386,7 @@ async def test_completion_stops_reminders(bot: Harness) -> None:
 
 
 async def test_cancel_stops_reminders_even_if_the_client_writes_again(bot: Harness) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3)
     t0 = bot.clock.now()
     bot.clock.advance(hours=2)
     await bot.say("/cancelar")
@@ -424,8 +408,8 @@ async def test_cancel_stops_reminders_even_if_the_client_writes_again(bot: Harne
 
 
 async def test_blocked_bot_marks_the_client_and_never_retries(bot: Harness) -> None:
-    await reach_step(bot, 3)
-    await reach_step(bot, 2, user=OTHER_CLIENT, rut=OTHER_RUT, name="Pedro")
+    await bot.reach_step(3)
+    await bot.reach_step(2, user=OTHER_CLIENT, rut=OTHER_RUT, first_name="Pedro")
     t0 = bot.clock.now()
     move_to(bot.clock, t0 + timedelta(days=1))
     bot.request.fail_next("sendMessage", Forbidden("Forbidden: bot was blocked by the user"))
@@ -447,7 +431,7 @@ async def test_blocked_bot_marks_the_client_and_never_retries(bot: Harness) -> N
 
 
 async def test_a_blocked_client_who_writes_again_gets_reminders_again(bot: Harness) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3)
     bot.clock.advance(days=1)
     bot.request.fail_next("sendMessage", Forbidden("Forbidden: bot was blocked by the user"))
     assert await sweep(bot) == []
@@ -461,8 +445,8 @@ async def test_a_blocked_client_who_writes_again_gets_reminders_again(bot: Harne
 
 
 async def test_network_error_keeps_the_reminder_for_the_next_sweep(bot: Harness) -> None:
-    await reach_step(bot, 3)
-    await reach_step(bot, 2, user=OTHER_CLIENT, rut=OTHER_RUT, name="Pedro")
+    await bot.reach_step(3)
+    await bot.reach_step(2, user=OTHER_CLIENT, rut=OTHER_RUT, first_name="Pedro")
     t0 = bot.clock.now()
     move_to(bot.clock, t0 + timedelta(days=1))
     bot.request.fail_next("sendMessage", NetworkError("connection reset by peer"))
@@ -487,7 +471,7 @@ async def test_network_error_keeps_the_reminder_for_the_next_sweep(bot: Harness)
 
 
 async def test_a_refused_reminder_is_not_counted_as_sent(bot: Harness) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3)
     bot.clock.advance(days=1)
     bot.request.fail_next("sendMessage", BadRequest("Chat not found"))
     assert await sweep(bot) == []
@@ -507,7 +491,7 @@ async def test_a_reminder_scheduled_before_a_crash_is_sent_once_after(
     settings: Settings, clock: FakeClock
 ) -> None:
     first = await Harness(settings, clock).boot()
-    await reach_step(first, 3)
+    await first.reach_step(3)
     t0 = clock.now()
     await first.abandon()
 
@@ -536,7 +520,7 @@ async def test_a_reminder_scheduled_before_a_crash_is_sent_once_after(
 
 
 async def test_continue_resumes_at_the_stored_step(bot: Harness) -> None:
-    await reach_step(bot, 4)
+    await bot.reach_step(4)
     bot.clock.advance(days=1)
     await sweep(bot)
     bot.clock.advance(hours=5)
@@ -553,7 +537,7 @@ async def test_continue_in_a_fresh_process_resumes_at_the_stored_step(
     settings: Settings, clock: FakeClock
 ) -> None:
     first = await Harness(settings, clock).boot()
-    await reach_step(first, 3)
+    await first.reach_step(3)
     clock.advance(days=1)
     [reminder] = await sweep(first)
     assert button_data(reminder) == REMINDER_BUTTONS
@@ -572,7 +556,7 @@ async def test_continue_in_a_fresh_process_resumes_at_the_stored_step(
 
 
 async def test_continue_after_cancelling_resumes_at_the_stored_step(bot: Harness) -> None:
-    await reach_step(bot, 5)
+    await bot.reach_step(5)
     bot.clock.advance(days=1)
     await sweep(bot)
     await bot.say("/cancelar")
@@ -607,7 +591,7 @@ async def test_later_menu_at_the_welcome_offers_three_times_at_noon(bot: Harness
 
 
 async def test_later_menu_at_a_step_offers_the_same_times(bot: Harness) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3)
     assert "later:menu" in button_data(bot.request.last(CLIENT))
     await bot.press("later:menu")
     assert button_data(bot.request.last(CLIENT)) == LATER_OPTIONS
@@ -615,7 +599,7 @@ async def test_later_menu_at_a_step_offers_the_same_times(bot: Harness) -> None:
 
 async def test_tonight_is_not_offered_after_seven_pm(bot: Harness) -> None:
     move_to(bot.clock, local(24, 19, 30))
-    await reach_step(bot, 3)
+    await bot.reach_step(3)
     await bot.press("later:menu")
     assert button_data(bot.request.last(CLIENT)) == ["later:1h", "later:tomorrow"]
     await bot.press("later:tonight")  # an option offered earlier in the day
@@ -644,7 +628,7 @@ async def test_later_tomorrow_at_the_welcome_reminds_once_at_nine(bot: Harness) 
 
 
 async def test_later_tomorrow_at_a_step_replaces_the_schedule(bot: Harness) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3)
     await bot.press("later:menu")
     await bot.press("later:tomorrow")
     assert "Te escribiré mañana 9:00" in bot.last_text()
@@ -666,7 +650,7 @@ async def test_later_tomorrow_at_a_step_replaces_the_schedule(bot: Harness) -> N
 
 
 async def test_later_in_one_hour(bot: Harness) -> None:
-    await reach_step(bot, 2)
+    await bot.reach_step(2)
     await bot.press("later:1h")
     assert "Te escribiré en 1 hora" in bot.last_text()
     [row] = reminder_rows(bot.settings)
@@ -711,7 +695,7 @@ async def test_in_one_hour_is_not_promised_when_quiet_hours_defer_it(
     move_to(clock, local(24, 20, 30))
     bot = await Harness(quiet, clock).boot()
     try:
-        await reach_step(bot, 3)
+        await bot.reach_step(3)
         await bot.press("later:1h")
         promised = "Te escribiré en 1 hora" in bot.last_text()
         [row] = reminder_rows(quiet)
@@ -724,7 +708,7 @@ async def test_in_one_hour_is_not_promised_when_quiet_hours_defer_it(
 
 
 async def test_after_long_downtime_one_reminder_then_the_schedule_gaps(bot: Harness) -> None:
-    await reach_step(bot, 3)
+    await bot.reach_step(3)
     t0 = bot.clock.now()
     move_to(bot.clock, t0 + timedelta(days=10))
     [reminder] = await sweep(bot)  # three are overdue; only one is sent

@@ -16,7 +16,7 @@ from telegram.error import NetworkError
 
 from bot.logging_setup import configure_logging
 from bot.polling import Poller
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, TOKEN, Harness, db_rows
+from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, TOKEN, Harness
 from tests.fake_telegram import Call, button_data, callback_update
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,8 +114,7 @@ async def test_the_token_never_reaches_the_logs_nor_any_chat(
     await bot.press("g:3:next")
     await bot.say("/start")
     await bot.press("st:keep")
-    for current in range(4, 7):
-        await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}")
+    await bot.steps_from(4, 7)
     await bot.press("g:7:yes")
 
     # A handler that raises (outside the conversation: the application's error handler).
@@ -214,12 +213,12 @@ async def test_firm_commands_outside_the_firm_are_unknown_commands_and_write_not
 def _rows_of(bot: Harness, chat: int, company: str) -> list[Any]:
     """Everything stored about one client and their company."""
     return [
-        db_rows(bot.settings, "SELECT * FROM authorizations WHERE company_rut = ?", (company,)),
-        db_rows(bot.settings, "SELECT * FROM conversations WHERE chat_id = ?", (chat,)),
-        db_rows(bot.settings, "SELECT * FROM reminders WHERE chat_id = ?", (chat,)),
-        db_rows(bot.settings, "SELECT * FROM events WHERE company_rut = ? ORDER BY id", (company,)),
-        db_rows(bot.settings, "SELECT * FROM handoffs WHERE chat_id = ?", (chat,)),
-        db_rows(bot.settings, "SELECT * FROM outbox ORDER BY id"),
+        bot.db_rows("SELECT * FROM authorizations WHERE company_rut = ?", (company,)),
+        bot.db_rows("SELECT * FROM conversations WHERE chat_id = ?", (chat,)),
+        bot.db_rows("SELECT * FROM reminders WHERE chat_id = ?", (chat,)),
+        bot.db_rows("SELECT * FROM events WHERE company_rut = ? ORDER BY id", (company,)),
+        bot.db_rows("SELECT * FROM handoffs WHERE chat_id = ?", (chat,)),
+        bot.db_rows("SELECT * FROM outbox ORDER BY id"),
     ]
 
 
@@ -401,12 +400,11 @@ async def test_quote_laden_unicode_names_are_stored_verbatim(
     await complete(bot, first_name=first_name, username=username)
 
     assert schema(bot) == shape
-    assert db_rows(
-        bot.settings,
+    assert bot.db_rows(
         "SELECT client_name, client_username FROM authorizations WHERE company_rut = ?",
         (RUT,),
     ) == [(first_name, username)]
-    kinds = [row[0] for row in db_rows(bot.settings, "SELECT kind FROM events ORDER BY id")]
+    kinds = [row[0] for row in bot.db_rows("SELECT kind FROM events ORDER BY id")]
     assert kinds == ["started", *["step"] * 6, "completed"]
     notice = bot.last_text(FIRM_CHAT)
     assert html.escape(first_name) in notice
@@ -433,13 +431,11 @@ async def test_invitation_names_with_quotes_are_stored_verbatim(bot: Harness, na
     assert "t.me/sii_test_bot?start=" in bot.texts(FIRM_CHAT)[-2]
     assert html.escape(name) in bot.texts(FIRM_CHAT)[-2]
     assert schema(bot) == shape
-    assert db_rows(bot.settings, "SELECT client_name, company_rut FROM invitations") == [
-        (name, RUT)
+    assert bot.db_rows("SELECT client_name, company_rut FROM invitations") == [(name, RUT)]
+    assert bot.db_rows("SELECT invited_name FROM authorizations WHERE company_rut = ?", (RUT,)) == [
+        (name,)
     ]
-    assert db_rows(
-        bot.settings, "SELECT invited_name FROM authorizations WHERE company_rut = ?", (RUT,)
-    ) == [(name,)]
-    assert db_rows(bot.settings, "SELECT COUNT(*) FROM authorizations") == [(2,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM authorizations") == [(2,)]
 
 
 @pytest.mark.parametrize(

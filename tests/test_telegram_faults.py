@@ -6,9 +6,7 @@ and nothing the firm must hear about is lost (the outbox delivers it, once).
 """
 
 import logging
-import sqlite3
 import time
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +14,6 @@ import pytest
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ConversationHandler
 
-from bot.application import build_application
-from bot.deps import build_deps
-from bot.main import firm_facts
-from bot.repository import Repository
-from conversations.guide import load_guide
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 from tests.fake_telegram import RecordingRequest, button_data
 
@@ -61,17 +54,37 @@ async def stored_step(bot: Harness, rut: str = RUT) -> int:
     return authorization.step
 
 
-async def reach_step(bot: Harness, step: int) -> None:
-    await bot.say("/start")
-    await bot.say(SHOWN)
-    await bot.press("rut:ok")
-    for current in range(1, step):
-        await bot.press(f"g:{current}:{'save' if current == 6 else 'next'}")
-    assert f"Paso {step} de 7" in bot.last_text()
+async def reach(bot: Harness, start: int) -> None:
+    """Bring the client to guide step `start`, or (0) to the RUT's confirmation."""
+    if start == 0:
+        await bot.say("/start")
+        await bot.say(SHOWN)
+    else:
+        await bot.reach_step(start, rut=SHOWN)
 
 
 def new_texts(bot: Harness, before: int, chat: int = CLIENT) -> list[str]:
     return bot.texts(chat)[before:]
+
+
+async def press_failing(
+    bot: Harness,
+    caplog: pytest.LogCaptureFixture,
+    start: int,
+    press: str,
+    method: str,
+    error: TelegramError,
+) -> list[str]:
+    """From `start` (see `reach`), press `press` while the next `method` call fails.
+
+    Warnings are captured in `caplog`; return what the bot said to the client meanwhile.
+    """
+    await reach(bot, start)
+    before = len(bot.texts())
+    bot.request.fail_next(method, error)
+    with caplog.at_level(logging.WARNING):
+        await bot.press(press)
+    return new_texts(bot, before)
 
 
 def fail_in_chat(
@@ -94,11 +107,10 @@ def fail_in_chat(
 
 
 def outbox_rows(bot: Harness) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(bot.settings.database_path)) as db:
-        return db.execute(
-            "SELECT chat_id, sent_at IS NOT NULL, attempts, message_id IS NOT NULL FROM outbox "
-            "ORDER BY id"
-        ).fetchall()
+    return bot.db_rows(
+        "SELECT chat_id, sent_at IS NOT NULL, attempts, message_id IS NOT NULL FROM outbox "
+        "ORDER BY id",
+    )
 
 
 async def run_outbox_job(bot: Harness) -> None:
@@ -138,7 +150,7 @@ async def test_lost_step_message_leaves_database_and_handler_in_agreement(
     then: str,
     shows: str,
 ) -> None:
-    await reach_step(bot, start)
+    await bot.reach_step(start, rut=SHOWN)
     bot.request.fail_next("sendMessage", error)
 
     await bot.press(press)
@@ -167,7 +179,7 @@ async def test_lost_rut_confirmation_keeps_the_candidate(bot: Harness) -> None:
 async def test_after_a_lost_step_message_start_and_seguir_show_the_stored_step(
     bot: Harness, error: TelegramError
 ) -> None:
-    await reach_step(bot, 4)
+    await bot.reach_step(4, rut=SHOWN)
     bot.request.fail_next("sendMessage", error)
     await bot.press("g:4:next")
     assert await stored_step(bot) == 5
@@ -187,7 +199,7 @@ async def test_after_a_lost_step_message_start_and_seguir_show_the_stored_step(
 async def test_lost_done_message_still_records_once_and_the_firm_hears_once(
     bot: Harness,
 ) -> None:
-    await reach_step(bot, 7)
+    await bot.reach_step(7, rut=SHOWN)
     fail_in_chat(bot.request, "sendMessage", CLIENT, TimedOut())
 
     await bot.press("g:7:yes")
@@ -210,21 +222,10 @@ async def test_lost_done_message_still_records_once_and_the_firm_hears_once(
 # --- flood control with the rate limiter on -----------------------------------------------
 
 
-class RateLimitedHarness(Harness):
-    """The harness, with python-telegram-bot's AIORateLimiter on as in production."""
-
-    async def boot(self) -> "RateLimitedHarness":
-        self.repository = await Repository.open(self.settings.database_path)
-        guide = load_guide(self.settings.guide_path, firm_facts(self.settings))
-        self.deps = build_deps(self.settings, self.repository, guide, self.clock)
-        self.app = build_application(self.deps, request=self.request, rate_limit=True)
-        await self.app.initialize()
-        return self
-
-
 @pytest.fixture
 async def limited(tmp_path: Path, clock: FakeClock) -> Any:
-    harness = await RateLimitedHarness(make_settings(tmp_path), clock).boot()
+    """The harness, with python-telegram-bot's AIORateLimiter on as in production."""
+    harness = await Harness(make_settings(tmp_path), clock, rate_limit=True).boot()
     yield harness
     await harness.close()
 
@@ -234,7 +235,7 @@ async def test_retry_after_on_a_step_message_is_waited_out_and_sent_once(
     limited: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     bot = limited
-    await reach_step(bot, 2)
+    await bot.reach_step(2, rut=SHOWN)
     before = len(bot.texts())
     bot.request.fail_next("sendMessage", RetryAfter(1))
 
@@ -256,7 +257,7 @@ async def test_retry_after_on_a_firm_notice_is_waited_out_and_delivered_once(
     limited: Harness,
 ) -> None:
     bot = limited
-    await reach_step(bot, 7)
+    await bot.reach_step(7, rut=SHOWN)
     fail_in_chat(bot.request, "sendMessage", FIRM_CHAT, RetryAfter(1))
 
     await bot.press("g:7:yes")
@@ -274,7 +275,7 @@ async def test_retry_after_on_a_firm_notice_is_waited_out_and_delivered_once(
 async def test_forbidden_on_a_reply_is_logged_and_the_state_stays_consistent(
     bot: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await reach_step(bot, 2)
+    await bot.reach_step(2, rut=SHOWN)
     before = len(bot.texts())
     blocked = Forbidden("Forbidden: bot was blocked by the user")
     bot.request.fail_next("sendMessage", blocked, times=2)  # the step and the error notice
@@ -320,25 +321,16 @@ async def test_a_failed_keyboard_removal_is_ignored_and_the_step_advances(
     press: str,
     shows: str,
 ) -> None:
-    if start == 0:
-        await bot.say("/start")
-        await bot.say(SHOWN)
-    else:
-        await reach_step(bot, start)
-    before = len(bot.texts())
-    bot.request.fail_next("editMessageReplyMarkup", BadRequest(message))
-
-    with caplog.at_level(logging.WARNING):
-        await bot.press(press)
-
-    new = new_texts(bot, before)
+    new = await press_failing(
+        bot, caplog, start, press, "editMessageReplyMarkup", BadRequest(message)
+    )
     assert len(new) == 1 and shows in new[0]
     assert errors_logged(caplog) == []
     assert await assert_agree(bot) == "guide"
 
 
 async def test_not_modified_on_the_final_press_still_completes(bot: Harness) -> None:
-    await reach_step(bot, 7)
+    await bot.reach_step(7, rut=SHOWN)
     bot.request.fail_next("editMessageReplyMarkup", BadRequest("Message is not modified"))
     await bot.press("g:7:yes")
     assert DONE in bot.last_text()
@@ -365,18 +357,7 @@ async def test_not_modified_on_the_final_press_still_completes(bot: Harness) -> 
 async def test_too_old_query_still_handles_the_press(
     bot: Harness, caplog: pytest.LogCaptureFixture, start: int, press: str, shows: str, step: int
 ) -> None:
-    if start == 0:
-        await bot.say("/start")
-        await bot.say(SHOWN)
-    else:
-        await reach_step(bot, start)
-    before = len(bot.texts())
-    bot.request.fail_next("answerCallbackQuery", BadRequest(TOO_OLD))
-
-    with caplog.at_level(logging.WARNING):
-        await bot.press(press)
-
-    new = new_texts(bot, before)
+    new = await press_failing(bot, caplog, start, press, "answerCallbackQuery", BadRequest(TOO_OLD))
     assert new and shows in new[-1]
     assert not any(ERROR_NOTICE in text for text in new)
     assert await stored_step(bot) == step
@@ -392,14 +373,7 @@ async def test_too_old_query_still_handles_the_press(
 async def test_too_old_query_on_reminder_buttons_still_handles_the_press(
     bot: Harness, caplog: pytest.LogCaptureFixture, press: str, shows: str
 ) -> None:
-    await reach_step(bot, 3)
-    before = len(bot.texts())
-    bot.request.fail_next("answerCallbackQuery", BadRequest(TOO_OLD))
-
-    with caplog.at_level(logging.WARNING):
-        await bot.press(press)
-
-    new = new_texts(bot, before)
+    new = await press_failing(bot, caplog, 3, press, "answerCallbackQuery", BadRequest(TOO_OLD))
     assert new and shows in new[-1]
     assert not any(ERROR_NOTICE in text for text in new)
     assert errors_logged(caplog) == []
@@ -412,7 +386,7 @@ async def test_too_old_query_on_reminder_buttons_still_handles_the_press(
 async def test_firm_notice_network_error_is_retried_by_the_outbox_job_once(
     bot: Harness, failures: int
 ) -> None:
-    await reach_step(bot, 7)
+    await bot.reach_step(7, rut=SHOWN)
     fail_in_chat(bot.request, "sendMessage", FIRM_CHAT, NetworkError("Bad Gateway"), failures)
 
     await bot.press("g:7:yes")
