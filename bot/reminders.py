@@ -173,7 +173,10 @@ class ReminderSweeper:
 
     async def _send(self, bot: Bot, reminder: DueReminder) -> int | None:
         """Send one due reminder and record it: 1 if sent, 0 if dropped, None to stop."""
-        # The batch was read a while ago (sending is paced): the client may have acted.
+        # The batch was read a while ago (sending is paced): quiet hours may have begun, and
+        # the client may have acted.
+        if self.in_quiet_hours(self._clock.now()):
+            return None
         if not await self._repository.reminder_is_current(reminder):
             return 0
         outcome = await self.deliver(bot, reminder.chat_id, reminder.company_rut, reminder.step)

@@ -10,10 +10,11 @@ import logging
 import re
 import warnings
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from contextlib import suppress
 from typing import Any
 
 from telegram import Update
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -73,10 +74,6 @@ logger = logging.getLogger(__name__)
 
 # What a deep-link payload may be (Telegram allows up to 64 of these characters).
 INVITATION_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-# A press that repeats the one that just moved the client on (a double tap, or an update
-# delivered again after a restart) is acknowledged quietly within this time.
-REPEAT_WINDOW = timedelta(seconds=60)
 
 # Which buttons each step offers; anything else pressed there is stale or forged.
 _ACTIONS: dict[int, frozenset[GuideAction]] = {
@@ -282,12 +279,12 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
         pressed is not None
         and authorization is not None
         and authorization.completed_at is None
-        and _is_repeat(
-            pressed, authorization.step, deps.clock.now() - authorization.last_activity_at
-        )
+        and _is_repeat(pressed, authorization.step)
     ):
-        # A double tap, or the same press delivered again after a restart: already done.
+        # A double tap, or the same press delivered again after a restart (whose answer may
+        # never have been sent): no "wrong button" notice, just where the client is.
         await settle_button(update)
+        await send_step(update, deps, authorization.company_rut, authorization.step)
         return None
     if (
         pressed is None
@@ -336,13 +333,12 @@ def _target(step: int, action: GuideAction) -> int | None:
     return None
 
 
-def _is_repeat(pressed: GuideButton, current: int, since_activity: timedelta) -> bool:
-    """Tell whether a press is the one that just brought the client to `current`."""
+def _is_repeat(pressed: GuideButton, current: int) -> bool:
+    """Tell whether a press is the one that brought the client to `current`."""
     return (
         pressed.step != current
         and pressed.action in _ACTIONS[pressed.step]
         and _target(pressed.step, pressed.action) == current
-        and since_activity <= REPEAT_WINDOW
     )
 
 
@@ -440,7 +436,12 @@ def _mirrors_database(callback: StateCallback) -> StateCallback:
             return await callback(update, context)
         except Exception as exc:
             await report_failure(update, context, exc)
-            stored = await get_deps(context).repository.conversation(*ids(update))
+            deps = get_deps(context)
+            stored = await deps.repository.conversation(*ids(update))
+            # Show again where the client is, with its buttons (unless they blocked the bot).
+            if not isinstance(exc, Forbidden):
+                with suppress(TelegramError):
+                    await repeat_prompt(update, deps, stored)
             return stored.state if stored is not None else END
 
     return wrapper

@@ -171,3 +171,29 @@ async def test_help_mid_step_explains_and_repeats_the_step(bot: Harness) -> None
     texts = bot.texts()
     assert "/cancelar" in texts[-2]
     assert "Paso 2 de 7" in texts[-1]
+
+
+async def test_a_press_delivered_again_shows_the_current_step_without_a_warning(
+    bot: Harness,
+) -> None:
+    # As after a crash between the committed step and its message: the press comes again.
+    await bot.reach_step(4)
+    bot.request.clear()
+    await bot.press("g:3:next")
+    answers = [c for c in bot.request.calls if c.method == "answerCallbackQuery"]
+    assert answers and "text" not in answers[0].params  # no "ese botón ya no corresponde"
+    assert bot.texts() == [bot.deps.guide.step(4, RUT)]
+    authorization = await bot.repository.authorization(RUT)
+    assert authorization is not None and authorization.step == 4
+
+
+async def test_repeating_a_completed_authorization_drops_the_old_proof(bot: Harness) -> None:
+    await bot.reach_step(7)
+    await bot.send("photo")
+    await bot.press("g:7:yes")
+    await bot.say("/start")
+    await bot.say(RUT)
+    await bot.press("rut:ok")
+    await bot.press("rep:yes")
+    authorization = await bot.repository.authorization(RUT)
+    assert authorization is not None and authorization.proof_file_id is None

@@ -375,9 +375,10 @@ async def test_failed_step_message_is_reported_and_the_stored_step_still_works(
         await bot.press("g:3:next")
 
     new = bot.texts()[sent_before:]
-    assert len(new) == 1 and "Algo falló" in new[0]
+    assert len(new) == 2 and "Algo falló" in new[0]
     authorization = await bot.repository.authorization(RUT)
     assert authorization is not None and authorization.step in (3, 4)
+    assert f"Paso {authorization.step} de 7" in new[1]
     conversation = await bot.repository.conversation(CLIENT, CLIENT)
     assert conversation is not None and conversation.state == "guide"
 
@@ -423,7 +424,8 @@ async def test_failed_first_step_message_leaves_the_guide_usable(bot: Harness, e
         await _reach(bot, STATES["confirm_rut"])
     bot.request.fail_next("sendMessage", BadRequest("boom"))
     await bot.press(entry)
-    assert "Algo falló" in bot.last_text()
+    assert "Algo falló" in bot.texts()[-2]
+    assert "Paso 1 de 7" in bot.last_text()
     conversation = await bot.repository.conversation(CLIENT, CLIENT)
     assert conversation is not None and conversation.state == "guide"
     authorization = await bot.repository.authorization(RUT)

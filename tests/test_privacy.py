@@ -433,3 +433,42 @@ async def test_logs_carry_ids_not_names_or_ruts(
         )
         for secret in ("Juana", "juana_pyme", "76086428", "76.086.428"):
             assert secret not in logged, (secret, record.name, logged)
+
+
+async def test_retention_leaves_the_chats_other_company_alone(
+    make_bot: MakeBot, clock: FakeClock
+) -> None:
+    bot = await make_bot(data_retention_days=30)
+    # Juana left company A idle; a month later she works on company B from the same chat.
+    await reach_step(bot, 3)
+    await bot.say("/cancelar", **JUANA)
+    clock.advance(days=31)
+    await bot.say("/start", **JUANA)
+    await bot.say(SHOWN_B, **JUANA)
+    await bot.press("rut:ok", **JUANA)
+    await bot.steps_from(1, 4, **JUANA)
+    await report(bot, 4, "other")
+
+    assert await purge_if_due(bot.settings, bot.repository, clock) == 1
+    assert bot.db_rows("SELECT company_rut FROM authorizations") == [(RUT_B,)]
+    assert bot.db_rows("SELECT state, company_rut FROM conversations") == [("guide", RUT_B)]
+    assert bot.db_rows("SELECT company_rut FROM reminders") == [(RUT_B,)]
+    assert bot.db_rows("SELECT company_rut FROM handoffs WHERE closed_at IS NULL") == [(RUT_B,)]
+    await bot.press("g:4:next")
+    assert "Paso 5 de 7" in bot.last_text()
+
+
+async def test_a_completion_being_repeated_is_never_purged(
+    make_bot: MakeBot, clock: FakeClock
+) -> None:
+    bot = await make_bot(data_retention_days=30)
+    await complete(bot)
+    await bot.say("/start", **JUANA)
+    await bot.say(SHOWN, **JUANA)
+    await bot.press("rut:ok", **JUANA)
+    await bot.press("rep:yes", **JUANA)  # insists on repeating, then gives up
+    clock.advance(days=45)
+
+    assert await purge_if_due(bot.settings, bot.repository, clock) == 0
+    kinds = [row[0] for row in bot.db_rows("SELECT kind FROM events WHERE company_rut = ?", (RUT,))]
+    assert "completed" in kinds

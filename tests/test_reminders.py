@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from stdnum.cl.rut import calc_check_digit
 from telegram.error import BadRequest, Forbidden, NetworkError
 
 from bot.clock import from_timestamp
@@ -277,6 +278,30 @@ async def test_quiet_hours_defer_a_reminder_to_nine(
         assert_step_reminder(reminder, 3)
         assert await sweep(bot) == []
         assert await reminders_sent(bot) == 1
+    finally:
+        await bot.close()
+
+
+async def test_a_long_sweep_stops_when_quiet_hours_begin(tmp_path: Path, clock: FakeClock) -> None:
+    quiet = make_settings(tmp_path, reminder_schedule="1h", quiet_hours="21-9", reminder_rate=30)
+    move_to(clock, local(24, 19, 55))
+    bot = await Harness(quiet, clock).boot()
+    try:
+        for n in range(4):
+            number = str(20_000_000 + n)
+            await bot.reach_step(2, user=CLIENT + n, rut=f"{number}-{calc_check_digit(number)}")
+        move_to(clock, local(24, 20, 58))
+
+        async def two_minutes_per_message(_: float) -> None:
+            clock.advance(minutes=2)
+
+        sweeper = ReminderSweeper(
+            quiet, bot.repository, bot.deps.guide, clock, sleep=two_minutes_per_message
+        )
+        # The first goes out at 20:58; by the second it is 21:00 and quiet hours have begun.
+        assert await sweeper.sweep(bot.app.bot) == 1
+        # The one sent was the schedule's last; the other three wait for 09:00.
+        assert len(reminder_rows(quiet)) == 3
     finally:
         await bot.close()
 

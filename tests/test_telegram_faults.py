@@ -155,7 +155,9 @@ async def test_lost_step_message_leaves_database_and_handler_in_agreement(
 
     await bot.press(press)
 
-    assert ERROR_NOTICE in bot.last_text()
+    # The failure is reported, then the stored question is shown again with its buttons.
+    assert ERROR_NOTICE in bot.texts()[-2]
+    assert ERROR_NOTICE not in bot.last_text()
     assert await assert_agree(bot) == state
     assert await stored_step(bot) == step
     # The client's next press of the new place's button works.
@@ -168,7 +170,9 @@ async def test_lost_rut_confirmation_keeps_the_candidate(bot: Harness) -> None:
     await bot.say("/start")
     bot.request.fail_next("sendMessage", TimedOut("Timed out"))
     await bot.say(SHOWN)
-    assert ERROR_NOTICE in bot.last_text()
+    # The failure is reported, then the stored question is shown again with its buttons.
+    assert ERROR_NOTICE in bot.texts()[-2]
+    assert ERROR_NOTICE not in bot.last_text()
     assert await assert_agree(bot) == "confirm_rut"
     await bot.press("rut:ok")
     assert "Paso 1 de 7" in bot.last_text()
@@ -207,7 +211,9 @@ async def test_lost_done_message_still_records_once_and_the_firm_hears_once(
     # The completion is committed and the firm told, though "¡Listo!" was lost.
     authorization = await bot.repository.authorization(RUT)
     assert authorization is not None and authorization.completed_at is not None
-    assert ERROR_NOTICE in bot.last_text()
+    # The failure is reported, then the stored question is shown again with its buttons.
+    assert ERROR_NOTICE in bot.texts()[-2]
+    assert ERROR_NOTICE not in bot.last_text()
     assert await assert_agree(bot) is None
     await run_outbox_job(bot)
     assert len(bot.texts(FIRM_CHAT)) == len(bot.texts(FIRM_MEMBER)) == 1

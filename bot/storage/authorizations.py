@@ -56,6 +56,7 @@ class AuthorizationStore(StoreBase):
                 "client_username = excluded.client_username, step = 1, "
                 "started_at = CASE WHEN completed_at IS NULL AND step > 0 THEN started_at "
                 "ELSE excluded.started_at END, verified_at = NULL, verified_by = NULL, "
+                "proof_file_id = NULL, "
                 "last_activity_at = excluded.last_activity_at, completed_at = NULL",
                 (
                     company_rut,

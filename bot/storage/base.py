@@ -195,12 +195,16 @@ class StoreBase:
     async def _remove_company(db: aiosqlite.Connection, company_rut: str) -> None:
         for statement in (
             DELETE_NOTICES,
+            "DELETE FROM outbox WHERE handoff_id IN "
+            "(SELECT id FROM handoffs WHERE company_rut = ?)",
+            "DELETE FROM handoffs WHERE company_rut = ?",
+            "DELETE FROM conversations WHERE company_rut = ? OR candidate_rut = ?",
             "DELETE FROM authorizations WHERE company_rut = ?",
             "DELETE FROM events WHERE company_rut = ?",
             "DELETE FROM invitations WHERE company_rut = ?",
             "DELETE FROM reminders WHERE company_rut = ?",
         ):
-            await db.execute(statement, (company_rut,))
+            await db.execute(statement, (company_rut,) * statement.count("?"))
 
     @staticmethod
     async def _forget_chat(db: aiosqlite.Connection, chat_id: int) -> None:
@@ -209,6 +213,6 @@ class StoreBase:
             "DELETE FROM reminders WHERE chat_id = ?",
             "DELETE FROM outbox WHERE handoff_id IN (SELECT id FROM handoffs WHERE chat_id = ?)",
             "DELETE FROM handoffs WHERE chat_id = ?",
-            "UPDATE invitations SET used_by_chat = NULL WHERE used_by_chat = ?",
+            "UPDATE invitations SET used_by_chat = NULL, client_name = NULL WHERE used_by_chat = ?",
         ):
             await db.execute(statement, (chat_id,))

@@ -19,17 +19,25 @@ class PrivacyStore(StoreBase):
     async def delete_client_data(self, chat_id: int, now: datetime) -> Deletion:
         """Erase what identifies this client; completions stay as anonymous facts."""
         async with self._transaction() as db:
+            # Ever completed (a repeat may be under way): the completion fact stays.
             rows = await all_rows(
                 db,
-                "SELECT company_rut, completed_at FROM authorizations WHERE client_chat_id = ?",
+                "SELECT a.company_rut, EXISTS (SELECT 1 FROM events AS e WHERE "
+                "e.company_rut = a.company_rut AND e.kind = 'completed') "
+                "FROM authorizations AS a WHERE a.client_chat_id = ?",
                 (chat_id,),
             )
-            anonymized = [row[0] for row in rows if row[1] is not None]
-            removed = [row[0] for row in rows if row[1] is None]
+            anonymized = [row[0] for row in rows if row[1]]
+            removed = [row[0] for row in rows if not row[1]]
             for company_rut in anonymized:
-                await db.execute(ANONYMIZE, (company_rut,))
-                # The firm's copies of the notices name the client: they go too.
+                # The firm's copies of the notices and of the proof name the client: they go.
                 await db.execute(DELETE_NOTICES, (company_rut,))
+                await db.execute(
+                    "DELETE FROM outbox WHERE photo_file_id IN "
+                    "(SELECT proof_file_id FROM authorizations WHERE company_rut = ?)",
+                    (company_rut,),
+                )
+                await db.execute(ANONYMIZE, (company_rut,))
                 await self._add_event(db, company_rut, now, "data_deleted", None)
             for company_rut in removed:
                 await self._remove_company(db, company_rut)
@@ -40,16 +48,19 @@ class PrivacyStore(StoreBase):
         """Remove unfinished authorizations idle since before `before`, and old messages."""
         stamp = to_timestamp(before)
         async with self._transaction() as db:
+            # Never completed: one that was completed and is being repeated keeps its
+            # completion, which the firm must be able to show.
             rows = await all_rows(
                 db,
-                "SELECT company_rut, client_chat_id FROM authorizations "
-                "WHERE completed_at IS NULL AND last_activity_at < ?",
+                "SELECT company_rut FROM authorizations AS a "
+                "WHERE completed_at IS NULL AND last_activity_at < ? AND NOT EXISTS ("
+                "SELECT 1 FROM events AS e WHERE e.company_rut = a.company_rut "
+                "AND e.kind = 'completed')",
                 (stamp,),
             )
-            for company_rut, chat_id in rows:
+            for (company_rut,) in rows:
+                # Only what belongs to this company: the same chat may be busy with another.
                 await self._remove_company(db, company_rut)
-                if chat_id is not None:
-                    await self._forget_chat(db, chat_id)
             # Delivered firm messages and closed handoffs keep names and texts: not forever.
             await db.execute(
                 "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? AND ("
