@@ -70,10 +70,7 @@ async def send_reminders(context: Context) -> None:
     """Send due reminders (clients' replies first), the daily digest, and firm notices."""
     deps = get_deps(context)
     poller = get_poller(context)
-    queue = context.application.update_queue
-    await deps.sweeper.sweep(
-        context.bot, busy=lambda: queue.qsize() > 0 or (poller is not None and poller.backlog > 0)
-    )
+    await deps.sweeper.sweep(context.bot, busy=lambda: poller is not None and poller.backlog > 0)
     if deps.settings.firm_chat_ids:
         await send_digest_if_due(deps.settings, deps.repository, deps.guide, deps.clock)
     await purge_if_due(deps.settings, deps.repository, deps.clock)
@@ -178,6 +175,9 @@ def register_handlers(
     application.add_handler(CommandHandler("cerrar", handoff.close, filters=firm))
     application.add_handler(
         MessageHandler(firm & filters.REPLY & filters.TEXT & ~filters.COMMAND, handoff.relay_reply)
+    )
+    application.add_handler(
+        MessageHandler(firm & filters.REPLY & ~filters.TEXT, handoff.reply_not_text)
     )
     application.add_handler(
         FirmCallbackQueryHandler(firm_chat_ids, firm_commands.verification, VERIFY_PATTERN)

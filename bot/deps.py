@@ -10,6 +10,7 @@ from bot.clock import Clock
 from bot.notifications import FirmNotifier
 from bot.reminders import ActivityThrottle, ReminderSweeper
 from bot.repository import Repository
+from bot.schedule import reminder_due_at
 from bot.settings import Settings
 from conversations.guide import Guide
 
@@ -34,8 +35,7 @@ class Deps:
 
     def first_reminder(self, now: datetime) -> datetime | None:
         """Return when the first automatic reminder falls due after activity at `now`."""
-        delays = self.settings.reminder_schedule
-        return now + delays[0] if delays else None
+        return reminder_due_at(now, self.settings.reminder_schedule, 0)
 
 
 def build_deps(settings: Settings, repository: Repository, guide: Guide, clock: Clock) -> Deps:

@@ -16,7 +16,7 @@ from bot.reminders import Delivery
 from bot.rut import RutError, format_rut, parse_rut
 from bot.schedule import defer_past_quiet_hours
 from conversations import keyboards
-from conversations.common import answer_quietly
+from conversations.common import actor_name, answer_quietly
 from conversations.guide import local_datetime
 
 logger = logging.getLogger(__name__)
@@ -27,14 +27,6 @@ Context = CallbackContext[Any, Any, Any, Any]
 FORCE_WORD = "ahora"
 # What follows /completadas to filter by date.
 SINCE_WORD = "desde"
-
-
-def _actor(update: Update) -> str:
-    """Name the firm member acting, for the record (name, not a client's data)."""
-    user = update.effective_user
-    if user is None:
-        return "—"
-    return f"@{user.username}" if user.username else user.full_name
 
 
 async def _reply(update: Update, text: str, **kwargs: Any) -> None:
@@ -242,7 +234,7 @@ async def remind(update: Update, context: Context) -> None:
             company_rut,
             now,
             due,
-            actor=_actor(update),
+            actor=actor_name(update),
         )
         await _reply(
             update,
@@ -258,7 +250,7 @@ async def remind(update: Update, context: Context) -> None:
         context.bot, authorization.client_chat_id, company_rut, authorization.step
     )
     if outcome is Delivery.SENT:
-        await deps.repository.count_reminder(company_rut, deps.clock.now(), _actor(update))
+        await deps.repository.count_reminder(company_rut, deps.clock.now(), actor_name(update))
         await _reply(update, deps.guide.message("remind_sent", client_name=name))
     elif outcome is Delivery.BLOCKED:
         await _reply(update, deps.guide.message("remind_blocked", client_name=name))
@@ -273,7 +265,7 @@ async def verification(update: Update, context: Context) -> None:
     assert query is not None and query.data is not None
     _, verdict, number = query.data.split(":")
     completion = int(number)
-    actor = _actor(update)
+    actor = actor_name(update)
     now = deps.clock.now()
     tz = deps.settings.timezone
     if verdict == "ok":

@@ -4,23 +4,20 @@ import logging
 from typing import Any
 
 from telegram import Message, Update
-from telegram.constants import ParseMode
+from telegram.constants import MessageLimit, ParseMode
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import CallbackContext
 
 from bot.deps import Deps, get_deps
 from bot.repository import Handoff
+from conversations.common import actor_name
 
 logger = logging.getLogger(__name__)
 
 Context = CallbackContext[Any, Any, Any, Any]
 
-
-def _actor(update: Update) -> str:
-    user = update.effective_user
-    if user is None:
-        return "—"
-    return f"@{user.username}" if user.username else user.full_name
+# Room for the label around the firm's text in the client's message.
+MAX_RELAYED_TEXT = MessageLimit.MAX_TEXT_LENGTH - 200
 
 
 async def _replied_handoff(
@@ -50,10 +47,13 @@ async def relay_reply(update: Update, context: Context) -> None:
     if handoff.closed_at is not None:
         await message.reply_text(deps.guide.message("firm_reply_closed"))
         return
+    text = message.text or ""
+    if len(text) > MAX_RELAYED_TEXT:
+        text = text[:MAX_RELAYED_TEXT] + "…"
     try:
         await context.bot.send_message(
             handoff.chat_id,
-            deps.guide.message("client_firm_message", text=message.text or ""),
+            deps.guide.message("client_firm_message", text=text),
             parse_mode=ParseMode.HTML,
         )
     except Forbidden:
@@ -67,6 +67,14 @@ async def relay_reply(update: Update, context: Context) -> None:
     await message.reply_text(deps.guide.message("firm_reply_sent"))
 
 
+async def reply_not_text(update: Update, context: Context) -> None:
+    """Tell a firm member that only text is passed on to the client."""
+    deps = get_deps(context)
+    found = await _replied_handoff(update, context, deps)
+    if found is not None and found[1] is not None and update.effective_message is not None:
+        await update.effective_message.reply_text(deps.guide.message("firm_reply_text_only"))
+
+
 async def close(update: Update, context: Context) -> None:
     """Close the handoff whose message the firm member answered with /cerrar."""
     deps = get_deps(context)
@@ -77,7 +85,7 @@ async def close(update: Update, context: Context) -> None:
         await message.reply_text(deps.guide.message("firm_close_usage"))
         return
     handoff = found[1]
-    actor = _actor(update)
+    actor = actor_name(update)
     if not await deps.repository.close_handoff(handoff.id, actor, deps.clock.now()):
         await message.reply_text(deps.guide.message("firm_reply_closed"))
         return

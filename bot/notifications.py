@@ -45,7 +45,7 @@ def completion_notice(
         client_name=authorization.display_name,
         client_username=username,
         client_id=authorization.client_user_id or "—",
-        completed_at=f"{local_datetime(completed_at, tz)} (hora de Chile)",
+        completed_at=local_datetime(completed_at, tz),
         duration=describe_duration(completed_at - authorization.started_at),
     )
     return text, keyboards.firm_verification(guide, completion).to_json()

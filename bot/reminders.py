@@ -19,6 +19,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from bot.clock import Clock
 from bot.repository import DueReminder, ReminderKind, Repository
 from bot.rut import format_rut
+from bot.schedule import reminder_due_at
 from bot.settings import Settings
 from conversations import keyboards
 from conversations.guide import Guide
@@ -50,16 +51,16 @@ def next_after(reminder: DueReminder, sent_at: datetime, settings: Settings) -> 
     """Schedule the reminder that follows one sent at `sent_at`."""
     delays = settings.reminder_schedule
     if reminder.kind is ReminderKind.LATER:
-        if reminder.company_rut is None or not delays:
+        if reminder.company_rut is None:
             return NextReminder(None, 0, sent_at)
-        return NextReminder(sent_at + delays[0], 0, sent_at)
+        return NextReminder(reminder_due_at(sent_at, delays, 0), 0, sent_at)
     following = reminder.sequence + 1
-    if following >= len(delays):
+    due = reminder_due_at(reminder.anchor_at, delays, following)
+    if due is None:
         return NextReminder(None, following, reminder.anchor_at)
     # After downtime several entries may be overdue at once: keep their spacing instead.
     gap = delays[following] - delays[reminder.sequence]
-    due = max(reminder.anchor_at + delays[following], sent_at + gap)
-    return NextReminder(due, following, reminder.anchor_at)
+    return NextReminder(max(due, sent_at + gap), following, reminder.anchor_at)
 
 
 class ActivityThrottle:

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-DEFAULT_TIMEZONE = ZoneInfo("America/Santiago")
-
 _DELAY = re.compile(r"([0-9]+)([smhd])", re.IGNORECASE)
 _QUIET_HOURS = re.compile(r"\s*([0-9]{1,2})\s*-\s*([0-9]{1,2})\s*")
 _LOCAL_TIME = re.compile(r"\s*([0-9]{1,2}):([0-9]{2})\s*")

@@ -25,6 +25,14 @@ def ids(update: Update) -> tuple[int, int]:
     return chat.id, user.id
 
 
+def actor_name(update: Update) -> str:
+    """Name the firm member acting, for the record: @username, else their name."""
+    user = update.effective_user
+    if user is None:
+        return "—"
+    return f"@{user.username}" if user.username else user.full_name
+
+
 def client_info(update: Update) -> ClientInfo:
     """Return who sent an update, as the firm's record keeps it."""
     user = update.effective_user

@@ -41,6 +41,13 @@ class Problem(BaseModel):
     offer_later: bool = False
     ask_text: bool = False
 
+    @field_validator("continue_at")
+    @classmethod
+    def _continue_to_confirmation(cls, step: int | None) -> int | None:
+        if step is not None and step != CONFIRMATION_STEP:
+            raise ValueError(f"only continue_at = {CONFIRMATION_STEP} is supported")
+        return step
+
     @field_validator("steps")
     @classmethod
     def _known_steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:

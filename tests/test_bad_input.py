@@ -16,7 +16,7 @@ SHOWN_RUT = "76.086.428-5"
 GROUP = -100_987_654  # a group the bot was added to that is not one of the firm's
 LONG_TEXT = "hola " * 1000
 
-MEDIA_ANSWER = "solo puedo leer texto y botones"
+MEDIA_ANSWER = "No puedo leer ese tipo de mensaje"
 USE_BUTTONS = "usa los botones"
 UNKNOWN_COMMAND = "No conozco ese comando"
 NOT_A_RUT = "no parece un RUT"

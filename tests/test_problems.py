@@ -65,7 +65,7 @@ PHRASES: dict[str, list[str]] = {
         "Nunca te pediremos el archivo del certificado, su clave ni tu Clave Tributaria.",
     ],
     "phone": ["desde el celular no funciona", GUIDE.portal_url],
-    "login": ["<b>…33 o …39</b>", "<b>…35, …36 o …37</b>", "<b>…52</b>"],
+    "login": ["<b>33 o 39</b>", "<b>35, 36 o 37</b>", "<b>52</b>"],
     "noauth": ["<b>representante legal</b>", "<b>Administrador</b>"],
     "whichrut": [f"<code>{RUT}</code>", f"<code>{REPRESENTATIVE_RUT}</code>"],
     "listed": ["<b>Modificar</b>", "Luego sigue en el paso 6."],
@@ -770,3 +770,26 @@ async def test_names_are_escaped_in_what_the_firm_reads(bot: Harness) -> None:
     )
     assert relayed.startswith(f"💬 <b>&lt;b&gt;Ana &amp; Co&lt;/b&gt;</b> (<code>{SHOWN_B}</code>)")
     assert "<b>Ana" not in report_text + relayed
+
+
+async def test_a_long_firm_reply_is_cut_to_fit_and_a_photo_reply_is_explained(
+    bot: Harness,
+) -> None:
+    await reach_step(bot, 2)
+    await report(bot, 2, "other")
+    [report_in_group] = handoff_ids(bot, FIRM_CHAT)
+    await firm_reply(bot, "x" * 5000, report_in_group)
+    relayed = bot.last_text(CLIENT)
+    assert relayed.startswith("💬 <b>pymecontadores.tk</b>") and relayed.endswith("…")
+    assert len(relayed) <= 4096
+    assert "Enviado" in bot.last_text(FIRM_CHAT)
+
+    photo = firm_update("", reply_to=report_in_group)
+    del photo["message"]["text"]
+    photo["message"]["photo"] = [
+        {"file_id": "firmphoto", "file_unique_id": "fp", "width": 90, "height": 90}
+    ]
+    before = len(bot.texts(CLIENT))
+    await bot.feed(photo)
+    assert "solo puedo pasarle texto" in bot.last_text(FIRM_CHAT)
+    assert len(bot.texts(CLIENT)) == before

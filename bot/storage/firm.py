@@ -83,18 +83,6 @@ class FirmStore(StoreBase):
                 await self._add_event(db, row[1], now, "invitation_opened", None)
         return Invitation(row[0], row[1], row[2], from_timestamp(row[3]), chat_id)
 
-    async def invitation_status(self, token: str) -> Invitation | None:
-        """Return an invitation as stored, whatever its state."""
-        rows = await self._fetchall(
-            "SELECT token, company_rut, client_name, expires_at, used_by_chat "
-            "FROM invitations WHERE token = ?",
-            (token,),
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        return Invitation(row[0], row[1], row[2], from_timestamp(row[3]), row[4])
-
     async def pending(self, offset: int, limit: int) -> tuple[list[Authorization], int]:
         """Return one page of unfinished authorizations, oldest first, and their total."""
         rows = await self._fetchall(
