@@ -1,6 +1,7 @@
 """The guide's texts: loaded from TOML, checked, and rendered with the firm's settings."""
 
 import html
+import string
 import tomllib
 from collections.abc import Mapping
 from datetime import datetime
@@ -220,6 +221,39 @@ class Guide:
                 self._render(text, samples)
             except (KeyError, ValueError, IndexError) as exc:
                 raise GuideError(f"{where}: bad placeholder {exc}") from None
+        if required is not self._content:
+            self._check_placeholders_against(required)
+
+    def _check_placeholders_against(self, packaged: GuideContent) -> None:
+        """Refuse a reworded text using a placeholder its packaged text is never given."""
+        common = set(self._common) | {"permissions_checklist", "permissions_confirmation"}
+        pairs = [
+            (f"messages.{key}", text, packaged.messages[key])
+            for key, text in self._content.messages.items()
+            if key in packaged.messages
+        ]
+        pairs += [
+            (f"buttons.{key}", text, packaged.buttons[key])
+            for key, text in self._content.buttons.items()
+            if key in packaged.buttons
+        ]
+        pairs += [
+            (f"steps[{number}]", step.text, "{company_rut}{company_rut_plain}{step}")
+            for number, step in enumerate(self._content.steps, start=1)
+        ]
+        pairs += [
+            (f"problems.{p.key}", p.answer, "{company_rut}{company_rut_plain}{step}")
+            for p in self._content.problems
+        ]
+        for where, text, original in pairs:
+            extra = _placeholders(text) - _placeholders(original) - common
+            if extra:
+                raise GuideError(f"{where}: {{{sorted(extra)[0]}}} is not available in this text")
+
+
+def _placeholders(text: str) -> set[str]:
+    """Return the names of the {placeholders} a text uses."""
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
 
 def _company_values(company_rut: str, step: int) -> dict[str, object]:
