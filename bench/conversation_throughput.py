@@ -21,7 +21,6 @@ import cProfile
 import gc
 import io
 import itertools
-import json
 import os
 import platform
 import pstats
@@ -58,10 +57,9 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.request import BaseRequest, RequestData
 
+from bench.fake_bot_api import BOT_USER, InstantBotApi
 from bench.reminder_sweep import (
-    BOT_USER,
     NOW,
     TOKEN,
     FixedClock,
@@ -90,59 +88,6 @@ FLOW_KINDS = ("/start", "RUT text", "rut:ok", *STEP_BUTTONS)
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
 Context = CallbackContext[Any, Any, Any, Any]
 Raw = dict[str, Any]
-
-
-# --- the fake Bot API -------------------------------------------------------------------
-
-
-@dataclass
-class FakeTelegram(BaseRequest):
-    """Answers Bot API calls at once, as Telegram would, and counts them by method."""
-
-    calls: Counter[str] = field(default_factory=Counter)
-    _message_ids: Iterator[int] = field(default_factory=lambda: itertools.count(10_000))
-
-    @property
-    def read_timeout(self) -> float | None:
-        """Return the default read timeout (unused: nothing goes over a network)."""
-        return 1.0
-
-    async def initialize(self) -> None:
-        """Nothing to set up."""
-
-    async def shutdown(self) -> None:
-        """Nothing to tear down."""
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: Any = None,
-        write_timeout: Any = None,
-        connect_timeout: Any = None,
-        pool_timeout: Any = None,
-    ) -> tuple[int, bytes]:
-        """Answer one Bot API call; sent and edited messages come back as Telegram echoes them."""
-        api_method = url.rsplit("/", 1)[-1]
-        self.calls[api_method] += 1
-        params = request_data.parameters if request_data else {}
-        result: Any = True
-        if api_method == "getMe":
-            result = {**BOT_USER, "can_join_groups": False, "can_read_all_group_messages": False}
-        elif api_method in ("sendMessage", "editMessageText", "editMessageReplyMarkup"):
-            chat_id = int(str(params.get("chat_id", 0)))
-            result = {
-                "message_id": params.get("message_id") or next(self._message_ids),
-                "date": DATE,
-                "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
-                "from": BOT_USER,
-            }
-            if "text" in params:
-                result["text"] = params["text"]
-            if "reply_markup" in params:
-                result["reply_markup"] = params["reply_markup"]
-        return 200, json.dumps({"ok": True, "result": result}).encode()
 
 
 # --- raw updates, as getUpdates delivers them -------------------------------------------
@@ -227,7 +172,7 @@ class Running:
     """A booted Application with its fake Bot API (and the repository, for our bot)."""
 
     app: AnyApp
-    request: FakeTelegram
+    request: InstantBotApi
     repository: Repository | None = None
 
     async def close(self) -> None:
@@ -241,7 +186,7 @@ async def boot_ours(path: Path, guide: Guide) -> Running:
     """Our bot as bot.main builds it, minus the rate limiter, polling and started jobs."""
     settings = make_settings(path)
     repository = await Repository.open(path)
-    request = FakeTelegram()
+    request = InstantBotApi(date=DATE)
     deps = build_deps(settings, repository, guide, FixedClock())
     app = build_application(deps, request=request, rate_limit=False)
     await app.initialize()
@@ -263,7 +208,7 @@ async def echo_button(update: Update, context: Context) -> None:
 
 async def boot_echo(settings: Settings) -> Running:
     """The floor: the same builder options as build_application, no persistence, 2 handlers."""
-    request = FakeTelegram()
+    request = InstantBotApi(date=DATE)
     api_url = settings.telegram_api_url
     app: AnyApp = (
         Application.builder()

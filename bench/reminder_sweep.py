@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import os
 import platform
 import random
@@ -23,16 +22,16 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from stdnum.cl import rut as stdnum_rut
 from telegram import Bot
-from telegram.request import BaseRequest, RequestData
 
 import bot.reminders as reminders_module
+from bench.fake_bot_api import InstantBotApi
 from bot.clock import to_timestamp
 from bot.main import firm_facts
 from bot.reminders import ReminderSweeper
@@ -45,12 +44,6 @@ NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 TARGET_MS = 5.0
 FIRST_CHAT = 500_000_000
 FIRST_COMPANY = 76_000_000
-BOT_USER: dict[str, Any] = {
-    "id": 999_000_111,
-    "is_bot": True,
-    "first_name": "Asistente SII",
-    "username": "sii_bench_bot",
-}
 
 
 # --- fakes ------------------------------------------------------------------------------
@@ -65,62 +58,6 @@ class FixedClock:
     def now(self) -> datetime:
         """Return the fixed instant."""
         return self.moment
-
-
-@dataclass(frozen=True)
-class Sent:
-    """One sendMessage call, with when it reached the HTTP layer."""
-
-    chat_id: int
-    at: float  # time.perf_counter()
-
-
-@dataclass
-class InstantRequest(BaseRequest):
-    """Answers getMe and sendMessage at once, as Telegram would, and records each send."""
-
-    sent: list[Sent] = field(default_factory=list)
-    _next_message_id: int = 1000
-
-    @property
-    def read_timeout(self) -> float | None:
-        """Return the default read timeout (unused: nothing goes over a network)."""
-        return 1.0
-
-    async def initialize(self) -> None:
-        """Nothing to set up."""
-
-    async def shutdown(self) -> None:
-        """Nothing to tear down."""
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: Any = None,
-        write_timeout: Any = None,
-        connect_timeout: Any = None,
-        pool_timeout: Any = None,
-    ) -> tuple[int, bytes]:
-        """Answer one Bot API call."""
-        api_method = url.rsplit("/", 1)[-1]
-        params = request_data.parameters if request_data else {}
-        result: Any = True
-        if api_method == "getMe":
-            result = {**BOT_USER, "can_join_groups": False, "can_read_all_group_messages": False}
-        elif api_method == "sendMessage":
-            chat_id = int(str(params["chat_id"]))
-            self.sent.append(Sent(chat_id, time.perf_counter()))
-            self._next_message_id += 1
-            result = {
-                "message_id": self._next_message_id,
-                "date": int(NOW.timestamp()),
-                "chat": {"id": chat_id, "type": "private", "first_name": "Cliente"},
-                "from": BOT_USER,
-                "text": params.get("text", ""),
-            }
-        return 200, json.dumps({"ok": True, "result": result}).encode()
 
 
 async def no_sleep(_seconds: float) -> None:
@@ -352,10 +289,12 @@ async def bench_select(path: Path, batch: int, repetitions: int) -> None:
 async def bench_full_sweep(path: Path, guide: Guide, rows: int) -> None:
     """Sweep every due reminder once with pacing disabled; check what was recorded."""
     settings = make_settings(path)
-    request = InstantRequest()
+    request = InstantBotApi(date=int(NOW.timestamp()))
     repository = await Repository.open(path)
     sweeper = ReminderSweeper(settings, repository, guide, FixedClock(), sleep=no_sleep)
-    async with Bot(TOKEN, request=request, get_updates_request=InstantRequest()) as bot:
+    async with Bot(
+        TOKEN, request=request, get_updates_request=InstantBotApi(date=int(NOW.timestamp()))
+    ) as bot:
         started = time.perf_counter()
         sent = await sweeper.sweep(bot)
         elapsed = time.perf_counter() - started
@@ -407,10 +346,12 @@ async def bench_pacing(directory: Path, guide: Guide, rates: Sequence[float], ro
     for rate in rates:
         path = directory / f"pacing-{rate:g}.sqlite3"
         await create_filled(path, rows, seed=int(rate))
-        request = InstantRequest()
+        request = InstantBotApi(date=int(NOW.timestamp()))
         repository = await Repository.open(path)
         sweeper = ReminderSweeper(make_settings(path, rate), repository, guide, FixedClock())
-        async with Bot(TOKEN, request=request, get_updates_request=InstantRequest()) as bot:
+        async with Bot(
+            TOKEN, request=request, get_updates_request=InstantBotApi(date=int(NOW.timestamp()))
+        ) as bot:
             started = time.perf_counter()
             sent = await sweeper.sweep(bot)
             elapsed = time.perf_counter() - started

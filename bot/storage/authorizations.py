@@ -3,6 +3,8 @@
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+import aiosqlite
+
 from bot.clock import from_timestamp, to_timestamp
 from bot.storage.base import StoreBase
 from bot.storage.records import (
@@ -69,12 +71,7 @@ class AuthorizationStore(StoreBase):
                 ),
             )
             await self._add_event(db, company_rut, now, "started", 1)
-            await self._upsert_conversation(
-                db, client.chat_id, client.user_id, state, now, company_rut, None
-            )
-            row = await self._read_authorization(db, company_rut)
-            await self._schedule_auto(db, row, client.chat_id, client.user_id, now, first_reminder)
-        return row
+            return await self._enter_guide(db, client, company_rut, state, now, first_reminder)
 
     async def resume_guide(
         self,
@@ -93,11 +90,23 @@ class AuthorizationStore(StoreBase):
             )
             if cursor.rowcount != 1:
                 return None
-            await self._upsert_conversation(
-                db, client.chat_id, client.user_id, state, now, company_rut, None
-            )
-            row = await self._read_authorization(db, company_rut)
-            await self._schedule_auto(db, row, client.chat_id, client.user_id, now, first_reminder)
+            return await self._enter_guide(db, client, company_rut, state, now, first_reminder)
+
+    async def _enter_guide(
+        self,
+        db: aiosqlite.Connection,
+        client: ClientInfo,
+        company_rut: str,
+        state: str,
+        now: datetime,
+        first_reminder: datetime | None,
+    ) -> Authorization:
+        """Put the client's conversation on this company and start its reminder clock."""
+        await self._upsert_conversation(
+            db, client.chat_id, client.user_id, state, now, company_rut, None
+        )
+        row = await self._read_authorization(db, company_rut)
+        await self._schedule_auto(db, row, client.chat_id, client.user_id, now, first_reminder)
         return row
 
     async def move_to_step(
