@@ -286,12 +286,16 @@ async def bench_select(path: Path, batch: int, repetitions: int) -> None:
     )
 
 
-async def bench_full_sweep(path: Path, guide: Guide, rows: int) -> None:
-    """Sweep every due reminder once with pacing disabled; check what was recorded."""
-    settings = make_settings(path)
-    request = InstantBotApi(date=int(NOW.timestamp()))
+async def timed_sweep(
+    path: Path,
+    settings: Settings,
+    guide: Guide,
+    request: InstantBotApi,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> tuple[int, float]:
+    """Run one sweep over the database at `path`; return reminders sent and seconds taken."""
     repository = await Repository.open(path)
-    sweeper = ReminderSweeper(settings, repository, guide, FixedClock(), sleep=no_sleep)
+    sweeper = ReminderSweeper(settings, repository, guide, FixedClock(), sleep=sleep)
     async with Bot(
         TOKEN, request=request, get_updates_request=InstantBotApi(date=int(NOW.timestamp()))
     ) as bot:
@@ -299,6 +303,14 @@ async def bench_full_sweep(path: Path, guide: Guide, rows: int) -> None:
         sent = await sweeper.sweep(bot)
         elapsed = time.perf_counter() - started
     await repository.close()
+    return sent, elapsed
+
+
+async def bench_full_sweep(path: Path, guide: Guide, rows: int) -> None:
+    """Sweep every due reminder once with pacing disabled; check what was recorded."""
+    settings = make_settings(path)
+    request = InstantBotApi(date=int(NOW.timestamp()))
+    sent, elapsed = await timed_sweep(path, settings, guide, request, sleep=no_sleep)
 
     now = to_timestamp(NOW)
     counted = count(path, "SELECT COUNT(*) FROM authorizations WHERE reminders_sent = 1")
@@ -347,15 +359,7 @@ async def bench_pacing(directory: Path, guide: Guide, rates: Sequence[float], ro
         path = directory / f"pacing-{rate:g}.sqlite3"
         await create_filled(path, rows, seed=int(rate))
         request = InstantBotApi(date=int(NOW.timestamp()))
-        repository = await Repository.open(path)
-        sweeper = ReminderSweeper(make_settings(path, rate), repository, guide, FixedClock())
-        async with Bot(
-            TOKEN, request=request, get_updates_request=InstantBotApi(date=int(NOW.timestamp()))
-        ) as bot:
-            started = time.perf_counter()
-            sent = await sweeper.sweep(bot)
-            elapsed = time.perf_counter() - started
-        await repository.close()
+        sent, elapsed = await timed_sweep(path, make_settings(path, rate), guide, request)
 
         times = [s.at for s in request.sent]
         gaps = [b - a for a, b in itertools.pairwise(times)]
