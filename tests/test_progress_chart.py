@@ -1,0 +1,124 @@
+"""The progress picture for the firm's phone: a small, deterministic PNG."""
+
+import io
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import matplotlib
+import pytest
+from PIL import Image
+
+from bot.progress_chart import (
+    LABEL_KEYS,
+    ProgressCounts,
+    progress_png,
+    weekly_completions,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+TZ = ZoneInfo("America/Santiago")
+LABELS = {
+    "title": "Autorizaciones en el SII",
+    "status_title": "Dónde está cada cliente",
+    "completed": "Completadas",
+    **{f"step_{n}": f"En curso, paso {n}" for n in range(1, 8)},
+    "not_started": "Invitados, sin empezar",
+    "opted_out": "Sin recordatorios",
+    "blocked": "Bloquearon el bot",
+    "weekly_title": "Completadas por semana",
+}
+COUNTS = ProgressCounts(
+    completed=42, by_step=(3, 1, 0, 5, 2, 0, 1), not_started=17, opted_out=4, blocked=2
+)
+WEEKLY = [
+    (date(2026, 1, 5) + timedelta(weeks=n), count)
+    for n, count in enumerate([0, 3, 5, 0, 12, 7, 1, 0, 0, 4, 9, 2])
+]
+
+
+@pytest.fixture(scope="module")
+def png() -> bytes:
+    return progress_png(COUNTS, WEEKLY, labels=LABELS)
+
+
+def test_it_is_a_small_png_sized_for_a_phone(png: bytes) -> None:
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) < 200_000
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG"
+    assert image.size == (800, 1000)
+    # No program name, no date: nothing in the file but the picture.
+    assert not {"Software", "Creation Time", "Date"} & set(image.info)
+    assert b"tEXt" not in png and b"tIME" not in png
+
+
+def test_the_same_numbers_draw_the_same_bytes(png: bytes) -> None:
+    assert progress_png(COUNTS, WEEKLY, labels=dict(LABELS)) == png
+
+
+def test_different_numbers_draw_a_different_picture(png: bytes) -> None:
+    assert progress_png(replace(COUNTS, blocked=3), WEEKLY, labels=LABELS) != png
+    changed_week = [*WEEKLY[:-1], (WEEKLY[-1][0], 3)]
+    assert progress_png(COUNTS, changed_week, labels=LABELS) != png
+
+
+def test_the_machine_settings_do_not_leak_into_the_picture(png: bytes) -> None:
+    with matplotlib.rc_context(
+        {"font.size": 5, "figure.facecolor": "black", "axes.facecolor": "red", "lines.linewidth": 9}
+    ):
+        assert progress_png(COUNTS, WEEKLY, labels=LABELS) == png
+        # ...and drawing puts the caller's settings back.
+        assert matplotlib.rcParams["font.size"] == 5
+        assert matplotlib.rcParams["figure.facecolor"] == "black"
+
+
+def test_empty_practice_and_odd_labels_still_draw() -> None:
+    empty = ProgressCounts(0, (0,) * 7, 0, 0, 0)  # type: ignore[arg-type]
+    odd = {**LABELS, "title": "Costo $100 y $200 — 100% ñandú", "blocked": "B" * 200}
+    picture = progress_png(empty, [], labels=odd)
+    assert Image.open(io.BytesIO(picture)).size == (800, 1000)
+
+
+def test_only_the_last_twelve_weeks_are_drawn(png: bytes) -> None:
+    older = [(date(2025, 12, 29), 50), *WEEKLY]
+    assert progress_png(COUNTS, older, labels=LABELS) == png
+    assert progress_png(COUNTS, list(reversed(WEEKLY)), labels=LABELS) == png
+
+
+def test_missing_labels_and_wrong_step_counts_are_refused() -> None:
+    with pytest.raises(ValueError, match="step_7"):
+        progress_png(COUNTS, WEEKLY, labels={k: v for k, v in LABELS.items() if k != "step_7"})
+    with pytest.raises(ValueError, match="7"):
+        progress_png(replace(COUNTS, by_step=(1, 2)), WEEKLY, labels=LABELS)  # type: ignore[arg-type]
+    assert set(LABEL_KEYS) == set(LABELS)
+
+
+def test_weekly_completions_counts_by_local_monday_with_zeros() -> None:
+    today = date(2026, 3, 25)  # a Wednesday
+    completions = [
+        datetime(2026, 3, 23, 2, 30, tzinfo=UTC),  # Sunday 22 at 23:30 in Santiago (UTC-3)
+        datetime(2026, 3, 23, 3, 30, tzinfo=UTC),  # Monday 23 at 00:30
+        datetime(2026, 3, 25, 15, 0, tzinfo=UTC),
+        datetime(2026, 1, 1, 12, 0, tzinfo=UTC),  # week of Monday 29 December: too old
+        datetime(2026, 1, 5, 12, 0, tzinfo=UTC),  # the first week shown
+    ]
+    weeks = weekly_completions(completions, today=today, tz=TZ)
+    assert len(weeks) == 12
+    assert weeks[0] == (date(2026, 1, 5), 1)
+    assert weeks[-1] == (date(2026, 3, 23), 2)
+    assert weeks[-2] == (date(2026, 3, 16), 1)
+    assert all(monday.weekday() == 0 for monday, _ in weeks)
+    assert sum(count for _, count in weeks) == 4
+    assert [count for _, count in weeks[1:-2]] == [0] * 9
+
+
+def test_importing_the_module_does_not_import_matplotlib() -> None:
+    code = "import sys, bot.progress_chart; print('matplotlib' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
