@@ -12,8 +12,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.rut import RutError, parse_rut
 from bot.schedule import QuietHours, parse_delays, parse_local_time, parse_quiet_hours
 
-# Telegram tokens are "<bot id>:<secret>"; emulators use the same shape.
-_TOKEN_PATTERN = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{5,100}$")
+# Telegram tokens are "<bot id>:<secret>" as @BotFather issues them: 8 to 10 digits, and 35
+# letters, digits, "_" or "-"; emulators must use the same shape.
+_TOKEN_PATTERN = re.compile(r"^[0-9]{8,10}:[A-Za-z0-9_-]{35}$")
 
 DEFAULT_PORTAL_URL = "https://palena.sii.cl/cvc_cgi/dte/eu_enrola_usuarios"
 DEFAULT_PERMISSIONS = ("Usuario Administrador", "Firmar Documentos", "Registro")
@@ -38,6 +39,8 @@ class Settings(BaseSettings):
     invitation_ttl: Annotated[timedelta, NoDecode] = timedelta(days=14)
     # Personal data of unfinished, inactive authorizations is purged after this many days.
     data_retention_days: int = Field(default=180, ge=1, le=3650)
+    # Backups kept in backups/ beside the database (python -m bot.backup); older ones are deleted.
+    backup_keep: int = Field(default=14, ge=1, le=365)
     firm_name: str = Field(default="pymecontadores.tk", min_length=1)
     representative_name: str = Field(default="ALEX BRITO MARDONES", min_length=1)
     representative_full_name: str = Field(default="ALEX PATRICIO BRITO MARDONES", min_length=1)
