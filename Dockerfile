@@ -1,19 +1,36 @@
 FROM python:3.11-slim
 
+# Keep VERSION in step with pyproject.toml's; pass SOURCE_URL to name the repository.
+ARG VERSION=0.1.0
+ARG SOURCE_URL=""
+LABEL org.opencontainers.image.title="sii-authorization-assistant" \
+      org.opencontainers.image.description="Telegram bot that guides a Chilean accounting firm's clients through authorizing the firm's representative in the SII portal." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE_URL}"
+
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
     DATABASE_PATH=/app/data/authorizations.sqlite3
 
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY bot ./bot
-COPY conversations ./conversations
-RUN pip install --no-cache-dir . \
+# The exact dependency versions first: this layer is rebuilt only when the lock changes.
+COPY requirements.lock /tmp/requirements.lock
+RUN pip install --no-cache-dir -r /tmp/requirements.lock \
+    && rm /tmp/requirements.lock
+
+# Then the package itself into site-packages; its sources are removed, so only the installed
+# copy can run (python -m bot from /app finds no second one).
+COPY pyproject.toml README.md /tmp/src/
+COPY bot /tmp/src/bot
+COPY conversations /tmp/src/conversations
+RUN pip install --no-cache-dir --no-deps /tmp/src \
+    && rm -rf /tmp/src \
     && useradd --system --uid 10001 --user-group --home-dir /app bot \
     && mkdir -p /app/data \
     && chown 10001:10001 /app/data
 
+WORKDIR /app
 USER 10001:10001
 VOLUME ["/app/data"]
 
