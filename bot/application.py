@@ -1,36 +1,45 @@
 """Build the python-telegram-bot Application: every handler, job and hook, in one place."""
 
+import asyncio
+import datetime
 import logging
 import re
 import time
 from typing import Any
 
-from telegram import Update
+from telegram import LinkPreviewOptions, Update
+from telegram.constants import ParseMode
 from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationHandlerStop,
     CallbackContext,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
+    Defaults,
     MessageHandler,
     TypeHandler,
     filters,
 )
 from telegram.request import BaseRequest
 
-from bot import firm_commands, handoff
+from bot import firm_commands, handoff, membership
+from bot.alerts import AlertKind
+from bot.backup import BackupError, backup_database
 from bot.deps import Deps, get_deps, get_poller, install
 from bot.digest import send_digest_if_due
 from bot.errors import on_error
 from bot.health import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS, beat, heartbeat_path
-from bot.persistence import DatabaseConversationPersistence
 from bot.retention import purge_if_due
-from conversations import authorization, common, privacy
-from conversations.callbacks import DELETE_PATTERN, PAGE_PATTERN, VERIFY_PATTERN
+from conversations import router
+from conversations.callbacks import PAGE_PATTERN, VERIFY_PATTERN
+from conversations.common import answer_quietly
 
 logger = logging.getLogger(__name__)
 
+# When the daily backup is taken (local time): the quietest hour of a Chilean office.
+BACKUP_AT = datetime.time(3, 30)
 # How often undelivered firm notices (e.g. from before a crash) are retried.
 OUTBOX_RETRY_SECONDS = 30.0
 
@@ -42,17 +51,17 @@ _FIRM_BUTTON = re.compile(f"{VERIFY_PATTERN}|{PAGE_PATTERN}")
 async def ignore_foreign_chats(update: Update, context: Context) -> None:
     """Drop updates from groups and channels that are not the firm's."""
     chat = update.effective_chat
-    if chat is None:
-        raise ApplicationHandlerStop
-    if chat.type == chat.PRIVATE:
+    query = update.callback_query
+    if chat is not None and chat.type == chat.PRIVATE:
         return
-    if chat.id not in get_deps(context).settings.firm_chat_ids:
-        raise ApplicationHandlerStop
+    served = chat is not None and chat.id in get_deps(context).settings.firm_chat_ids
     # In the firm's groups only the firm's own buttons mean something: a client's button
     # (say, on a forwarded message) must not start a client conversation there.
-    query = update.callback_query
-    if query is not None and not _FIRM_BUTTON.match(query.data or ""):
-        raise ApplicationHandlerStop
+    if served and (query is None or _FIRM_BUTTON.match(query.data or "")):
+        return
+    if query is not None:
+        await answer_quietly(query)  # never leave a spinner turning, even here
+    raise ApplicationHandlerStop
 
 
 async def record_activity(update: Update, context: Context) -> None:
@@ -84,6 +93,24 @@ async def heartbeat(context: Context) -> None:
         beat(heartbeat_path(get_deps(context).settings.database_path))
 
 
+async def back_up_database(context: Context) -> None:
+    """Take the daily online backup of the database (in a thread: it reads the whole file)."""
+    deps = get_deps(context)
+    settings = deps.settings
+    try:
+        made = await asyncio.to_thread(
+            backup_database,
+            settings.database_path,
+            keep=settings.backup_keep,
+            now=deps.clock.now(),
+        )
+    except BackupError as exc:
+        logger.error("daily backup failed: %s", exc)
+        await deps.alerts.alert(context.bot, AlertKind.DATABASE_REFUSING, problem=str(exc))
+        return
+    logger.info("daily backup written to %s", made)
+
+
 async def retry_firm_notices(context: Context) -> None:
     """Deliver firm notices that could not be sent before."""
     await get_deps(context).notifier.deliver_pending(context.bot)
@@ -99,7 +126,13 @@ def build_application(
         .token(deps.settings.token)
         .base_url(f"{api_url}/bot")
         .base_file_url(f"{api_url}/file/bot")
-        .persistence(DatabaseConversationPersistence(deps.repository))
+        # Every text of the guide is Telegram HTML; links never unfold into previews.
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        )
         # Our own poller acknowledges updates only after processing them (bot.polling).
         .updater(None)
     )
@@ -127,6 +160,11 @@ def build_application(
     application.job_queue.run_repeating(
         heartbeat, interval=HEARTBEAT_SECONDS, first=0.0, name="heartbeat"
     )
+    application.job_queue.run_daily(
+        back_up_database,
+        time=BACKUP_AT.replace(tzinfo=deps.settings.timezone),
+        name="database-backup",
+    )
     return application
 
 
@@ -152,6 +190,10 @@ def register_handlers(
     application: Application[Any, Any, Any, Any, Any, Any], firm_chat_ids: tuple[int, ...]
 ) -> None:
     """Add every handler, in the order they must be tried."""
+    # -3: the bot blocked by a client, or added to a group: handled here and nowhere else.
+    application.add_handler(
+        ChatMemberHandler(membership.my_membership, ChatMemberHandler.MY_CHAT_MEMBER), group=-3
+    )
     # -2: updates from chats the bot does not serve stop here.
     application.add_handler(TypeHandler(Update, ignore_foreign_chats), group=-2)
     # -1: any sign of the client resets their reminder clock (handlers below may then
@@ -186,26 +228,8 @@ def register_handlers(
         FirmCallbackQueryHandler(firm_chat_ids, firm_commands.page_button, PAGE_PATTERN)
     )
 
-    # 0: the client's guided conversation (it owns /start, /cancelar and /ayuda while open).
-    application.add_handler(authorization.build_conversation())
-
-    # 0, last: the same commands outside a conversation, and anything else, in private chats.
-    private = filters.ChatType.PRIVATE & new_message
-    application.add_handler(
-        CommandHandler(["ayuda", "help"], authorization.help_command, filters=private)
-    )
-    application.add_handler(
-        CommandHandler(["cancelar", "cancel"], authorization.cancel, filters=private)
-    )
-    application.add_handler(CommandHandler("privacidad", privacy.privacy, filters=private))
-    application.add_handler(
-        CommandHandler("borrar_mis_datos", privacy.ask_to_delete, filters=private)
-    )
-    application.add_handler(CallbackQueryHandler(privacy.delete_choice, pattern=DELETE_PATTERN))
-    application.add_handler(CallbackQueryHandler(common.stale_button))
-    application.add_handler(
-        MessageHandler(private & filters.COMMAND, authorization.unknown_command)
-    )
-    application.add_handler(MessageHandler(private, authorization.unexpected_message))
+    # 0, last: everything else in private chats goes to the client's conversation, routed by
+    # the state stored for that chat (conversations.router).
+    application.add_handler(TypeHandler(Update, router.route))
 
     application.add_error_handler(on_error)

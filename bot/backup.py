@@ -11,25 +11,22 @@ without waiting and refuses while anyone else holds it. The lock is fcntl.flock'
 by the kernel when its holder exits, even by SIGKILL, so a crash never leaves it stale.
 POSIX only (Linux, macOS), like the container the bot runs in.
 
-`python -m bot.backup` takes a backup of DATABASE_PATH; `python -m bot.backup restore FILE`
-restores one (with the bot stopped).
+The bot takes one a day by itself; `python -m bot backup` takes one now, and
+`python -m bot restore FILE` restores one (with the bot stopped).
 """
 
-import argparse
 import contextlib
 import fcntl
 import os
 import re
 import shutil
 import sqlite3
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
 from bot.schema import SCHEMA_VERSION
-from bot.settings import SettingsError, load_settings
 
 BACKUP_DIRECTORY = "backups"
 _STAMP_FORMAT = "%Y%m%d-%H%M%S"
@@ -253,30 +250,3 @@ def _fsync(path: Path) -> None:
 def _fsync_directory(directory: Path) -> None:
     """Flush a directory, so that a rename in it survives a power cut."""
     _fsync(directory)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Back up DATABASE_PATH (keeping BACKUP_KEEP), or restore a backup; one line on failure."""
-    parser = argparse.ArgumentParser(prog="python -m bot.backup", description=main.__doc__)
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("backup", help="take a backup now (the default)")
-    restore = commands.add_parser("restore", help="replace the database (the bot stopped)")
-    restore.add_argument("file", type=Path, help="the backup to restore")
-    arguments = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-        if arguments.command == "restore":
-            restore_database(arguments.file, settings.database_path)
-            print(f"Restored {arguments.file} into {settings.database_path}")
-        else:
-            made = backup_database(
-                settings.database_path, keep=settings.backup_keep, now=datetime.now(UTC)
-            )
-            print(f"Backup written to {made}")
-    except (SettingsError, BackupError) as exc:
-        print(f"Backup error: {exc}", file=sys.stderr)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

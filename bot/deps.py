@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from telegram.ext import CallbackContext
 
+from bot.alerts import Alerts
 from bot.clock import Clock
 from bot.notifications import FirmNotifier
+from bot.pictures import PictureSender
 from bot.reminders import ActivityThrottle, ReminderSweeper
 from bot.repository import Repository
 from bot.schedule import reminder_due_at
@@ -32,6 +34,8 @@ class Deps:
     notifier: FirmNotifier
     sweeper: ReminderSweeper
     activity: ActivityThrottle
+    pictures: PictureSender
+    alerts: Alerts
 
     def first_reminder(self, now: datetime) -> datetime | None:
         """Return when the first automatic reminder falls due after activity at `now`."""
@@ -40,14 +44,17 @@ class Deps:
 
 def build_deps(settings: Settings, repository: Repository, guide: Guide, clock: Clock) -> Deps:
     """Assemble the services from their parts."""
+    alerts = Alerts(guide, settings.firm_chat_ids, clock)
     return Deps(
         settings=settings,
         repository=repository,
         guide=guide,
         clock=clock,
-        notifier=FirmNotifier(repository, clock),
+        notifier=FirmNotifier(repository, clock, alerts),
         sweeper=ReminderSweeper(settings, repository, guide, clock),
         activity=ActivityThrottle(settings.reminder_schedule),
+        pictures=PictureSender(repository),
+        alerts=alerts,
     )
 
 

@@ -38,15 +38,16 @@ def render_digest(
         )
 
     def pending_line(a: Authorization) -> str:
+        progress = (
+            guide.message("progress_step", step=a.step)
+            if a.step > 0
+            else guide.message("progress_invited")
+        )
         return guide.message(
             "digest_pending_line",
+            {"progress": progress},
             company_rut=format_rut(a.company_rut),
             client_name=a.display_name,
-            progress=(
-                guide.message("progress_step", step=a.step)
-                if a.step > 0
-                else guide.message("progress_invited")
-            ),
             reminders=a.reminders_sent,
             when=local_datetime(a.last_activity_at, tz),
         )

@@ -1,6 +1,8 @@
 """What happens when handling an update fails: log without personal data, tell the client."""
 
 import logging
+import sqlite3
+from contextlib import suppress
 from typing import Any
 
 from telegram import Update
@@ -8,6 +10,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import CallbackContext
 
+from bot.alerts import AlertKind
 from bot.deps import get_deps
 
 logger = logging.getLogger(__name__)
@@ -29,9 +32,19 @@ async def report_failure(
     logger.error(
         "update %s in chat %s failed", update.update_id, chat.id if chat else None, exc_info=error
     )
+    if update.callback_query is not None:
+        # The press failed, but its spinner must still stop.
+        with suppress(TelegramError):
+            await update.callback_query.answer()
+    deps = get_deps(context)
+    if isinstance(error, sqlite3.OperationalError):
+        # Disk full, the file locked by another program, read-only: only a person can fix it.
+        await deps.alerts.alert(
+            context.bot, AlertKind.DATABASE_REFUSING, problem=" ".join(str(error).split())
+        )
+    await deps.alerts.handler_failed(context.bot)
     if chat is None:
         return
-    deps = get_deps(context)
     key = "firm_error" if chat.id in deps.settings.firm_chat_ids else "error"
     try:
         await context.bot.send_message(chat.id, deps.guide.message(key), parse_mode=ParseMode.HTML)

@@ -1,7 +1,6 @@
 """The firm's commands and buttons; only chats in FIRM_CHAT_IDS ever reach these."""
 
 import logging
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +15,12 @@ from bot.reminders import Delivery
 from bot.rut import RutError, format_rut, parse_rut
 from bot.schedule import defer_past_quiet_hours
 from conversations import keyboards
-from conversations.common import actor_name, answer_quietly
+from conversations.common import (
+    actor_name,
+    answer_quietly,
+    invitation_link,
+    new_invitation_token,
+)
 from conversations.guide import local_datetime
 
 logger = logging.getLogger(__name__)
@@ -60,13 +64,13 @@ async def invite(update: Update, context: Context) -> None:
         await _reply(update, deps.guide.message("invite_representative"))
         return
     client_name = " ".join(context.args[1:]).strip()[:100] or None
-    token = secrets.token_urlsafe(24)  # 32 chars of [A-Za-z0-9_-]: fits a /start payload
+    token = new_invitation_token()
     now = deps.clock.now()
     expires = now + deps.settings.invitation_ttl
     chat = update.effective_chat
     assert chat is not None
     await deps.repository.create_invitation(token, company_rut, client_name, chat.id, now, expires)
-    link = f"https://t.me/{context.bot.username}?start={token}"
+    link = invitation_link(context.bot.username, token)
     await _reply(
         update,
         deps.guide.message(

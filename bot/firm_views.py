@@ -46,12 +46,11 @@ def pending_page(
         lines.append(
             guide.message(
                 "pending_line",
+                {"progress": progress, "marks": _marks(guide, a)},
                 company_rut=format_rut(a.company_rut),
                 client_name=a.display_name,
-                progress=progress,
                 when=local_datetime(a.last_activity_at, tz),
                 reminders=a.reminders_sent,
-                marks=_marks(guide, a),
             )
         )
     return "\n".join(lines)
@@ -75,7 +74,11 @@ def completed_page(
     )
     lines = [
         guide.message(
-            "completed_title", total=total, since=since_text, page=page, pages=page_count(total)
+            "completed_title",
+            {"since": since_text},
+            total=total,
+            page=page,
+            pages=page_count(total),
         )
     ]
     for a in items:
@@ -83,10 +86,10 @@ def completed_page(
         lines.append(
             guide.message(
                 "completed_line",
+                {"verified": guide.message("completed_verified") if a.verified_at else ""},
                 company_rut=format_rut(a.company_rut),
                 client_name=a.display_name,
                 when=local_datetime(a.completed_at, tz),
-                verified=guide.message("completed_verified") if a.verified_at else "",
             )
         )
     return "\n".join(lines)
@@ -111,10 +114,10 @@ def history(
     lines = [
         guide.message(
             "status_title",
+            {"state": _state(guide, a, tz)},
             company_rut=format_rut(a.company_rut),
             client_name=a.display_name,
             client_username=f"@{a.client_username}" if a.client_username else "",
-            state=_state(guide, a, tz),
         ),
         "",
     ]
@@ -124,7 +127,7 @@ def history(
             step=event.step if event.step is not None else "—",
             actor=event.actor or "—",
         )
-        lines.append(guide.message("event_line", when=local_datetime(event.at, tz), what=what))
+        lines.append(guide.message("event_line", {"what": what}, when=local_datetime(event.at, tz)))
     return pack_lines(lines, TEXT_LIMIT)
 
 

@@ -42,10 +42,12 @@ async def relay_reply(update: Update, context: Context) -> None:
         return
     message, handoff = found
     if handoff is None:
-        await message.reply_text(deps.guide.message("firm_reply_not_handoff"))
+        await message.reply_text(
+            deps.guide.message("firm_reply_not_handoff"), parse_mode=ParseMode.HTML
+        )
         return
     if handoff.closed_at is not None:
-        await message.reply_text(deps.guide.message("firm_reply_closed"))
+        await message.reply_text(deps.guide.message("firm_reply_closed"), parse_mode=ParseMode.HTML)
         return
     text = message.text or ""
     if len(text) > MAX_RELAYED_TEXT:
@@ -58,13 +60,16 @@ async def relay_reply(update: Update, context: Context) -> None:
         )
     except Forbidden:
         await deps.repository.mark_blocked(handoff.chat_id, deps.clock.now())
-        await message.reply_text(deps.guide.message("remind_blocked", client_name="El cliente"))
+        await message.reply_text(
+            deps.guide.message("remind_blocked", {"client_name": deps.guide.message("the_client")}),
+            parse_mode=ParseMode.HTML,
+        )
         return
     except TelegramError as exc:
         logger.warning("reply not relayed to chat %s: %s", handoff.chat_id, exc)
-        await message.reply_text(deps.guide.message("remind_failed"))
+        await message.reply_text(deps.guide.message("remind_failed"), parse_mode=ParseMode.HTML)
         return
-    await message.reply_text(deps.guide.message("firm_reply_sent"))
+    await message.reply_text(deps.guide.message("firm_reply_sent"), parse_mode=ParseMode.HTML)
 
 
 async def reply_not_text(update: Update, context: Context) -> None:
@@ -72,7 +77,9 @@ async def reply_not_text(update: Update, context: Context) -> None:
     deps = get_deps(context)
     found = await _replied_handoff(update, context, deps)
     if found is not None and found[1] is not None and update.effective_message is not None:
-        await update.effective_message.reply_text(deps.guide.message("firm_reply_text_only"))
+        await update.effective_message.reply_text(
+            deps.guide.message("firm_reply_text_only"), parse_mode=ParseMode.HTML
+        )
 
 
 async def close(update: Update, context: Context) -> None:
@@ -82,12 +89,12 @@ async def close(update: Update, context: Context) -> None:
     message = update.effective_message
     assert message is not None
     if found is None or found[1] is None:
-        await message.reply_text(deps.guide.message("firm_close_usage"))
+        await message.reply_text(deps.guide.message("firm_close_usage"), parse_mode=ParseMode.HTML)
         return
     handoff = found[1]
     actor = actor_name(update)
     if not await deps.repository.close_handoff(handoff.id, actor, deps.clock.now()):
-        await message.reply_text(deps.guide.message("firm_reply_closed"))
+        await message.reply_text(deps.guide.message("firm_reply_closed"), parse_mode=ParseMode.HTML)
         return
     await message.reply_text(
         deps.guide.message("firm_handoff_closed", actor=actor), parse_mode=ParseMode.HTML

@@ -5,18 +5,22 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sqlite3
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
-from telegram.error import InvalidToken, NetworkError
+from telegram import Bot
+from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from bot.application import build_application
+from bot.backup import BackupError, backup_database, hold_database_lock, restore_database
+from bot.checks import check_database, database_problem
 from bot.clock import SystemClock
 from bot.deps import build_deps, install_poller
 from bot.logging_setup import configure_logging
@@ -34,11 +38,13 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 
 DISTRIBUTION = "sii-authorization-assistant"
 # A preview talks to no one, so a missing token is stood in for by one of the right shape.
-PREVIEW_TOKEN = "0:preview-needs-no-token"
+PREVIEW_TOKEN = "0000000000:preview-needs-no-token-000000000000"
+# How often a bot waiting for another process to release the database tries again.
+LOCK_RETRY_SECONDS = 1.0
 
 
-def _fail(message: str) -> NoReturn:
-    print(f"Configuration error: {message}", file=sys.stderr)
+def _fail(message: str, what: str = "Configuration error") -> NoReturn:
+    print(f"{what}: {message}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -71,6 +77,7 @@ async def run(settings: Settings, guide: Guide) -> None:
         if not await _initialize(application, poller):
             return
         try:
+            await drop_webhook(application.bot)
             await publish_command_menus(application.bot, guide, settings.firm_chat_ids)
             await application.start()
             logger.info("bot started; polling %s", settings.telegram_api_url)
@@ -82,6 +89,20 @@ async def run(settings: Settings, guide: Guide) -> None:
             await application.shutdown()
     finally:
         await repository.close()
+
+
+async def drop_webhook(bot: Bot) -> None:
+    """Remove a webhook left by another tool: while one is set, getUpdates answers 409."""
+    try:
+        info = await bot.get_webhook_info()
+        if info.url:
+            await bot.delete_webhook(drop_pending_updates=False)
+            logger.warning(
+                "a webhook was set for this token (another tool used it); removed it, keeping "
+                "the pending updates, so long polling works"
+            )
+    except TelegramError as exc:
+        logger.warning("could not check for a webhook (%s); polling anyway", exc)
 
 
 async def _initialize(application: Any, poller: Poller) -> bool:
@@ -101,8 +122,14 @@ async def _initialize(application: Any, poller: Poller) -> bool:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the bot, or another command; a bad configuration exits with code 2 and one line."""
     arguments = _parser().parse_args(argv)
-    if arguments.command == "preview":
+    if arguments.check:
+        _check()
+    elif arguments.command == "preview":
         _preview(arguments.out)
+    elif arguments.command == "restore":
+        _restore(arguments.file)
+    elif arguments.command == "backup":
+        _backup()
     else:
         _run_bot()
 
@@ -112,11 +139,17 @@ def _parser() -> argparse.ArgumentParser:
     program = Path(sys.argv[0]).name
     parser = argparse.ArgumentParser(
         prog="python -m bot" if program == "__main__.py" else program,
-        usage="%(prog)s [-h] [--version] [preview --out FILE]",
+        usage="%(prog)s [-h] [--version] [--check] [preview --out FILE | backup | restore FILE]",
         description="Telegram bot that guides the firm's clients through authorizing its "
         "representative in the SII. Without a subcommand, it runs the bot.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the settings, the guide and the database (read only), one line per "
+        "problem; exit 0 when all is well, 2 otherwise",
+    )
     commands = parser.add_subparsers(dest="command", title="subcommands", metavar="COMMAND")
     preview = commands.add_parser(
         "preview",
@@ -128,6 +161,18 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument(
         "--out", type=Path, required=True, metavar="FILE", help="where to write the page"
     )
+    commands.add_parser(
+        "backup",
+        help="back up the database now, beside it in backups/ (keeping BACKUP_KEEP)",
+        description="Take an online backup of DATABASE_PATH (safe while the bot runs).",
+    )
+    restore = commands.add_parser(
+        "restore",
+        help="replace the database with a backup (refused while the bot runs)",
+        description="Replace DATABASE_PATH with a backup, after checking it; the current file "
+        "is kept beside it. Refused while a bot process holds the database.",
+    )
+    restore.add_argument("file", type=Path, metavar="FILE", help="the backup to restore")
     return parser
 
 
@@ -149,14 +194,95 @@ def _run_bot() -> None:
     guide = _guide(settings)
     try:
         settings.database_path.parent.mkdir(parents=True, exist_ok=True)
-        sqlite3.connect(settings.database_path).close()
-    except (OSError, sqlite3.Error) as exc:
-        _fail(f"DATABASE_PATH: cannot open {settings.database_path}: {exc}")
+    except OSError as exc:
+        _fail(f"DATABASE_PATH: cannot create {settings.database_path.parent}: {exc.strerror}")
+    problem = database_problem(settings.database_path)
+    if problem is not None:
+        _fail(problem)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
+        with _exclusive(settings.database_path), contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(settings, guide))
     except InvalidToken:
         _fail("TELEGRAM_BOT_TOKEN was refused by the Bot API")
+    except BackupError as exc:
+        _fail(str(exc))
+
+
+@contextlib.contextmanager
+def _exclusive(database: Path) -> Iterator[None]:
+    """Hold the database for this process; wait (saying so once) while another one has it.
+
+    Two bots on one database would answer each client twice; an overlapping deploy (the new
+    container up before the old one stops) waits here until the old one is gone.
+    """
+    told = False
+    while True:
+        try:
+            with hold_database_lock(database):
+                if told:
+                    logger.info("the other bot process stopped; starting")
+                yield
+                return
+        except BackupError as exc:
+            if "in use by" not in str(exc):
+                raise
+            if not told:
+                logger.warning("another bot process uses %s (%s); waiting for it", database, exc)
+                told = True
+        time.sleep(LOCK_RETRY_SECONDS)
+
+
+def _check() -> None:
+    """Check settings, guide and database; print what was found; exit 0 or 2."""
+    problems: list[str] = []
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        for problem in str(exc).split("; "):
+            print(f"problem: {problem}")
+        sys.exit(2)
+    print("ok: settings")
+    try:
+        load_guide(settings.guide_path, firm_facts(settings))
+        print(f"ok: guide {settings.guide_path or '(packaged)'}")
+    except GuideError as exc:
+        problems.append(f"GUIDE_PATH: {exc}")
+    report = check_database(settings.database_path)
+    problems += report.problems
+    for fact in report.facts:
+        print(f"ok: {fact}")
+    for problem in problems:
+        print(f"problem: {problem}")
+    sys.exit(2 if problems else 0)
+
+
+def _restore(backup: Path) -> None:
+    """Restore a backup into DATABASE_PATH, or exit 2 with one line."""
+    settings = _settings_or_fail()
+    try:
+        restore_database(backup, settings.database_path)
+    except BackupError as exc:
+        _fail(str(exc), "Backup error")
+    print(f"Restored {backup} into {settings.database_path}")
+
+
+def _backup() -> None:
+    """Back up DATABASE_PATH now, or exit 2 with one line."""
+    settings = _settings_or_fail()
+    try:
+        made = backup_database(
+            settings.database_path, keep=settings.backup_keep, now=datetime.now(UTC)
+        )
+    except BackupError as exc:
+        _fail(str(exc), "Backup error")
+    print(f"Backup written to {made}")
+
+
+def _settings_or_fail() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        _fail(str(exc))
 
 
 def _guide(settings: Settings) -> Guide:

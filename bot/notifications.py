@@ -10,6 +10,7 @@ from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
+from bot.alerts import AlertKind, Alerts
 from bot.clock import Clock
 from bot.repository import Authorization, ClientInfo, Repository
 from bot.rut import format_rut
@@ -55,16 +56,22 @@ def problem_report(
     guide: Guide, problem: str, company_rut: str | None, client: ClientInfo, step: int | None
 ) -> str:
     """Render the firm's notice of a client's problem, which the firm can reply to."""
+    # Texts of the guide itself are already rendered: they go in unescaped, the rest escaped.
+    rendered = {
+        "progress": (
+            guide.message("progress_step", step=step) if step else guide.message("no_company")
+        )
+    }
+    if not company_rut:
+        rendered["company_rut"] = guide.message("no_company")
     return guide.message(
         "firm_problem_report",
+        rendered,
         problem=problem,
-        company_rut=format_rut(company_rut) if company_rut else guide.message("no_company"),
         client_name=client.name,
         client_username=f"@{client.username}" if client.username else "",
         client_id=client.user_id,
-        progress=(
-            guide.message("progress_step", step=step) if step else guide.message("no_company")
-        ),
+        **({"company_rut": format_rut(company_rut)} if company_rut else {}),
     )
 
 
@@ -72,10 +79,17 @@ def client_message_for_firm(
     guide: Guide, client: ClientInfo, company_rut: str | None, text: str
 ) -> str:
     """Render what a client wrote during a handoff, for the firm's chats."""
+    if company_rut:
+        return guide.message(
+            "firm_client_message",
+            client_name=client.name,
+            company_rut=format_rut(company_rut),
+            text=text,
+        )
     return guide.message(
         "firm_client_message",
+        {"company_rut": guide.message("no_company")},
         client_name=client.name,
-        company_rut=format_rut(company_rut) if company_rut else guide.message("no_company"),
         text=text,
     )
 
@@ -83,9 +97,10 @@ def client_message_for_firm(
 class FirmNotifier:
     """Delivers the outbox of firm messages: at least once, in order, never in parallel."""
 
-    def __init__(self, repository: Repository, clock: Clock) -> None:
+    def __init__(self, repository: Repository, clock: Clock, alerts: Alerts) -> None:
         self._repository = repository
         self._clock = clock
+        self._alerts = alerts
         self._lock = asyncio.Lock()
 
     async def deliver_pending(self, bot: Bot) -> int:
@@ -119,6 +134,13 @@ class FirmNotifier:
                         "firm chat %s refused notice %s: %s", message.chat_id, message.id, exc
                     )
                     await self._repository.mark_outbox(message.id, self._clock.now(), sent=False)
+                    if message.attempts + 1 >= MAX_ATTEMPTS:
+                        await self._alerts.alert(
+                            bot,
+                            AlertKind.OUTBOX_GAVE_UP,
+                            chat_id=message.chat_id,
+                            attempts=MAX_ATTEMPTS,
+                        )
                     continue
                 except TelegramError as exc:
                     # Unreachable or flooded: the retry job will try again; keep the order.

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 OFFSET_KEY = "update_offset"
 POLL_TIMEOUT = timedelta(seconds=10)
 MAX_BACKOFF_SECONDS = 30.0
+# A persistent 409 (another process polling the token) is reported at most this often.
+CONFLICT_REPORT_SECONDS = 60.0
 # Chats handled side by side (each chat's own updates stay in order). A reply costs a few
 # round trips to Telegram, so one-at-a-time would make a busy moment queue everyone.
 MAX_CONCURRENT_CHATS = 32
@@ -47,6 +49,7 @@ class Poller:
         self._stop = asyncio.Event()
         self._waiting = 0
         self.last_success: float | None = None
+        self._conflict_told = -CONFLICT_REPORT_SECONDS
 
     @property
     def backlog(self) -> int:
@@ -79,7 +82,20 @@ class Poller:
             except RetryAfter as exc:
                 await self._pause(_seconds(exc.retry_after))
                 continue
-            except (NetworkError, Conflict, TelegramError) as exc:
+            except Conflict as exc:
+                # The webhook was dropped at start, so this is another process polling the
+                # same token: say so clearly, but not on every retry.
+                if time.monotonic() - self._conflict_told >= CONFLICT_REPORT_SECONDS:
+                    self._conflict_told = time.monotonic()
+                    logger.error(
+                        "Telegram refuses polling (409 Conflict: %s): another bot process is "
+                        "polling this token; stop it. Retrying meanwhile.",
+                        exc,
+                    )
+                await self._pause(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            except (NetworkError, TelegramError) as exc:
                 logger.warning("getUpdates failed (%s); retrying in %.0f s", exc, backoff)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)

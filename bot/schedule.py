@@ -197,3 +197,57 @@ def next_daily_at(now: datetime, at: time, tz: ZoneInfo) -> datetime:
         if candidate > now_utc:
             return candidate
     raise AssertionError(f"no {at.isoformat()} found after {now_utc.isoformat()}")
+
+
+_FIRM_HOURS = re.compile(r"\s*([0-9]{1,2})(?::([0-9]{2}))?\s*-\s*([0-9]{1,2})(?::([0-9]{2}))?\s*")
+# The firm answers Monday to Friday (date.weekday() 0-4).
+_WORKDAYS = range(5)
+
+
+@dataclass(frozen=True)
+class FirmHours:
+    """When the firm answers clients: [opens, closes) local time, Monday to Friday."""
+
+    opens: time
+    closes: time
+
+    def __post_init__(self) -> None:
+        """Reject an empty or overnight opening."""
+        if self.opens >= self.closes:
+            raise ValueError(
+                f"invalid firm hours {self.opens:%H:%M}-{self.closes:%H:%M}: "
+                "the opening must come before the closing"
+            )
+
+    def is_open(self, local: datetime) -> bool:
+        """Return whether the firm is answering at local wall time `local`."""
+        return local.weekday() in _WORKDAYS and self.opens <= local.time() < self.closes
+
+
+def parse_firm_hours(text: str) -> FirmHours | None:
+    """Parse FIRM_HOURS like '9-18' or '8:30-17:30'; empty or blank means no hours given."""
+    if not text.strip():
+        return None
+    match = _FIRM_HOURS.fullmatch(text)
+    if match is None:
+        raise ValueError(f"invalid firm hours {text!r}: use opening-closing hours, like '9-18'")
+    hour_a, minute_a, hour_b, minute_b = (int(part or 0) for part in match.groups())
+    if hour_a > 23 or hour_b > 24 or minute_a > 59 or minute_b > 59:
+        raise ValueError(f"invalid firm hours {text!r}: hours go from 0 to 24")
+    closes = time(23, 59, 59) if (hour_b, minute_b) == (24, 0) else time(hour_b, minute_b)
+    return FirmHours(time(hour_a, minute_a), closes)
+
+
+def next_opening(now: datetime, hours: FirmHours, tz: ZoneInfo) -> datetime | None:
+    """Return when the firm next opens (aware UTC), or None while it is open at `now`."""
+    now_utc = _utc(now)
+    local = now_utc.astimezone(tz)
+    if hours.is_open(local):
+        return None
+    for days in range(8):
+        day = local.date() + timedelta(days=days)
+        if day.weekday() in _WORKDAYS:
+            candidate = _at_local(day, hours.opens, tz)
+            if candidate > now_utc:
+                return candidate
+    raise AssertionError(f"no opening found after {now_utc.isoformat()}")

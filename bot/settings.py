@@ -10,7 +10,14 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.rut import RutError, parse_rut
-from bot.schedule import QuietHours, parse_delays, parse_local_time, parse_quiet_hours
+from bot.schedule import (
+    FirmHours,
+    QuietHours,
+    parse_delays,
+    parse_firm_hours,
+    parse_local_time,
+    parse_quiet_hours,
+)
 
 # Telegram tokens are "<bot id>:<secret>" as @BotFather issues them: 8 to 10 digits, and 35
 # letters, digits, "_" or "-"; emulators must use the same shape.
@@ -32,6 +39,8 @@ class Settings(BaseSettings):
     reminder_schedule: Annotated[tuple[timedelta, ...], NoDecode] = parse_delays("1d,3d,7d")
     quiet_hours: Annotated[QuietHours | None, NoDecode] = parse_quiet_hours("21-9")
     timezone: Annotated[ZoneInfo, NoDecode] = ZoneInfo("America/Santiago")
+    # When the firm answers clients who asked for help (Monday to Friday, in TIMEZONE).
+    firm_hours: Annotated[FirmHours | None, NoDecode] = parse_firm_hours("9-18")
     reminder_sweep_seconds: float = Field(default=60.0, gt=0, le=86_400, allow_inf_nan=False)
     # Reminders are paced below Telegram's ~30 messages/s so replies to clients keep room.
     reminder_rate: float = Field(default=20.0, gt=0, le=30)
@@ -39,7 +48,7 @@ class Settings(BaseSettings):
     invitation_ttl: Annotated[timedelta, NoDecode] = timedelta(days=14)
     # Personal data of unfinished, inactive authorizations is purged after this many days.
     data_retention_days: int = Field(default=180, ge=1, le=3650)
-    # Backups kept in backups/ beside the database (python -m bot.backup); older ones are deleted.
+    # Daily backups kept in backups/ beside the database; older ones are deleted.
     backup_keep: int = Field(default=14, ge=1, le=365)
     firm_name: str = Field(default="pymecontadores.tk", min_length=1)
     representative_name: str = Field(default="ALEX BRITO MARDONES", min_length=1)
@@ -85,6 +94,11 @@ class Settings(BaseSettings):
     @classmethod
     def _quiet_hours(cls, value: Any) -> Any:
         return parse_quiet_hours(value) if isinstance(value, str) else value
+
+    @field_validator("firm_hours", mode="before")
+    @classmethod
+    def _firm_hours(cls, value: Any) -> Any:
+        return parse_firm_hours(value) if isinstance(value, str) else value
 
     @field_validator("invitation_ttl", mode="before")
     @classmethod

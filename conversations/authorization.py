@@ -1,60 +1,40 @@
-"""The guided authorization: RUT, the seven SII steps, and completion.
+"""The guided authorization: where the client is, the RUT, the seven SII steps, completion.
 
 Every handler writes the new state to the database before it answers, so a killed process
-resumes exactly where the client was. The ConversationHandler's own state mirrors what was
-written (see bot.persistence).
+resumes exactly where the client was; conversations.router picks the handler from the stored
+state.
 """
 
-import functools
 import logging
 import re
-import warnings
-from collections.abc import Callable, Coroutine
-from contextlib import suppress
-from typing import Any
 
 from telegram import Update
-from telegram.error import Forbidden, TelegramError
-from telegram.ext import (
-    BaseHandler,
-    CallbackQueryHandler,
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-    filters,
-)
-from telegram.warnings import PTBUserWarning
 
 from bot.deps import Deps, get_deps
-from bot.errors import report_failure
 from bot.notifications import completion_notice
 from bot.rut import RutError, RutProblem, format_rut, parse_rut
-from conversations import keyboards, privacy, problems, reminder_choices
+from conversations import keyboards, problems
 from conversations.callbacks import (
-    DELETE_PATTERN,
-    GUIDE_PATTERN,
+    ANOTHER_COMPANY,
     KEEP_GOING,
-    LATER_MENU,
-    LATER_PATTERN,
-    PROBLEM_PATTERN,
-    REPEAT_PATTERN,
+    ON_PHONE,
     REPEAT_YES,
     RESUME,
     RUT_EDIT,
-    RUT_PATTERN,
-    START_PATTERN,
-    STOP_REMINDERS_PATTERN,
     GuideAction,
     GuideButton,
     parse_guide_data,
 )
 from conversations.common import (
     Context,
+    ask_device,
     ask_rut,
     client_info,
     conversation_of,
     current_step,
     ids,
+    invitation_link,
+    new_invitation_token,
     offer_repeat,
     repeat_prompt,
     say,
@@ -66,8 +46,9 @@ from conversations.guide import (
     CONFIRMATION_STEP,
     FINAL_STEP,
     PERMISSIONS_STEP,
+    local_date,
 )
-from conversations.states import ASK_RUT, CONFIRM_REPEAT, CONFIRM_RUT, END, GUIDE
+from conversations.states import ASK_DEVICE, ASK_RUT, CONFIRM_REPEAT, CONFIRM_RUT, GUIDE
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +61,22 @@ _ACTIONS: dict[int, frozenset[GuideAction]] = {
     1: frozenset({GuideAction.NEXT, GuideAction.BACK}),
     2: frozenset({GuideAction.NEXT, GuideAction.BACK}),
     3: frozenset({GuideAction.NEXT, GuideAction.BACK}),
-    4: frozenset({GuideAction.NEXT, GuideAction.BACK, GuideAction.ALREADY_LISTED}),
-    5: frozenset({GuideAction.NEXT, GuideAction.BACK, GuideAction.ALREADY_LISTED}),
+    4: frozenset(
+        {
+            GuideAction.NEXT,
+            GuideAction.BACK,
+            GuideAction.ALREADY_LISTED,
+            GuideAction.ALREADY_AUTHORIZED,
+        }
+    ),
+    5: frozenset(
+        {
+            GuideAction.NEXT,
+            GuideAction.BACK,
+            GuideAction.ALREADY_LISTED,
+            GuideAction.ALREADY_AUTHORIZED,
+        }
+    ),
     CONFIRMATION_STEP: frozenset({GuideAction.SAVED_USER, GuideAction.MISMATCH, GuideAction.BACK}),
     FINAL_STEP: frozenset(
         {
@@ -94,12 +89,22 @@ _ACTIONS: dict[int, frozenset[GuideAction]] = {
 }
 
 
-async def _welcome(update: Update, deps: Deps) -> str:
-    """Greet, offer any unfinished authorization, and ask for the company RUT."""
+async def _welcome(update: Update, deps: Deps, invited_rut: str | None = None) -> None:
+    """Greet, offer any unfinished authorization, and ask where the client is reading.
+
+    The SII page needs the computer with the certificate, while most clients open the
+    invitation on the phone: that gap is where they give up, so it is asked first.
+    """
     chat_id, user_id = ids(update)
-    await deps.repository.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
+    await deps.repository.set_conversation(
+        chat_id, user_id, ASK_DEVICE, deps.clock.now(), candidate_rut=invited_rut
+    )
     await say(update, deps.guide.message("welcome"))
-    unfinished = await deps.repository.latest_authorization_of(chat_id, unfinished=True)
+    unfinished = (
+        await deps.repository.latest_authorization_of(chat_id, unfinished=True)
+        if invited_rut is None
+        else None
+    )
     if unfinished is not None:
         await say(
             update,
@@ -108,30 +113,92 @@ async def _welcome(update: Update, deps: Deps) -> str:
             ),
             keyboards.resume(deps.guide, unfinished.step),
         )
+    await ask_device(update, deps)
+
+
+async def device_choice(update: Update, context: Context) -> None:
+    """Carry on at the computer, or explain how to open this chat there."""
+    deps = get_deps(context)
+    query = update.callback_query
+    assert query is not None
+    conversation = await conversation_of(update, deps)
+    if conversation is None or conversation.state != ASK_DEVICE:
+        await stale_button(update, context)
+        return
+    await settle_button(update)
+    if query.data == ON_PHONE:
+        await say(update, deps.guide.message("on_phone"), keyboards.on_phone(deps.guide))
+        return
+    if conversation.candidate_rut:
+        return await _ask_to_confirm(update, deps, conversation.candidate_rut)
+    chat_id, user_id = ids(update)
+    await deps.repository.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
     await ask_rut(update, deps)
-    return ASK_RUT
 
 
-async def _begin_guide(update: Update, deps: Deps, company_rut: str) -> str:
+async def _begin_guide(update: Update, deps: Deps, company_rut: str, confirmed_in: str) -> None:
+    """Start the guide from the confirmation the client answered (once, however many taps)."""
     now = deps.clock.now()
     authorization = await deps.repository.start_guide(
-        client_info(update), company_rut, GUIDE, now, deps.first_reminder(now)
+        client_info(update),
+        company_rut,
+        GUIDE,
+        now,
+        deps.first_reminder(now),
+        only_from=confirmed_in,
     )
+    if authorization is None:
+        # Another tap on the same confirmation got there first: show where the client is.
+        await repeat_prompt(update, deps, await conversation_of(update, deps))
+        return
     logger.info("chat %s started authorization at step 1", ids(update)[0])
+    await say(
+        update,
+        deps.guide.message("who_can", company_rut=format_rut(company_rut)),
+        keyboards.pass_on(deps.guide),
+    )
     await send_step(update, deps, company_rut, authorization.step)
-    return GUIDE
+
+
+async def pass_on(update: Update, context: Context) -> None:
+    """Prepare a message, with a fresh deep link, for the person who has the certificate."""
+    deps = get_deps(context)
+    conversation = await conversation_of(update, deps)
+    if conversation is None or conversation.state != GUIDE or not conversation.company_rut:
+        await stale_button(update, context)
+        return
+    await settle_button(update)
+    chat_id, _ = ids(update)
+    company_rut = conversation.company_rut
+    now = deps.clock.now()
+    expires = now + deps.settings.invitation_ttl
+    token = new_invitation_token()
+    await deps.repository.create_invitation(
+        token, company_rut, None, chat_id, now, expires, event="passed_on"
+    )
+    values: dict[str, object] = {
+        "company_rut": format_rut(company_rut),
+        "expires": local_date(expires, deps.settings.timezone),
+        "link": invitation_link(update.get_bot().username, token),
+    }
+    await say(update, deps.guide.message("pass_on_intro", **values))
+    await say(update, deps.guide.message("pass_on_forward", **values))
 
 
 # --- entry and RUT ----------------------------------------------------------------------
 
 
-async def start(update: Update, context: Context) -> str | None:
+async def start(update: Update, context: Context) -> None:
     """Welcome the client, or offer to carry on if they are mid-conversation."""
     deps = get_deps(context)
     if context.args:
         return await _open_invitation(update, deps, context.args[0])
     conversation = await conversation_of(update, deps)
-    if conversation is None:
+    if conversation is None or (
+        # Nothing chosen yet (also a /start delivered again after a crash): welcome again,
+        # rather than asking whether to carry on with nothing.
+        conversation.state in (ASK_DEVICE, ASK_RUT) and not conversation.candidate_rut
+    ):
         return await _welcome(update, deps)
     step = await current_step(deps, conversation)
     text = (
@@ -140,10 +207,9 @@ async def start(update: Update, context: Context) -> str | None:
         else deps.guide.message("restart_offer_no_step")
     )
     await say(update, text, keyboards.keep_or_start_over(deps.guide))
-    return None
 
 
-async def _open_invitation(update: Update, deps: Deps, token: str) -> str:
+async def _open_invitation(update: Update, deps: Deps, token: str) -> None:
     """Start from the firm's deep link: the company is known, the client only confirms it."""
     chat_id, _ = ids(update)
     now = deps.clock.now()
@@ -155,11 +221,10 @@ async def _open_invitation(update: Update, deps: Deps, token: str) -> str:
     if invitation is None:
         await say(update, deps.guide.message("invite_invalid"))
         return await _welcome(update, deps)
-    await say(update, deps.guide.message("welcome"))
-    return await _ask_to_confirm(update, deps, invitation.company_rut)
+    return await _welcome(update, deps, invited_rut=invitation.company_rut)
 
 
-async def _ask_to_confirm(update: Update, deps: Deps, company_rut: str) -> str:
+async def _ask_to_confirm(update: Update, deps: Deps, company_rut: str) -> None:
     """Remember the RUT and ask the client to confirm it."""
     chat_id, user_id = ids(update)
     await deps.repository.set_conversation(
@@ -170,10 +235,9 @@ async def _ask_to_confirm(update: Update, deps: Deps, company_rut: str) -> str:
         deps.guide.message("rut_confirm", company_rut=format_rut(company_rut)),
         keyboards.confirm_rut(deps.guide),
     )
-    return CONFIRM_RUT
 
 
-async def start_choice(update: Update, context: Context) -> str | None:
+async def start_choice(update: Update, context: Context) -> None:
     """Carry on, start over, or resume the stored authorization, as the client chose."""
     deps = get_deps(context)
     query = update.callback_query
@@ -182,7 +246,12 @@ async def start_choice(update: Update, context: Context) -> str | None:
     conversation = await conversation_of(update, deps)
     if query.data == KEEP_GOING and conversation is not None:
         await repeat_prompt(update, deps, conversation)
-        return None
+        return
+    if query.data == ANOTHER_COMPANY:
+        chat_id, user_id = ids(update)
+        await deps.repository.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
+        await ask_rut(update, deps)
+        return
     if query.data == RESUME:
         chat_id, _ = ids(update)
         unfinished = await deps.repository.latest_authorization_of(chat_id, unfinished=True)
@@ -193,11 +262,11 @@ async def start_choice(update: Update, context: Context) -> str | None:
             )
             if resumed is not None:
                 await send_step(update, deps, resumed.company_rut, resumed.step)
-                return GUIDE
+                return
     return await _welcome(update, deps)
 
 
-async def receive_rut(update: Update, context: Context) -> str | None:
+async def receive_rut(update: Update, context: Context) -> None:
     """Check the company RUT the client typed and ask them to confirm it."""
     deps = get_deps(context)
     message = update.effective_message
@@ -211,14 +280,14 @@ async def receive_rut(update: Update, context: Context) -> str | None:
             else "rut_not_a_rut"
         )
         await say(update, deps.guide.message(key))
-        return None
+        return
     if company_rut == deps.settings.representative_rut:
         await say(update, deps.guide.message("rut_is_representative"))
-        return None
+        return
     return await _ask_to_confirm(update, deps, company_rut)
 
 
-async def confirm_rut(update: Update, context: Context) -> str | None:
+async def confirm_rut(update: Update, context: Context) -> None:
     """Start the guide for the confirmed RUT, or ask for it again."""
     deps = get_deps(context)
     query = update.callback_query
@@ -226,13 +295,13 @@ async def confirm_rut(update: Update, context: Context) -> str | None:
     conversation = await conversation_of(update, deps)
     if conversation is None or conversation.state != CONFIRM_RUT or not conversation.candidate_rut:
         await stale_button(update, context)
-        return None
+        return
     await settle_button(update)
     chat_id, user_id = ids(update)
     if query.data == RUT_EDIT:
         await deps.repository.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
         await ask_rut(update, deps)
-        return ASK_RUT
+        return
     company_rut = conversation.candidate_rut
     existing = await deps.repository.authorization(company_rut)
     if existing is not None and existing.completed_at is not None:
@@ -240,11 +309,11 @@ async def confirm_rut(update: Update, context: Context) -> str | None:
             chat_id, user_id, CONFIRM_REPEAT, deps.clock.now(), candidate_rut=company_rut
         )
         await offer_repeat(update, deps, company_rut)
-        return CONFIRM_REPEAT
-    return await _begin_guide(update, deps, company_rut)
+        return
+    return await _begin_guide(update, deps, company_rut, CONFIRM_RUT)
 
 
-async def confirm_repeat(update: Update, context: Context) -> str | int | None:
+async def confirm_repeat(update: Update, context: Context) -> None:
     """Repeat a completed authorization only if the client insists."""
     deps = get_deps(context)
     query = update.callback_query
@@ -256,19 +325,18 @@ async def confirm_repeat(update: Update, context: Context) -> str | int | None:
         or not conversation.candidate_rut
     ):
         await stale_button(update, context)
-        return None
+        return
     await settle_button(update)
     if query.data == REPEAT_YES:
-        return await _begin_guide(update, deps, conversation.candidate_rut)
+        return await _begin_guide(update, deps, conversation.candidate_rut, CONFIRM_REPEAT)
     await deps.repository.end_conversation(*ids(update))
     await say(update, deps.guide.message("already_done_ok"))
-    return END
 
 
 # --- the seven steps --------------------------------------------------------------------
 
 
-async def guide_button(update: Update, context: Context) -> str | int | None:
+async def guide_button(update: Update, context: Context) -> None:
     """Move through the steps as the client presses each step's buttons."""
     deps = get_deps(context)
     query = update.callback_query
@@ -285,7 +353,7 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
         # never have been sent): no "wrong button" notice, just where the client is.
         await settle_button(update)
         await send_step(update, deps, authorization.company_rut, authorization.step)
-        return None
+        return
     if (
         pressed is None
         or authorization is None
@@ -294,18 +362,18 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
         or pressed.action not in _ACTIONS[pressed.step]
     ):
         await stale_button(update, context)
-        return None
+        return
     await settle_button(update)
     step, action = pressed.step, pressed.action
     now = deps.clock.now()
     rut = authorization.company_rut
 
-    if action is GuideAction.SUCCESS:
-        return await _complete(update, deps, rut)
+    if action in (GuideAction.SUCCESS, GuideAction.ALREADY_AUTHORIZED):
+        return await _complete(update, deps, rut, step)
     if action is GuideAction.NOT_SAVED:
         await deps.repository.touch(rut, now)
         await say(update, deps.guide.message("not_saved"), keyboards.not_saved(deps.guide))
-        return None
+        return
     if action is GuideAction.BACK and step == 1:
         return await _ask_to_confirm(update, deps, rut)
 
@@ -313,11 +381,10 @@ async def guide_button(update: Update, context: Context) -> str | int | None:
     assert target is not None
     if not await deps.repository.move_to_step(rut, step, target, now):
         await stale_button(update, context)
-        return None
+        return
     if action is GuideAction.MISMATCH:
         await say(update, deps.guide.message("mismatch"))
     await send_step(update, deps, rut, target)
-    return None
 
 
 def _target(step: int, action: GuideAction) -> int | None:
@@ -342,11 +409,11 @@ def _is_repeat(pressed: GuideButton, current: int) -> bool:
     )
 
 
-async def _complete(update: Update, deps: Deps, company_rut: str) -> int:
+async def _complete(update: Update, deps: Deps, company_rut: str, at_step: int) -> None:
     chat_id, _ = ids(update)
     completed = await deps.repository.complete(
         company_rut,
-        FINAL_STEP,
+        at_step,
         client_info(update),
         deps.clock.now(),
         lambda authorization, completion: completion_notice(
@@ -358,28 +425,30 @@ async def _complete(update: Update, deps: Deps, company_rut: str) -> int:
         await say(
             update, deps.guide.message("already_completed", company_rut=format_rut(company_rut))
         )
-        return END
+        return
     logger.info("chat %s completed an authorization", chat_id)
     # The firm first: once the client reads "¡Listo!", the notice is out and recorded, so a
     # crash from then on cannot send it twice.
     await deps.notifier.deliver_pending(update.get_bot())
-    await say(update, deps.guide.message("done", company_rut=format_rut(company_rut)))
-    return END
+    await say(
+        update,
+        deps.guide.message("done", company_rut=format_rut(company_rut)),
+        keyboards.after_done(deps.guide),
+    )
 
 
 # --- anywhere in the conversation -------------------------------------------------------
 
 
-async def cancel(update: Update, context: Context) -> int:
+async def cancel(update: Update, context: Context) -> None:
     """End the conversation politely, keeping the progress for later."""
     deps = get_deps(context)
     conversation = await conversation_of(update, deps)
     if conversation is None:
         await say(update, deps.guide.message("nothing_to_cancel"))
-        return END
+        return
     await deps.repository.end_conversation(*ids(update))
     await say(update, deps.guide.message("cancelled"))
-    return END
 
 
 async def help_command(update: Update, context: Context) -> None:
@@ -418,87 +487,3 @@ async def unexpected_message(update: Update, context: Context) -> None:
         return
     await say(update, deps.guide.message("use_buttons" if is_text else "unexpected_input"))
     await repeat_prompt(update, deps, conversation)
-
-
-StateCallback = Callable[[Update, Context], Coroutine[Any, Any, object]]
-
-
-def _mirrors_database(callback: StateCallback) -> StateCallback:
-    """Make the conversation's state follow the database even when a handler fails.
-
-    A handler commits its new state first and then talks to Telegram; if talking fails, the
-    state in the database has moved on, and the ConversationHandler must move with it.
-    """
-
-    @functools.wraps(callback)
-    async def wrapper(update: Update, context: Context) -> object:
-        try:
-            return await callback(update, context)
-        except Exception as exc:
-            await report_failure(update, context, exc)
-            deps = get_deps(context)
-            stored = await deps.repository.conversation(*ids(update))
-            # Show again where the client is, with its buttons (unless they blocked the bot).
-            if not isinstance(exc, Forbidden):
-                with suppress(TelegramError):
-                    await repeat_prompt(update, deps, stored)
-            return stored.state if stored is not None else END
-
-    return wrapper
-
-
-def build_conversation() -> ConversationHandler[Any]:
-    """Wire the authorization conversation: its states and what is accepted anywhere."""
-    typed_text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
-    any_message = filters.UpdateType.MESSAGE
-    fallbacks: list[BaseHandler[Update, Any, Any]] = [
-        CommandHandler(["cancelar", "cancel"], cancel, filters=any_message),
-        CommandHandler(["ayuda", "help"], help_command, filters=any_message),
-        CommandHandler("start", start, filters=any_message),
-        CallbackQueryHandler(start_choice, pattern=START_PATTERN),
-        CallbackQueryHandler(reminder_choices.later_menu, pattern=f"^{LATER_MENU}$"),
-        CallbackQueryHandler(reminder_choices.later_pick, pattern=LATER_PATTERN),
-        CallbackQueryHandler(reminder_choices.stop_reminders, pattern=STOP_REMINDERS_PATTERN),
-        CallbackQueryHandler(problems.problem_button, pattern=PROBLEM_PATTERN),
-        CommandHandler("privacidad", privacy.privacy, filters=any_message),
-        CommandHandler("borrar_mis_datos", privacy.ask_to_delete, filters=any_message),
-        CallbackQueryHandler(privacy.delete_choice, pattern=DELETE_PATTERN),
-        MessageHandler(any_message & filters.COMMAND, unknown_command),
-        CallbackQueryHandler(stale_button),
-        MessageHandler(any_message, unexpected_message),
-    ]
-    # Buttons are tracked per chat on purpose (the stored step decides what is stale), so
-    # PTB's advice about per_message does not apply here.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "If 'per_message=False'", PTBUserWarning)
-        return _conversation_handler(fallbacks, typed_text)
-
-
-def _conversation_handler(
-    fallbacks: list[BaseHandler[Update, Any, Any]], typed_text: filters.BaseFilter
-) -> ConversationHandler[Any]:
-    handler = ConversationHandler(
-        entry_points=[
-            CommandHandler(
-                "start", start, filters=filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
-            ),
-            CallbackQueryHandler(start_choice, pattern=START_PATTERN),
-            CallbackQueryHandler(reminder_choices.stop_reminders, pattern=STOP_REMINDERS_PATTERN),
-        ],
-        states={
-            ASK_RUT: [MessageHandler(typed_text, receive_rut)],
-            CONFIRM_RUT: [
-                CallbackQueryHandler(confirm_rut, pattern=RUT_PATTERN),
-                MessageHandler(typed_text, receive_rut),
-            ],
-            CONFIRM_REPEAT: [CallbackQueryHandler(confirm_repeat, pattern=REPEAT_PATTERN)],
-            GUIDE: [CallbackQueryHandler(guide_button, pattern=GUIDE_PATTERN)],
-        },
-        fallbacks=fallbacks,
-        name="authorization",
-        persistent=True,
-    )
-    for handlers in (handler.entry_points, *handler.states.values(), handler.fallbacks):
-        for each in handlers:
-            each.callback = _mirrors_database(each.callback)
-    return handler

@@ -11,6 +11,10 @@ REPEAT_NO = "rep:no"
 KEEP_GOING = "st:keep"
 START_OVER = "st:over"
 RESUME = "st:resume"
+ANOTHER_COMPANY = "st:another"
+ON_COMPUTER = "dev:pc"
+ON_PHONE = "dev:phone"
+PASS_ON = "pass:on"
 
 LATER_MENU = "later:menu"
 STOP_REMINDERS = "rem:stop"
@@ -18,14 +22,18 @@ STOP_REMINDERS = "rem:stop"
 VERIFY_PATTERN = r"^vf:(ok|no):[0-9]{1,18}$"
 PAGE_PATTERN = r"^pg:(pend|comp):[0-9]{1,6}(:[0-9]{4}-[0-9]{2}-[0-9]{2})?$"
 
-PROBLEM_PATTERN = r"^pb:[1-7](:[a-z0-9]{1,10})?$"
+# "pb:3" is the menu of step 3, "pb:3:key" one problem's answer, "pb:3:key:firm" the client
+# saying the answer did not help (only that tells the firm).
+PROBLEM_PATTERN = r"^pb:[1-7](:[a-z0-9]{1,10}(:firm)?)?$"
 DELETE_PATTERN = r"^del:(yes|no)$"
 DELETE_YES = "del:yes"
 DELETE_NO = "del:no"
 
 RUT_PATTERN = r"^rut:(ok|edit)$"
 REPEAT_PATTERN = r"^rep:(yes|no)$"
-START_PATTERN = r"^st:(keep|over|resume)$"
+START_PATTERN = r"^st:(keep|over|resume|another)$"
+DEVICE_PATTERN = r"^dev:(pc|phone)$"
+PASS_ON_PATTERN = r"^pass:on$"
 GUIDE_PATTERN = r"^g:[1-7]:[a-z0-9]{1,10}$"
 LATER_PATTERN = r"^later:[a-z0-9]{1,10}$"
 STOP_REMINDERS_PATTERN = r"^rem:stop$"
@@ -44,6 +52,7 @@ class GuideAction(StrEnum):
     NOT_SAVED = "no"  # step 7: no confirmation seen
     BACK_TO_PERMISSIONS = "back5"  # step 7: redo from step 5
     ALREADY_LISTED = "listed"  # steps 4-5: the representative was there, fixed: go to 6
+    ALREADY_AUTHORIZED = "had"  # steps 4-5: listed with every permission already: done
 
 
 @dataclass(frozen=True)
@@ -64,17 +73,27 @@ def page_data(listing: str, page: int, since: str | None = None) -> str:
     return f"pg:{listing}:{page}" + (f":{since}" if since else "")
 
 
-def problem_data(step: int, key: str | None = None) -> str:
+@dataclass(frozen=True)
+class ProblemButton:
+    """A pressed problem button: the step, the problem (None: the menu), and whether the
+    client asks to talk to the firm about it."""
+
+    step: int
+    key: str | None
+    to_firm: bool = False
+
+
+def problem_data(step: int, key: str | None = None, *, to_firm: bool = False) -> str:
     """Return the callback data of the problem menu at a step, or of one problem in it."""
-    return f"pb:{step}" + (f":{key}" if key else "")
+    return f"pb:{step}" + (f":{key}" if key else "") + (":firm" if key and to_firm else "")
 
 
-def parse_problem_data(data: str | None) -> tuple[int, str | None] | None:
-    """Read problem-menu callback data: (step, problem key or None for the menu)."""
+def parse_problem_data(data: str | None) -> ProblemButton | None:
+    """Read problem-menu callback data; None for anything malformed."""
     if data is None or not re.fullmatch(PROBLEM_PATTERN, data):
         return None
     parts = data.split(":")
-    return int(parts[1]), parts[2] if len(parts) > 2 else None
+    return ProblemButton(int(parts[1]), parts[2] if len(parts) > 2 else None, len(parts) > 3)
 
 
 def later_data(key: str) -> str:

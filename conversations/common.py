@@ -1,10 +1,11 @@
 """What every part of the client's conversation needs: who is talking, replying, where they are."""
 
-from contextlib import suppress
+import logging
+import secrets
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.deps import Deps, get_deps
@@ -13,9 +14,21 @@ from bot.rut import format_rut
 from conversations import keyboards
 from conversations.callbacks import parse_guide_data
 from conversations.guide import local_date
-from conversations.states import CONFIRM_REPEAT, CONFIRM_RUT, GUIDE
+from conversations.states import ASK_DEVICE, CONFIRM_REPEAT, CONFIRM_RUT, GUIDE
 
 Context = ContextTypes.DEFAULT_TYPE
+
+logger = logging.getLogger(__name__)
+
+
+def new_invitation_token() -> str:
+    """Return a fresh, unguessable deep-link payload (32 characters of [A-Za-z0-9_-])."""
+    return secrets.token_urlsafe(24)
+
+
+def invitation_link(bot_username: str, token: str) -> str:
+    """Return the deep link that opens this bot with an invitation."""
+    return f"https://t.me/{bot_username}?start={token}"
 
 
 def ids(update: Update) -> tuple[int, int]:
@@ -53,9 +66,15 @@ async def say(update: Update, text: str, markup: InlineKeyboardMarkup | None = N
 async def answer_quietly(
     query: CallbackQuery, notice: str | None = None, *, show_alert: bool | None = None
 ) -> None:
-    """Answer a button press; one answered before a restart, or too old, is no matter."""
-    with suppress(BadRequest):
+    """Answer a button press; never let that decide anything.
+
+    Stopping the spinner is cosmetic: a press answered before a restart, too old, or refused
+    by Telegram (a 500, a timeout) must not cancel what the press does.
+    """
+    try:
         await query.answer(notice, show_alert=show_alert)
+    except TelegramError as exc:
+        logger.info("button answer skipped: %s", exc)
 
 
 async def settle_button(update: Update, notice: str | None = None) -> None:
@@ -65,14 +84,23 @@ async def settle_button(update: Update, notice: str | None = None) -> None:
         return
     await answer_quietly(query, notice)
     if notice is None and query.message is not None:
-        # Already without buttons, or too old to edit: nothing to tidy.
-        with suppress(BadRequest):
+        # Already without buttons, too old to edit, or Telegram failing: nothing to tidy, and
+        # no reason to stop the press.
+        try:
             await query.edit_message_reply_markup(None)
+        except TelegramError as exc:
+            logger.info("keyboard not removed: %s", exc)
 
 
 async def send_step(update: Update, deps: Deps, company_rut: str, number: int) -> None:
-    """Send step `number` of the guide with its buttons."""
-    await say(update, deps.guide.step(number, company_rut), keyboards.step(deps.guide, number))
+    """Send step `number` of the guide with its buttons, as a picture of its screen."""
+    text, markup = deps.guide.step(number, company_rut), keyboards.step(deps.guide, number)
+    picture = deps.guide.step_image(number)
+    chat = update.effective_chat
+    if picture is None or chat is None:
+        await say(update, text, markup)
+        return
+    await deps.pictures.send(update.get_bot(), chat.id, picture, text, markup)
 
 
 async def repeat_prompt(update: Update, deps: Deps, conversation: Conversation | None) -> None:
@@ -88,6 +116,8 @@ async def repeat_prompt(update: Update, deps: Deps, conversation: Conversation |
         )
     elif conversation.state == CONFIRM_REPEAT and conversation.candidate_rut:
         await offer_repeat(update, deps, conversation.candidate_rut)
+    elif conversation.state == ASK_DEVICE:
+        await ask_device(update, deps)
     elif conversation.state == GUIDE and conversation.company_rut:
         authorization = await deps.repository.authorization(conversation.company_rut)
         if authorization is None or authorization.completed_at is not None:
@@ -123,6 +153,17 @@ async def current_step(deps: Deps, conversation: Conversation | None) -> int | N
 async def conversation_of(update: Update, deps: Deps) -> Conversation | None:
     """Return the stored conversation of the update's chat and user."""
     return await deps.repository.conversation(*ids(update))
+
+
+async def ask_device(update: Update, deps: Deps) -> None:
+    """Ask whether the client is at the computer or on the phone."""
+    await say(update, deps.guide.message("ask_device"), keyboards.ask_device(deps.guide))
+
+
+def reply_when(deps: Deps) -> str:
+    """Say when the firm will answer a client who asked for help just now."""
+    settings = deps.settings
+    return deps.guide.reply_promise(deps.clock.now(), settings.firm_hours, settings.timezone)
 
 
 async def ask_rut(update: Update, deps: Deps) -> None:

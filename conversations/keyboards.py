@@ -4,10 +4,14 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.schedule import LaterOption
 from conversations.callbacks import (
+    ANOTHER_COMPANY,
     DELETE_NO,
     DELETE_YES,
     KEEP_GOING,
     LATER_MENU,
+    ON_COMPUTER,
+    ON_PHONE,
+    PASS_ON,
     REPEAT_NO,
     REPEAT_YES,
     RESUME,
@@ -98,14 +102,51 @@ def problem_menu(guide: Guide, step: int) -> InlineKeyboardMarkup:
 
 
 def problem_answer(guide: Guide, step: int, problem: Problem) -> InlineKeyboardMarkup:
-    """Offer what helps after a problem's answer, and the way back to the step."""
+    """Offer what helps after a problem's answer, the firm, and the way back to the step."""
     rows = []
     if problem.continue_at is not None:
         rows.append([_button(guide, "continue_at_6", guide_data(step, GuideAction.ALREADY_LISTED))])
+        rows.append(
+            [_button(guide, "already_authorized", guide_data(step, GuideAction.ALREADY_AUTHORIZED))]
+        )
     if problem.offer_later:
         rows.append([_button(guide, "remind_later", LATER_MENU)])
+    if not problem.ask_text:
+        rows.append([_button(guide, "not_solved", problem_data(step, problem.key, to_firm=True))])
     rows.append([_button(guide, "back_to_step", KEEP_GOING, step=step)])
     return InlineKeyboardMarkup(rows)
+
+
+def back_to_step(guide: Guide, step: int) -> InlineKeyboardMarkup:
+    """Offer the way back to the client's step."""
+    return InlineKeyboardMarkup([[_button(guide, "back_to_step", KEEP_GOING, step=step)]])
+
+
+def ask_device(guide: Guide) -> InlineKeyboardMarkup:
+    """Ask whether the client is at the computer or on the phone."""
+    return InlineKeyboardMarkup(
+        [[_button(guide, "on_computer", ON_COMPUTER)], [_button(guide, "on_phone", ON_PHONE)]]
+    )
+
+
+def on_phone(guide: Guide) -> InlineKeyboardMarkup:
+    """Once the chat is open on the computer, carry on; or be reminded later."""
+    return InlineKeyboardMarkup(
+        [
+            [_button(guide, "now_on_computer", ON_COMPUTER)],
+            [_button(guide, "remind_later", LATER_MENU)],
+        ]
+    )
+
+
+def pass_on(guide: Guide) -> InlineKeyboardMarkup:
+    """Offer to hand the procedure to the person whose certificate it takes."""
+    return InlineKeyboardMarkup([[_button(guide, "pass_on", PASS_ON)]])
+
+
+def after_done(guide: Guide) -> InlineKeyboardMarkup:
+    """After a completion, offer to authorize another company."""
+    return InlineKeyboardMarkup([[_button(guide, "another_company", ANOTHER_COMPANY)]])
 
 
 def confirm_deletion(guide: Guide) -> InlineKeyboardMarkup:

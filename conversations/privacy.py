@@ -10,7 +10,6 @@ from bot.rut import format_rut
 from conversations import keyboards
 from conversations.callbacks import DELETE_YES
 from conversations.common import Context, conversation_of, ids, repeat_prompt, say, settle_button
-from conversations.states import END
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ async def ask_to_delete(update: Update, context: Context) -> None:
     await say(update, deps.guide.message("delete_confirm"), keyboards.confirm_deletion(deps.guide))
 
 
-async def delete_choice(update: Update, context: Context) -> int | None:
+async def delete_choice(update: Update, context: Context) -> None:
     """Delete the client's data if they confirmed, and tell the firm."""
     deps = get_deps(context)
     query = update.callback_query
@@ -44,7 +43,7 @@ async def delete_choice(update: Update, context: Context) -> int | None:
         conversation = await conversation_of(update, deps)
         if conversation is not None:
             await repeat_prompt(update, deps, conversation)
-        return None
+        return
     chat_id, _ = ids(update)
     now = deps.clock.now()
     deletion = await deps.repository.delete_client_data(chat_id, now)
@@ -57,4 +56,3 @@ async def delete_choice(update: Update, context: Context) -> int | None:
         await deps.notifier.deliver_pending(update.get_bot())
     logger.info("chat %s deleted its data (%d companies)", chat_id, len(companies))
     await say(update, deps.guide.message("delete_done"))
-    return END

@@ -18,6 +18,7 @@ from conversations.common import (
     current_step,
     ids,
     repeat_prompt,
+    reply_when,
     say,
     settle_button,
     stale_button,
@@ -40,11 +41,16 @@ async def problem_button(update: Update, context: Context) -> None:
     pressed = parse_problem_data(query.data)
     conversation = await conversation_of(update, deps)
     step = await current_step(deps, conversation)
-    if pressed is None or step is None or pressed[0] != step:
+    if pressed is None or step is None or pressed.step != step:
         await stale_button(update, context)
         return
-    problem = deps.guide.problem(pressed[1]) if pressed[1] else None
-    if pressed[1] is not None and (problem is None or step not in problem.steps):
+    problem = deps.guide.problem(pressed.key) if pressed.key else None
+    if pressed.key is not None and (
+        problem is None
+        or step not in problem.steps
+        # Never offered: a problem in the client's own words reaches the firm by itself.
+        or (pressed.to_firm and problem.ask_text)
+    ):
         await stale_button(update, context)
         return
     await settle_button(update)
@@ -54,14 +60,27 @@ async def problem_button(update: Update, context: Context) -> None:
         )
         return
     company_rut = conversation.company_rut if conversation else None
+    if pressed.to_firm:
+        # The answer did not help: only now is the firm's time asked for (once: a double
+        # tap finds the same problem already in the firm's hands).
+        chat_id, _ = ids(update)
+        handoff = await deps.repository.open_handoff_of(chat_id)
+        if handoff is None or (handoff.problem, handoff.step) != (problem.label, step):
+            await report_problem(update, deps, problem.label, company_rut, step)
+        await say(
+            update,
+            deps.guide.message("problem_notified", {"reply_when": reply_when(deps)}),
+            keyboards.back_to_step(deps.guide, step),
+        )
+        return
     await say(
         update,
         deps.guide.problem_answer(problem, company_rut, step),
         keyboards.problem_answer(deps.guide, step, problem),
     )
-    await report_problem(update, deps, problem.label, company_rut, step)
-    if not problem.ask_text:
-        await say(update, deps.guide.message("problem_notified"))
+    if problem.ask_text:
+        # A problem in the client's own words goes to the firm with what they write next.
+        await report_problem(update, deps, problem.label, company_rut, step)
 
 
 async def report_problem(
@@ -126,7 +145,7 @@ async def receive_photo(update: Update, deps: Deps, message: Message) -> None:
             problem = f"{problem}: «{message.caption[:MAX_CAPTION]}»"
         company_rut = conversation.company_rut if conversation else None
         await report_problem(update, deps, problem, company_rut, step, file_id)
-        await say(update, deps.guide.message("photo_forwarded"))
+        await say(update, deps.guide.message("photo_forwarded", {"reply_when": reply_when(deps)}))
     if conversation is not None:
         await repeat_prompt(update, deps, conversation)
 

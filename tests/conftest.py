@@ -16,6 +16,7 @@ from bot.application import build_application
 from bot.deps import build_deps
 from bot.main import firm_facts
 from bot.repository import Repository
+from bot.rut import parse_rut
 from bot.settings import Settings
 from conversations.guide import load_guide
 from tests.fake_telegram import RecordingRequest, callback_update, message_update
@@ -158,7 +159,7 @@ class Harness:
         await self.say(rut, **sender)
         await self.press("rut:ok", **sender)
         await self.steps_from(1, step, **sender)
-        assert f"Paso {step} de 7" in self.last_text(user)
+        assert self.last_text(user) == self.deps.guide.step(step, parse_rut(rut))
 
     def db_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run one query straight against this bot's SQLite file and return every row."""

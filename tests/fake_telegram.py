@@ -22,6 +22,11 @@ class Call:
     method: str
     params: dict[str, Any]
 
+    @property
+    def text(self) -> str:
+        """Return the message's text, or a photo's caption."""
+        return str(self.params.get("text", self.params.get("caption", "")))
+
 
 @dataclass
 class RecordingRequest(BaseRequest):
@@ -76,6 +81,8 @@ class RecordingRequest(BaseRequest):
             return {**BOT_USER, "can_join_groups": False, "can_read_all_group_messages": False}
         if method == "getUpdates":
             return []
+        if method == "getWebhookInfo":
+            return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
         if method in (
             "sendMessage",
             "sendPhoto",
@@ -93,6 +100,20 @@ class RecordingRequest(BaseRequest):
             }
             if "text" in params:
                 message["text"] = params["text"]
+            if method == "sendPhoto":
+                photo = params.get("photo")
+                # An upload gets a new file_id; a file_id sent again stays what it was.
+                reused = isinstance(photo, str) and not photo.startswith("attach://")
+                file_id = str(photo) if reused else f"uploaded-{message['message_id']}"
+                message["photo"] = [
+                    {
+                        "file_id": file_id,
+                        "file_unique_id": file_id[-16:],
+                        "width": 800,
+                        "height": 600,
+                    }
+                ]
+                message["caption"] = params.get("caption", "")
             if "reply_markup" in params:
                 message["reply_markup"] = params["reply_markup"]
             return message
@@ -101,17 +122,17 @@ class RecordingRequest(BaseRequest):
     # --- reading what was sent ----------------------------------------------------------
 
     def sent(self, chat_id: int | None = None) -> list[Call]:
-        """Return the sendMessage calls, optionally only to one chat."""
+        """Return the messages sent (texts and photos), optionally only to one chat."""
         return [
             call
             for call in self.calls
-            if call.method == "sendMessage"
+            if call.method in ("sendMessage", "sendPhoto")
             and (chat_id is None or int(call.params["chat_id"]) == chat_id)
         ]
 
     def texts(self, chat_id: int | None = None) -> list[str]:
-        """Return the texts of sent messages, in order."""
-        return [str(call.params["text"]) for call in self.sent(chat_id)]
+        """Return the texts of sent messages (a photo's caption), in order."""
+        return [call.text for call in self.sent(chat_id)]
 
     def last(self, chat_id: int) -> Call:
         """Return the last message sent to a chat."""

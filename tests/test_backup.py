@@ -467,7 +467,7 @@ def test_the_command_backs_up_and_restores_with_one_line_on_failure(
 
     def command(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bot.backup", *args],
+            [sys.executable, "-m", "bot", *(args or ("backup",))],
             env=env,
             cwd=tmp_path,
             capture_output=True,

@@ -4,6 +4,9 @@ python-telegram-bot processes updates one by one by default, but `process_update
 called concurrently (bot.polling does so, one chain per chat). Here a hundred clients run
 their whole flow at the same time, through one Application and one SQLite connection,
 while the reminder sweeper sends due reminders to other clients.
+
+Expected wording comes from the guide in effect (`bot.deps.guide`), never from copied Spanish.
+Steps are sent as photos (sendPhoto), every other message as text (sendMessage).
 """
 
 import asyncio
@@ -17,7 +20,9 @@ from stdnum.cl import rut as stdnum_rut
 from telegram import Update
 from telegram.ext import ConversationHandler
 
+from bot.notifications import describe_duration
 from bot.reminders import ReminderSweeper
+from conversations.guide import local_datetime
 from tests.conftest import FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 from tests.fake_telegram import Call, button_data, callback_update, message_update
 
@@ -25,7 +30,6 @@ FINISHERS = 100
 WAITING = 60
 FINISHER_BASE = 810_000  # user ids of the clients who complete
 WAITING_BASE = 820_000  # user ids of the clients who stopped at step 2 yesterday
-DONE = "¡Listo!"
 LOCK_ERRORS = ("database is locked", "within a transaction", "database table is locked")
 
 
@@ -36,25 +40,46 @@ def company(user: int) -> str:
 
 
 def is_reminder(call: Call) -> bool:
-    return call.method == "sendMessage" and "rem:stop" in button_data(call)
+    return "rem:stop" in button_data(call)
 
 
 def sent_to(bot: Harness, chat: int) -> list[Call]:
+    """Every message sent to a chat (texts and photos), in order."""
+    return bot.request.sent(chat)
+
+
+def done(bot: Harness, user: int) -> str:
+    """The "¡Listo!" message of a client's company."""
+    return bot.deps.guide.message("done", company_rut=stdnum_rut.format(company(user)))
+
+
+async def firm_notice(bot: Harness, user: int) -> str:
+    """The firm's completion notice for a client's company, as it must read."""
+    authorization = await bot.repository.authorization(company(user))
+    assert authorization is not None and authorization.completed_at is not None
+    return bot.deps.guide.message(
+        "firm_completed",
+        company_rut=stdnum_rut.format(company(user)),
+        client_name=f"C{user}",
+        client_username="@juana_pyme",
+        client_id=user,
+        completed_at=local_datetime(authorization.completed_at, bot.settings.timezone),
+        duration=describe_duration(authorization.completed_at - authorization.started_at),
+    )
+
+
+def in_memory_states(bot: Harness, user: int) -> list[object]:
+    """The client's state in every copy kept in memory (a ConversationHandler's, if any).
+
+    Where the database is the only copy (conversations.router), there is none to disagree.
+    """
+    key = (user, user)
     return [
-        call
-        for call in bot.request.calls
-        if call.method == "sendMessage" and int(call.params["chat_id"]) == chat
-    ]
-
-
-def conversation_handler(bot: Harness) -> ConversationHandler[Any]:
-    [handler] = [
-        h
+        h._conversations.get(key)
         for handlers in bot.app.handlers.values()
         for h in handlers
         if isinstance(h, ConversationHandler)
     ]
-    return handler
 
 
 class Records(logging.Handler):
@@ -92,6 +117,7 @@ async def feed(bot: Harness, raw: dict[str, Any]) -> None:
 async def walk_to_step(bot: Harness, user: int, step: int) -> None:
     """One client's updates from /start to the given step, in order."""
     await feed(bot, message_update(user, "/start", first_name=f"C{user}"))
+    await feed(bot, callback_update(user, "dev:pc", first_name=f"C{user}"))
     await feed(bot, message_update(user, company(user), first_name=f"C{user}"))
     await feed(bot, callback_update(user, "rut:ok", first_name=f"C{user}"))
     await bot.steps_from(1, step, user=user, first_name=f"C{user}")
@@ -162,25 +188,25 @@ async def test_a_hundred_completions_at_once_while_reminders_are_swept(crowd: Ha
         "SELECT sent_at IS NOT NULL, attempts, COUNT(*) FROM outbox GROUP BY 1, 2"
     ) == [(1, 1, FINISHERS * firm_chats)]
     for chat in (FIRM_CHAT, FIRM_MEMBER):
-        notices = [str(call.params["text"]) for call in sent_to(bot, chat)]
+        notices = [call.text for call in sent_to(bot, chat)]
         assert len(notices) == FINISHERS
         for user in finishers:
-            shown = stdnum_rut.format(company(user))
-            assert sum(f"<code>{shown}</code>" in notice for notice in notices) == 1
+            assert notices.count(await firm_notice(bot, user)) == 1, user
 
-    handler = conversation_handler(bot)
     for user in finishers:
-        replies = [str(call.params["text"]) for call in sent_to(bot, user)]
-        assert sum(DONE in text for text in replies) == 1, user
+        replies = [call.text for call in sent_to(bot, user)]
+        assert replies.count(done(bot, user)) == 1, user
         assert not any(is_reminder(call) for call in sent_to(bot, user)), user
         assert await bot.repository.conversation(user, user) is None
-        assert (user, user) not in handler._conversations
+        assert all(state is None for state in in_memory_states(bot, user)), user
 
     # The reminders reached the clients who were due, once each.
     assert results[0] == WAITING
     for user in waiting:
         assert sum(is_reminder(call) for call in sent_to(bot, user)) == 1, user
-        assert handler._conversations.get((user, user)) == "guide"
+        stored = await bot.repository.conversation(user, user)
+        assert stored is not None and stored.state == "guide", user
+        assert all(state == "guide" for state in in_memory_states(bot, user)), user
     assert bot.db_rows("PRAGMA integrity_check") == [("ok",)]
 
 
@@ -204,10 +230,96 @@ async def test_concurrent_presses_of_one_client_never_skip_or_double_a_step(
         assert authorization is not None and authorization.step == 4
         # The presses that lost the race show where the client is (the poller never runs
         # one chat's updates side by side, but nothing may break if they are).
-        steps = [str(c.params["text"]) for c in sent_to(bot, user)]
-        assert steps and all("Paso 4 de 7" in text for text in steps), steps
+        step_4 = bot.deps.guide.step(4, company(user))
+        steps = [call.text for call in sent_to(bot, user)]
+        assert steps == [step_4] * 3, steps
+        assert all(call.method == "sendPhoto" for call in sent_to(bot, user))
     moves = bot.db_rows("SELECT COUNT(*) FROM events WHERE kind = 'step' AND step = 4")
     assert moves == [(len(users),)]
+
+
+async def test_concurrent_taps_on_already_authorized_complete_once(crowd: Harness) -> None:
+    bot = crowd
+    users = [FINISHER_BASE + i for i in range(10)]
+    for user in users:
+        await walk_to_step(bot, user, 5)
+    bot.request.clear()
+
+    # "Ya tiene esos permisos" (after "ALEX ya aparece en la lista"), tapped three times.
+    await asyncio.gather(
+        *(
+            feed(bot, callback_update(user, "g:5:had", first_name=f"C{user}"))
+            for user in users
+            for _ in range(3)
+        )
+    )
+
+    for user in users:
+        already = bot.deps.guide.message(
+            "already_completed", company_rut=stdnum_rut.format(company(user))
+        )
+        replies = sorted(call.text for call in sent_to(bot, user))
+        assert replies == sorted([done(bot, user), already, already]), user
+        assert await bot.repository.conversation(user, user) is None
+    per_company = bot.db_rows(
+        "SELECT company_rut, COUNT(*) FROM events WHERE kind = 'completed' GROUP BY 1"
+    )
+    assert sorted(per_company) == sorted((company(user), 1) for user in users)
+    for chat in (FIRM_CHAT, FIRM_MEMBER):
+        notices = [call.text for call in sent_to(bot, chat)]
+        assert sorted(notices) == sorted([await firm_notice(bot, user) for user in users])
+
+
+async def _confirming(bot: Harness, user: int, entry: str) -> None:
+    """Bring a client to the question `entry` answers: the RUT, or repeating a completion."""
+    if entry == "rep:yes":
+        await finish(bot, user)
+    await feed(bot, message_update(user, "/start", first_name=f"C{user}"))
+    await feed(bot, message_update(user, company(user), first_name=f"C{user}"))
+    if entry == "rep:yes":
+        await feed(bot, callback_update(user, "rut:ok", first_name=f"C{user}"))
+    stored = await bot.repository.conversation(user, user)
+    assert stored is not None
+    assert stored.state == ("confirm_repeat" if entry == "rep:yes" else "confirm_rut")
+
+
+@pytest.mark.parametrize("entry", ["rut:ok", "rep:yes"])
+async def test_concurrent_taps_on_the_confirmation_start_the_guide_once(
+    crowd: Harness, entry: str
+) -> None:
+    bot = crowd
+    users = [FINISHER_BASE + i for i in range(10)]
+    for user in users:
+        await _confirming(bot, user, entry)
+    [(last_event,)] = bot.db_rows("SELECT COALESCE(MAX(id), 0) FROM events")
+    bot.request.clear()
+
+    # "Sí, es correcto" (or "Repetir de todas formas") tapped three times at once.
+    await asyncio.gather(
+        *(
+            feed(bot, callback_update(user, entry, first_name=f"C{user}"))
+            for user in users
+            for _ in range(3)
+        )
+    )
+
+    # The guide started once per client (one 'started' event), not once per tap.
+    started = bot.db_rows(
+        "SELECT company_rut, COUNT(*) FROM events WHERE kind = 'started' AND id > ? GROUP BY 1",
+        (last_event,),
+    )
+    assert sorted(started) == sorted((company(user), 1) for user in users)
+    for user in users:
+        authorization = await bot.repository.authorization(company(user))
+        assert authorization is not None and authorization.step == 1
+        assert authorization.completed_at is None
+        stored = await bot.repository.conversation(user, user)
+        assert stored is not None and stored.state == "guide"
+        # Who can do it and step 1 once; the taps that lost the race show step 1 again.
+        who_can = bot.deps.guide.message("who_can", company_rut=stdnum_rut.format(company(user)))
+        step_1 = bot.deps.guide.step(1, company(user))
+        replies = sorted(call.text for call in sent_to(bot, user))
+        assert replies == sorted([who_can, step_1, step_1, step_1]), user
 
 
 # --- known races ----------------------------------------------------------------------------
@@ -237,7 +349,7 @@ async def test_a_reminder_read_before_the_client_completes_is_not_sent_after(
     await sweeper.sweep(bot.app.bot)
 
     calls = sent_to(bot, second)
-    done_at = next(i for i, call in enumerate(calls) if DONE in str(call.params["text"]))
+    done_at = next(i for i, call in enumerate(calls) if call.text == done(bot, second))
     assert not any(is_reminder(call) for call in calls[done_at:])
 
 
@@ -255,13 +367,13 @@ async def _both_on_one_company(bot: Harness) -> None:
         await feed(bot, callback_update(user, "rut:ok", first_name=name, username=None))
     await bot.steps_from(1, 7, user=ANA, first_name="Ana", username=None)
     await feed(bot, callback_update(ANA, "g:7:yes", first_name="Ana", username=None))
-    assert DONE in str(sent_to(bot, ANA)[-1].params["text"])
+    assert sent_to(bot, ANA)[-1].text == bot.deps.guide.message("done", company_rut="76.086.428-5")
 
 
 async def test_the_firm_notice_names_the_client_who_completed(crowd: Harness) -> None:
     bot = crowd
     await _both_on_one_company(bot)
-    notice = str(sent_to(bot, FIRM_CHAT)[-1].params["text"])
+    notice = sent_to(bot, FIRM_CHAT)[-1].text
     assert "Ana" in notice and str(ANA) in notice
     authorization = await bot.repository.authorization(SHARED)
     assert authorization is not None and authorization.client_chat_id == ANA

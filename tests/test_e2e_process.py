@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,11 +15,49 @@ from typing import Any
 
 import pytest
 
+from bot.main import firm_facts
+from conversations.guide import load_guide
 from tests.botapi import BotApiServer
+from tests.conftest import make_settings
 
 CLIENT = 610_001
 FIRM = 620_002
 RUT = "76.086.428-5"
+COMPACT_RUT = "76086428-5"
+# The process runs with the default settings, so it speaks with the packaged guide.
+GUIDE = load_guide(None, firm_facts(make_settings(Path("unused"))))
+
+
+def shown(html_text: str) -> str:
+    """The first line of a guide text as the client's app shows it (a substring to wait for)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", html_text)).split("\n")[0]
+
+
+ASK_DEVICE = shown(GUIDE.message("ask_device"))
+CONFIRM = shown(GUIDE.message("rut_confirm", company_rut=RUT))
+DONE = shown(GUIDE.message("done", company_rut=RUT))
+ALREADY = shown(GUIDE.message("already_completed", company_rut=RUT))
+
+
+def step_shown(number: int) -> str:
+    """How step `number`'s caption begins."""
+    return shown(GUIDE.step(number, COMPACT_RUT))
+
+
+# The firm notice's first line has no placeholder that varies.
+NOTICE = {
+    "company_rut": RUT,
+    "client_name": "",
+    "client_username": "",
+    "client_id": "",
+    "completed_at": "",
+    "duration": "",
+}
+
+
+def reminder_shown(step: int) -> str:
+    """How the reminder for an authorization left at `step` begins."""
+    return shown(GUIDE.message("reminder_step", company_rut=RUT, step=step))
 
 
 class BotProcess:
@@ -93,22 +133,23 @@ def _press(server: BotApiServer, message: dict[str, Any], data: str, expect: str
 
 def test_whole_flow_survives_sigkill_at_every_step(bot_process: BotProcess) -> None:
     server = bot_process.server
-    _say(server, "/start", "RUT de la empresa")
+    _say(server, "/start", ASK_DEVICE)
     bot_process.kill()
     bot_process.start()
-    confirm = _say(server, RUT, "¿El RUT de la empresa es")
+    confirm = _say(server, RUT, CONFIRM)
     bot_process.kill()
     bot_process.start()
-    step = _press(server, confirm, "rut:ok", "Paso 1 de 7")
+    step = _press(server, confirm, "rut:ok", step_shown(1))
+    assert step.get("photo"), "each step is a picture of its screen"
     for number in range(1, 7):
         bot_process.kill()
         bot_process.start()
         action = "save" if number == 6 else "next"
-        step = _press(server, step, f"g:{number}:{action}", f"Paso {number + 1} de 7")
+        step = _press(server, step, f"g:{number}:{action}", step_shown(number + 1))
     bot_process.kill()
     bot_process.start()
-    _press(server, step, "g:7:yes", "¡Listo!")
-    notice = server.wait_for("Autorización completada", FIRM, timeout=15)
+    _press(server, step, "g:7:yes", DONE)
+    notice = server.wait_for(shown(GUIDE.message("firm_completed", **NOTICE)), FIRM, timeout=15)
     assert "76.086.428-5" in notice["text"] and "@juana_pyme" in notice["text"]
     bot_process.kill()
     bot_process.start()
@@ -122,7 +163,7 @@ def test_whole_flow_survives_sigkill_at_every_step(bot_process: BotProcess) -> N
 def _press_stale(server: BotApiServer, message: dict[str, Any], data: str) -> None:
     mark = server.mark()
     server.press_button(CLIENT, message["message_id"], data, validate=False)
-    server.wait_for("ya quedó registrada", CLIENT, after=mark, timeout=15)
+    server.wait_for(ALREADY, CLIENT, after=mark, timeout=15)
 
 
 def test_reminders_arrive_and_continue_resumes_across_sigkill(tmp_path: Path) -> None:
@@ -132,22 +173,20 @@ def test_reminders_arrive_and_continue_resumes_across_sigkill(tmp_path: Path) ->
         )
         process.start()
         try:
-            _say(server, "/start", "RUT de la empresa")
-            confirm = _say(server, RUT, "¿El RUT de la empresa es")
-            step = _press(server, confirm, "rut:ok", "Paso 1 de 7")
-            step = _press(server, step, "g:1:next", "Paso 2 de 7")
+            _say(server, "/start", ASK_DEVICE)
+            confirm = _say(server, RUT, CONFIRM)
+            step = _press(server, confirm, "rut:ok", step_shown(1))
+            step = _press(server, step, "g:1:next", step_shown(2))
             process.kill()
             process.start()
-            reminder = server.wait_for("Quedaste en el paso 2 de 7", CLIENT, timeout=15)
+            reminder = server.wait_for(reminder_shown(2), CLIENT, timeout=15)
             process.kill()
             process.start()
-            _press(server, reminder, "st:resume", "Paso 2 de 7")
-            second = server.wait_for(
-                "Quedaste en el paso 2 de 7", CLIENT, timeout=15, after=server.mark()
-            )
+            _press(server, reminder, "st:resume", step_shown(2))
+            second = server.wait_for(reminder_shown(2), CLIENT, timeout=15, after=server.mark())
             mark = server.mark()
             server.press_button(CLIENT, second["message_id"], "rem:stop")
-            server.wait_for("no te enviaré más recordatorios", CLIENT, after=mark, timeout=15)
+            server.wait_for(shown(GUIDE.message("opted_out")), CLIENT, after=mark, timeout=15)
             silence = server.mark()
             time.sleep(6)  # longer than the schedule's longest delay (4 s)
             later = [m for m in server.messages_to(CLIENT) if m["_seq"] > silence]
@@ -160,7 +199,7 @@ def test_a_message_sent_just_before_sigkill_is_answered_after_restart(
     bot_process: BotProcess,
 ) -> None:
     server = bot_process.server
-    _say(server, "/start", "RUT de la empresa")
+    _say(server, "/start", ASK_DEVICE)
     # Telegram asks the bot to wait 30 s before answering: the RUT is fetched, its
     # processing is under way, and the process is killed right then.
     server.fail_next("sendMessage", 429, retry_after=30)
@@ -172,12 +211,12 @@ def test_a_message_sent_just_before_sigkill_is_answered_after_restart(
     assert update_id not in server.acknowledged_update_ids
 
     bot_process.start()
-    server.wait_for("¿El RUT de la empresa es", CLIENT, after=mark, timeout=20)
+    server.wait_for(CONFIRM, CLIENT, after=mark, timeout=20)
     server.wait_acknowledged(update_id, timeout=20)
     assert server.delivery_count(update_id) == 2
 
 
 def test_sigterm_stops_within_ten_seconds(bot_process: BotProcess) -> None:
-    _say(bot_process.server, "/start", "RUT de la empresa")
+    _say(bot_process.server, "/start", ASK_DEVICE)
     assert bot_process.terminate() < 10
     assert "Traceback" not in bot_process.log()

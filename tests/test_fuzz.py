@@ -3,9 +3,9 @@
 Each example boots a fresh bot (its own SQLite file in a temporary directory) and feeds it
 1-25 updates: any Unicode text up to 5000 characters, commands with random payloads, media,
 callback data of any bytes, edited messages, other users, foreign groups and the firm's
-group. Valid RUTs and "press a button the bot just showed" are mixed in, so the guide often
-progresses and sometimes completes. After every update the replies and the stored state
-are checked.
+group. Valid RUTs, opening an invitation to the client's own company and "press a button the
+bot just showed" are mixed in, so the guide often progresses and sometimes completes. After
+every update the replies and the stored state are checked.
 
 The two clients work on different companies: two people on the same company is a known
 problem of its own (tests/test_concurrency.py), kept out of here so it does not mask others.
@@ -44,9 +44,31 @@ CLIENTS = (CLIENT, OTHER)
 RUTS = {CLIENT: "76.086.428-5", OTHER: "11.111.111-1"}
 REPRESENTATIVE = "13.322.924-8"
 FIRM_CHATS = {FIRM_CHAT, FIRM_MEMBER}
-STATES = {"ask_rut", "confirm_rut", "confirm_repeat", "guide"}
+STATES = {"ask_device", "ask_rut", "confirm_rut", "confirm_repeat", "guide"}
 # The buttons that move a client on, for the "forward" action.
-FORWARD = re.compile(r"rut:ok|rep:yes|st:resume|st:keep|g:[1-7]:(next|save|yes)")
+FORWARD = re.compile(r"dev:pc|rut:ok|rep:yes|st:resume|st:keep|st:another|g:[1-7]:(next|save|yes)")
+# Where the client is asked for the company's RUT (typing it is then the way forward).
+RUT_QUESTIONS = (
+    "ask_device",
+    "ask_rut",
+    "rut_not_a_rut",
+    "rut_wrong_check_digit",
+    "rut_is_representative",
+)
+PROBLEM_KEYS = [
+    "phone",
+    "nocert",
+    "certlist",
+    "certpass",
+    "certexp",
+    "login",
+    "noauth",
+    "whichrut",
+    "listed",
+    "boxes",
+    "other",
+    "z",
+]
 MAX_REPLIES = 4  # messages to the client's own chat for one update
 MAX_SENDS = 6  # every message sent because of one client update (firm copies included)
 
@@ -92,13 +114,17 @@ number = st.integers(-3, 10**6).map(str)
 valid_looking = st.one_of(
     st.sampled_from(
         [
+            "dev:pc",
+            "dev:phone",
             "rut:ok",
             "rut:edit",
+            "pass:on",
             "rep:yes",
             "rep:no",
             "st:keep",
             "st:over",
             "st:resume",
+            "st:another",
             "later:menu",
             "later:1h",
             "later:tonight",
@@ -113,13 +139,12 @@ valid_looking = st.one_of(
     st.builds(
         "g:{}:{}".format,
         st.integers(-1, 9),
-        st.sampled_from(["next", "back", "save", "mismatch", "yes", "no", "back5", "listed", "x"]),
+        st.sampled_from(
+            ["next", "back", "save", "mismatch", "yes", "no", "back5", "listed", "had", "x"]
+        ),
     ),
-    st.builds(
-        "pb:{}:{}".format,
-        st.integers(0, 8),
-        st.sampled_from(["nocert", "phone", "login", "noauth", "whichrut", "listed", "other", "z"]),
-    ),
+    st.builds("pb:{}:{}".format, st.integers(0, 8), st.sampled_from(PROBLEM_KEYS)),
+    st.builds("pb:{}:{}:firm".format, st.integers(0, 8), st.sampled_from(PROBLEM_KEYS)),
     st.builds("pb:{}".format, st.integers(0, 8)),
     st.builds("later:{}".format, st.from_regex(r"[a-z0-9]{1,10}", fullmatch=True)),
     st.builds("vf:ok:{}".format, number),
@@ -130,6 +155,13 @@ valid_looking = st.one_of(
 random_data = st.one_of(
     st.text(max_size=64).filter(lambda data: len(data.encode()) <= 64),
     st.binary(max_size=64).map(lambda raw: raw.decode("utf-8", errors="replace")),
+)
+# The buttons of the guidance flow, pressed often, wherever the client is: where they do not
+# belong they are stale or forged.
+flow_buttons = st.one_of(
+    st.sampled_from(["dev:pc", "dev:phone", "pass:on", "st:another"]),
+    st.builds("g:{}:had".format, st.integers(1, 7)),
+    st.builds("pb:{}:{}:firm".format, st.integers(1, 7), st.sampled_from(PROBLEM_KEYS)),
 )
 callback_data = st.one_of(valid_looking, random_data)
 # The firm presses anything too: client buttons and presses without data included.
@@ -142,9 +174,11 @@ actions = st.one_of(
     st.tuples(st.just("command"), client, commands),
     st.tuples(st.just("media"), client, st.sampled_from(["sticker", "photo", "voice", "document"])),
     st.tuples(st.just("press"), client, callback_data),
+    st.tuples(st.just("press"), client, flow_buttons),
     st.tuples(st.just("shown"), client, st.integers(0, 20)),
     st.tuples(st.just("forward"), client, st.just(0)),
     st.tuples(st.just("forward"), client, st.just(0)),
+    st.tuples(st.just("invited"), client, st.just(0)),
     st.tuples(st.just("edited"), client, st.one_of(any_text, commands)),
     st.tuples(
         st.just("foreign"), st.sampled_from([*CLIENTS, FIRM_USER]), st.one_of(any_text, commands)
@@ -182,6 +216,15 @@ def _rut_text(user: int, how: str) -> str:
     }[how]
 
 
+def _latest_invitation(bot: Harness, user: int) -> str | None:
+    """The newest invitation to the client's own company (the firm's, or one passed on)."""
+    rows = bot.db_rows(
+        "SELECT token FROM invitations WHERE company_rut = ? ORDER BY created_at DESC, rowid DESC",
+        (RUTS[user].replace(".", ""),),
+    )
+    return str(rows[0][0]) if rows else None
+
+
 def _firm_callback(data: str) -> dict[str, Any]:
     raw = callback_update(FIRM_USER, data, first_name="Carla", username="contadora")
     raw["callback_query"]["message"]["chat"] = {"id": FIRM_CHAT, "type": "group", "title": "Firma"}
@@ -209,8 +252,12 @@ def build_update(bot: Harness, action: tuple[str, int, Any]) -> dict[str, Any] |
         if onward:
             return callback_update(user, onward[0])
         texts = bot.texts(user)
-        asked = bool(texts) and "RUT de la empresa" in texts[-1]
+        guide = bot.deps.guide
+        asked = bool(texts) and texts[-1] in [guide.message(key) for key in RUT_QUESTIONS]
         return message_update(user, RUTS[user] if asked else "/start")
+    if kind == "invited":
+        token = _latest_invitation(bot, user)
+        return message_update(user, f"/start {token}" if token else "/start")
     if kind == "edited":
         return message_update(user, value, edited=True)
     if kind == "foreign":
@@ -279,10 +326,11 @@ def check_calls(
         "press",
         "shown",
         "forward",
+        "invited",
     ):
         own = [c for c in sends if int(c.params["chat_id"]) == user]
-        assert len(own) <= MAX_REPLIES, [c.params.get("text") for c in own]
-        assert len(sends) <= MAX_SENDS, [c.params.get("text") for c in sends]
+        assert len(own) <= MAX_REPLIES, [c.text for c in own]
+        assert len(sends) <= MAX_SENDS, [c.text for c in sends]
         # A client's update never makes the bot write to another client.
         assert {int(c.params["chat_id"]) for c in sends} <= {user, *FIRM_CHATS}, action
 
@@ -303,6 +351,14 @@ def check_database(path: Path) -> None:
                 assert found is not None, (chat_id, company_rut)
             if state in ("confirm_rut", "confirm_repeat"):
                 assert candidate_rut is not None, (chat_id, state)
+            if state == "ask_device" and candidate_rut is not None:
+                # Asked where they read with a company in mind: it came from an invitation
+                # this chat opened.
+                opened = db.execute(
+                    "SELECT 1 FROM invitations WHERE company_rut = ? AND used_by_chat = ?",
+                    (candidate_rut, chat_id),
+                ).fetchone()
+                assert opened is not None, (chat_id, candidate_rut)
             assert chat_id > 0 and user_id > 0  # never a group
         steps = db.execute("SELECT company_rut, step FROM authorizations").fetchall()
         for company_rut, step in steps:
@@ -318,17 +374,21 @@ def check_database(path: Path) -> None:
 
 
 async def check_handler_agrees(bot: Harness) -> None:
-    """The ConversationHandler's states equal the database's."""
-    [handler] = [
-        h
+    """Any copy of the states kept in memory (a ConversationHandler's) equals the database's.
+
+    Where the database is the only copy (conversations.router), there is nothing to disagree.
+    """
+    copies = [
+        h._conversations
         for handlers in bot.app.handlers.values()
         for h in handlers
         if isinstance(h, ConversationHandler)
     ]
     for user in CLIENTS:
         stored = await bot.repository.conversation(user, user)
-        in_memory = handler._conversations.get((user, user))
-        assert in_memory == (stored.state if stored else None), (user, in_memory, stored)
+        for in_memory in copies:
+            state = in_memory.get((user, user))
+            assert state == (stored.state if stored else None), (user, state, stored)
 
 
 # --- the property -----------------------------------------------------------------------------
@@ -372,27 +432,36 @@ async def run_example(directory: Path, sequence: list[tuple[str, int, Any]]) -> 
     ],
 )
 @given(
-    prelude=st.tuples(st.integers(0, 10), st.integers(0, 10)),
+    prelude=st.tuples(
+        st.tuples(st.integers(0, 11), st.booleans()), st.tuples(st.integers(0, 11), st.booleans())
+    ),
     sequence=st.integers(1, 25).flatmap(lambda n: st.lists(actions, min_size=n, max_size=n)),
 )
 def test_random_updates_never_crash_overflow_or_corrupt_the_state(
-    prelude: tuple[int, int], sequence: list[tuple[str, int, Any]]
+    prelude: tuple[tuple[int, bool], tuple[int, bool]], sequence: list[tuple[str, int, Any]]
 ) -> None:
     # The prelude puts each client somewhere along the way first (0: never came, 1: asked
-    # for the RUT, 2: confirming it, 3-9: at step 1-7, 10: completed), checked like the rest.
+    # where they read, 2: asked for the RUT (invited: confirming it), 3: confirming it,
+    # 4-10: at step 1-7, 11: completed), by /start or by the firm's invitation, checked like
+    # the rest.
     with tempfile.TemporaryDirectory(prefix="fuzz-") as directory:
         asyncio.run(run_example(Path(directory), walk(prelude) + sequence))
 
 
-def walk(levels: tuple[int, int]) -> list[tuple[str, int, Any]]:
+def walk(levels: tuple[tuple[int, bool], tuple[int, bool]]) -> list[tuple[str, int, Any]]:
     """The updates that bring each client to a level of the prelude."""
     steps: list[tuple[str, int, Any]] = []
-    for user, level in zip(CLIENTS, levels, strict=True):
-        if level >= 1:
+    for user, (level, invited) in zip(CLIENTS, levels, strict=True):
+        if level >= 1 and invited:
+            steps.append(("firm", FIRM_USER, f"/invitar {RUTS[user]} Cliente {user}"))
+            steps.append(("invited", user, 0))
+        elif level >= 1:
             steps.append(("command", user, "/start"))
         if level >= 2:
+            steps.append(("press", user, "dev:pc"))
+        if level >= 3:
             steps.append(("rut", user, "own"))
-        steps.extend(("forward", user, 0) for _ in range(max(0, level - 2)))
+        steps.extend(("forward", user, 0) for _ in range(max(0, level - 3)))
     return steps
 
 
@@ -400,14 +469,28 @@ def walk(levels: tuple[int, int]) -> list[tuple[str, int, Any]]:
 def test_the_checks_accept_a_whole_authorization() -> None:
     sequence: list[tuple[str, int, Any]] = [
         ("command", CLIENT, "/start"),
-        ("rut", CLIENT, "own"),
+        ("forward", CLIENT, 0),  # "on the computer"
+        ("forward", CLIENT, 0),  # the RUT, typed
         *[("forward", CLIENT, 0)] * 8,  # rut:ok, then steps 1-6 and 7's "yes"
         ("tick", 0, 3 * 24 * 60),
         ("firm_shown", FIRM_USER, 1),  # "No aparece": the firm reopens it
         ("forward", CLIENT, 0),  # the client's "Continuar"
+        # The other client is invited by the firm, opens it and goes straight on.
+        ("firm", FIRM_USER, "/invitar 11.111.111-1 Beto"),
+        ("invited", OTHER, 0),
+        *[("forward", OTHER, 0)] * 9,  # "on the computer", rut:ok, steps 1-6 and 7's "yes"
+        ("forward", OTHER, 0),  # "another company": the RUT is asked
     ]
     with tempfile.TemporaryDirectory(prefix="fuzz-") as directory:
         asyncio.run(run_example(Path(directory), sequence))
-        rows = db_rows(make_settings(Path(directory)), "SELECT kind FROM events ORDER BY id")
-    kinds = [row[0] for row in rows]
-    assert "completed" in kinds and "rejected" in kinds
+        config = make_settings(Path(directory))
+        rows = db_rows(config, "SELECT company_rut, kind FROM events ORDER BY id")
+        states = db_rows(config, "SELECT chat_id, state FROM conversations")
+    kinds = {(company, kind) for company, kind in rows}
+    assert {
+        ("76086428-5", "completed"),
+        ("76086428-5", "rejected"),
+        ("11111111-1", "invitation_opened"),
+        ("11111111-1", "completed"),
+    } <= kinds
+    assert sorted(states) == [(CLIENT, "guide"), (OTHER, "ask_rut")]

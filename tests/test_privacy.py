@@ -1,40 +1,35 @@
-"""The client's data: /privacidad, deletion on request, retention, and what the logs keep."""
+"""The client's data: /privacidad, deletion on request, retention, and what the logs keep.
+
+Expected wording comes from the guide in effect (`bot.deps.guide`), never from copied Spanish.
+"""
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.notifications import describe_duration
 from bot.retention import LAST_PURGE_KEY, purge_if_due
+from conversations.guide import local_date, local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
-from tests.fake_telegram import button_data, buttons
-from tests.test_problems import (
-    JUANA,
-    NOT_HANDOFF,
-    OTHER,
-    PEDRO,
-    RUT,
-    RUT_B,
-    SHOWN,
-    SHOWN_B,
-    firm_reply,
-    handoff_ids,
-    new_texts,
-    photo_update,
-    reach_step,
-    report,
-)
+from tests.fake_telegram import BOT_USER, button_data, buttons, message_update
 
+RUT = "76086428-5"
+SHOWN = "76.086.428-5"
+RUT_B = "11111111-1"
+SHOWN_B = "11.111.111-1"
 RUT_C = "96790240-3"
 SHOWN_C = "96.790.240-3"
+OTHER = 777_002  # a second client
 THIRD = 777_003
+FIRM_USER = 5150  # someone in the firm's group
+JUANA: dict[str, Any] = {"first_name": "Juana", "username": "juana_pyme"}
+PEDRO: dict[str, Any] = {"first_name": "Pedro", "username": "pedro_b"}
 ANA: dict[str, Any] = {"first_name": "Ana", "username": "ana_c"}
 
-DELETE_DONE = "🗑️ Listo, borramos tus datos. Si algún día quieres volver a empezar, escribe /start."
-FIRM_DELETED = "🗑️ Un cliente borró sus datos a través del bot. Empresas: "
 CLIENT_TABLES = ("authorizations", "events", "conversations", "reminders", "handoffs")
 
 MakeBot = Callable[..., Awaitable[Harness]]
@@ -93,12 +88,107 @@ def traces(bot: Harness, *needles: str) -> list[tuple[str, tuple[Any, ...]]]:
     return found
 
 
+async def reach_step(
+    bot: Harness, step: int, *, user: int = CLIENT, shown: str = SHOWN, who: dict[str, Any] = JUANA
+) -> None:
+    """Walk a client from /start to `step`, where the problem button is offered."""
+    await bot.reach_step(step, user=user, rut=shown, **who)
+    assert f"pb:{step}" in button_data(bot.request.last(user))
+
+
+async def report(
+    bot: Harness, step: int, key: str, *, user: int = CLIENT, who: dict[str, Any] = JUANA
+) -> None:
+    """The client tells the firm about problem `key` at `step`, which opens a handoff.
+
+    Most problems are answered first and reach the firm only with "this did not help"; a
+    problem the client describes in their own words reaches it at once.
+    """
+    await bot.press(f"pb:{step}", user=user, **who)
+    await bot.press(f"pb:{step}:{key}", user=user, **who)
+    problem = bot.deps.guide.problem(key)
+    assert problem is not None
+    if not problem.ask_text:
+        await bot.press(f"pb:{step}:{key}:firm", user=user, **who)
+
+
+def handoff_ids(bot: Harness, chat: int) -> list[int]:
+    """Message ids, in a firm chat, of the bot's messages that belong to a handoff."""
+    rows = bot.db_rows(
+        "SELECT message_id FROM outbox WHERE chat_id = ? AND handoff_id IS NOT NULL ORDER BY id",
+        (chat,),
+    )
+    assert all(row[0] is not None for row in rows), rows
+    return [int(row[0]) for row in rows]
+
+
+async def firm_reply(bot: Harness, text: str, reply_to: int) -> None:
+    """A firm member replies, in the firm's group, to the bot's message `reply_to`."""
+    raw = message_update(FIRM_USER, text, chat_id=FIRM_CHAT, chat_type="group", first_name="Carla")
+    raw["message"]["reply_to_message"] = {
+        "message_id": reply_to,
+        "date": 0,
+        "chat": raw["message"]["chat"],
+        "from": BOT_USER,
+        "text": "…",
+    }
+    await bot.feed(raw)
+
+
+def photo_update(user: int = CLIENT) -> dict[str, Any]:
+    """A photo as Telegram sends it: several sizes, the largest last."""
+    raw = message_update(user, kind="photo", **JUANA)
+    raw["message"]["photo"] = [
+        {"file_id": "ph-small", "file_unique_id": "u1", "width": 90, "height": 60},
+        {"file_id": "ph-medium", "file_unique_id": "u2", "width": 320, "height": 213},
+        {"file_id": "ph-large", "file_unique_id": "u3", "width": 1280, "height": 853},
+    ]
+    return raw
+
+
+def new_texts(bot: Harness, mark: int, chat: int) -> list[str]:
+    """What the bot said to `chat` since `mark` calls were recorded."""
+    return [
+        call.text
+        for call in bot.request.calls[mark:]
+        if call.method in ("sendMessage", "sendPhoto") and int(call.params["chat_id"]) == chat
+    ]
+
+
+def done(bot: Harness, shown: str = SHOWN) -> str:
+    """The "¡Listo!" message for a company."""
+    return bot.deps.guide.message("done", company_rut=shown)
+
+
+def delete_done(bot: Harness) -> str:
+    """The client's confirmation that their data is gone."""
+    return bot.deps.guide.message("delete_done")
+
+
+def firm_deleted(bot: Harness, *shown: str) -> str:
+    """The firm's notice that a client deleted their data, naming the companies."""
+    return bot.deps.guide.message("firm_data_deleted", companies=", ".join(shown))
+
+
+def firm_completed(bot: Harness, shown: str, completed_at: datetime) -> str:
+    """The firm's notice of Juana's completion, started and finished at `completed_at`."""
+    return bot.deps.guide.message(
+        "firm_completed",
+        company_rut=shown,
+        client_name="Juana",
+        client_username="@juana_pyme",
+        client_id=CLIENT,
+        completed_at=local_datetime(completed_at, bot.settings.timezone),
+        duration=describe_duration(timedelta(0)),
+    )
+
+
 async def complete(
     bot: Harness, *, user: int = CLIENT, shown: str = SHOWN, who: dict[str, Any] = JUANA
 ) -> None:
     await reach_step(bot, 7, user=user, shown=shown, who=who)
     await bot.press("g:7:yes", user=user, **who)
-    assert "🎉 ¡Listo!" in bot.last_text(user)
+    assert bot.last_text(user) == done(bot, shown)
 
 
 async def delete_data(bot: Harness, user: int = CLIENT, who: dict[str, Any] = JUANA) -> None:
@@ -112,18 +202,10 @@ async def delete_data(bot: Harness, user: int = CLIENT, who: dict[str, Any] = JU
 async def test_privacidad_explains_what_why_how_long_and_how_to_delete(bot: Harness) -> None:
     await bot.say("/privacidad", **JUANA)
     [text] = bot.texts()
-    assert text.startswith("🔒 <b>Tus datos</b>")
-    for phrase in (
-        "el RUT de la empresa",
-        "tu nombre y usuario de Telegram",
-        "tu id de Telegram",
-        "en qué paso vas",
-        "solo para guiarte, recordarte si quedas a medias y avisarle a pymecontadores.tk",
-        "los borramos tras 180 días sin actividad",
-        "Nunca te pediremos el archivo del certificado, su clave ni tu Clave Tributaria.",
-        "/borrar_mis_datos",
-    ):
-        assert phrase in text, phrase
+    assert text == bot.deps.guide.message("privacy", retention_days=180)
+    # Who keeps the data, for how long by default, and the command that deletes it.
+    for fact in (bot.settings.firm_name, "180", "/borrar_mis_datos"):
+        assert fact in text, fact
 
 
 async def test_privacidad_shows_the_configured_retention_and_repeats_the_step(
@@ -134,8 +216,9 @@ async def test_privacidad_shows_the_configured_retention_and_repeats_the_step(
     before = len(bot.texts())
     await bot.say("/privacidad", **JUANA)
     privacy, step = bot.texts()[before:]
-    assert "los borramos tras 30 días sin actividad" in privacy
-    assert step.startswith("<b>Paso 3 de 7</b>")
+    assert privacy == bot.deps.guide.message("privacy", retention_days=30)
+    assert "30" in privacy and "180" not in privacy
+    assert step == bot.deps.guide.step(3, RUT)
 
 
 # --- /borrar_mis_datos --------------------------------------------------------------------
@@ -147,19 +230,22 @@ async def test_borrar_mis_datos_asks_first_and_no_keeps_everything(bot: Harness)
     before = bot.db_snapshot()
 
     await bot.say("/borrar_mis_datos", **JUANA)
+    guide = bot.deps.guide
     ask = bot.request.last(CLIENT)
-    assert ask.params["text"].startswith("🗑️ ¿Borrar tus datos?")
-    assert "No se puede deshacer." in ask.params["text"]
+    assert ask.text == guide.message("delete_confirm")
     assert button_data(ask) == ["del:yes", "del:no"]
-    assert [b["text"] for b in buttons(ask)] == ["🗑️ Sí, borrar mis datos", "No, mantenerlos"]
+    assert [b["text"] for b in buttons(ask)] == [
+        guide.button("delete_yes"),
+        guide.button("delete_no"),
+    ]
     assert bot.db_snapshot() == before
 
     count = len(bot.texts())
     firm_count = len(bot.texts(FIRM_CHAT))
     await bot.press("del:no", **JUANA)
     no, step = bot.texts()[count:]
-    assert no == "👍 No borramos nada."
-    assert step.startswith("<b>Paso 3 de 7</b>")
+    assert no == guide.message("delete_cancelled")
+    assert step == guide.step(3, RUT)
     assert bot.db_snapshot() == before
     assert len(bot.texts(FIRM_CHAT)) == firm_count
 
@@ -188,26 +274,25 @@ async def test_deleting_an_unfinished_authorization_removes_every_row(bot: Harne
 
     firm_count = len(bot.texts(FIRM_CHAT)), len(bot.texts(FIRM_MEMBER))
     await delete_data(bot)
-    assert bot.last_text() == DELETE_DONE
+    assert bot.last_text() == delete_done(bot)
     assert rows_of(bot, RUT, CLIENT) == dict.fromkeys(
         [*CLIENT_TABLES, "handoff outbox", "orphan handoff outbox"], 0
     )
     assert rows_of(bot, RUT_B, OTHER) == pedro_before
     assert traces(bot, "Juana", "juana_pyme", str(CLIENT)) == []
-    assert bot.texts(FIRM_CHAT)[firm_count[0] :] == [FIRM_DELETED + SHOWN]
-    assert bot.texts(FIRM_MEMBER)[firm_count[1] :] == [FIRM_DELETED + SHOWN]
+    assert bot.texts(FIRM_CHAT)[firm_count[0] :] == [firm_deleted(bot, SHOWN)]
+    assert bot.texts(FIRM_MEMBER)[firm_count[1] :] == [firm_deleted(bot, SHOWN)]
 
     # The firm's reply to the old report no longer reaches anyone.
     mark = len(bot.request.calls)
     await firm_reply(bot, "¿Sigues ahí?", report_in_group)
     assert new_texts(bot, mark, CLIENT) == []
-    [answer] = new_texts(bot, mark, FIRM_CHAT)
-    assert answer.startswith(NOT_HANDOFF)
+    assert new_texts(bot, mark, FIRM_CHAT) == [bot.deps.guide.message("firm_reply_not_handoff")]
 
     # Her next message is not relayed either: she starts over.
     mark = len(bot.request.calls)
     await bot.say("Hola", **JUANA)
-    assert new_texts(bot, mark, CLIENT) == ["👋 Hola. Escribe /start para comenzar."]
+    assert new_texts(bot, mark, CLIENT) == [bot.deps.guide.message("no_conversation")]
     assert new_texts(bot, mark, FIRM_CHAT) == []
 
 
@@ -223,7 +308,7 @@ async def test_deleting_a_completed_authorization_keeps_only_the_fact(bot: Harne
 
     firm_count = len(bot.texts(FIRM_CHAT))
     await delete_data(bot)
-    assert bot.last_text() == DELETE_DONE
+    assert bot.last_text() == delete_done(bot)
     assert bot.db_rows(
         "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, "
         "invited_name, proof_file_id, step, completed_at FROM authorizations",
@@ -234,8 +319,8 @@ async def test_deleting_a_completed_authorization_keeps_only_the_fact(bot: Harne
     ]
     for table in ("conversations", "reminders", "handoffs"):
         assert bot.db_rows(f"SELECT COUNT(*) FROM {table}") == [(0,)]  # noqa: S608
-    assert bot.texts(FIRM_CHAT)[firm_count:] == [FIRM_DELETED + SHOWN]
-    assert bot.last_text(FIRM_MEMBER) == FIRM_DELETED + SHOWN
+    assert bot.texts(FIRM_CHAT)[firm_count:] == [firm_deleted(bot, SHOWN)]
+    assert bot.last_text(FIRM_MEMBER) == firm_deleted(bot, SHOWN)
 
 
 async def test_deleting_an_invited_completed_authorization_forgets_the_invited_name(
@@ -260,7 +345,7 @@ async def test_no_trace_of_the_client_is_left_after_deleting_a_completion(bot: H
 
 async def test_deleting_with_nothing_stored_tells_the_firm_nothing(bot: Harness) -> None:
     await delete_data(bot)
-    assert bot.texts()[-1] == DELETE_DONE
+    assert bot.texts() == [bot.deps.guide.message("delete_confirm"), delete_done(bot)]
     assert bot.texts(FIRM_CHAT) == bot.texts(FIRM_MEMBER) == []
 
 
@@ -269,15 +354,15 @@ async def test_after_deleting_an_unfinished_one_the_client_starts_fresh(bot: Har
     await delete_data(bot)
     count = len(bot.texts())
     await bot.say("/start", **JUANA)
-    welcome, ask = bot.texts()[count:]
-    assert welcome.startswith("👋 Hola, soy el asistente")
-    assert "RUT de la empresa" in ask  # no "autorización a medias" offer: it is gone
+    guide = bot.deps.guide
+    # No offer to resume the unfinished authorization: it is gone.
+    assert bot.texts()[count:] == [guide.message("welcome"), guide.message("ask_device")]
     await bot.say(SHOWN, **JUANA)
     await bot.press("rut:ok", **JUANA)
-    assert bot.last_text().startswith("<b>Paso 1 de 7</b>")
+    assert bot.last_text() == guide.step(1, RUT)
     await bot.steps_from(1, 7, **JUANA)
     await bot.press("g:7:yes", **JUANA)
-    assert "🎉 ¡Listo!" in bot.last_text()
+    assert bot.last_text() == done(bot)
     [(name, chat, step, completed)] = bot.db_rows(
         "SELECT client_name, client_chat_id, step, completed_at FROM authorizations"
     )
@@ -288,29 +373,34 @@ async def test_after_deleting_an_unfinished_one_the_client_starts_fresh(bot: Har
         *["step"] * 6,
         "completed",
     ]
-    assert bot.last_text(FIRM_CHAT).startswith("✅ <b>Autorización completada</b>")
+    assert bot.last_text(FIRM_CHAT) == firm_completed(bot, SHOWN, bot.clock.now())
 
 
 async def test_after_deleting_a_completed_one_the_client_can_complete_again(
     bot: Harness, clock: FakeClock
 ) -> None:
     await complete(bot)
+    first_completion = clock.now()
     await delete_data(bot)
     clock.advance(days=2)
     await bot.say("/start", **JUANA)
     await bot.say(SHOWN, **JUANA)
     await bot.press("rut:ok", **JUANA)
-    assert bot.last_text().startswith(f"✅ La empresa <code>{SHOWN}</code> ya autorizó")
+    assert bot.last_text() == bot.deps.guide.message(
+        "already_done",
+        company_rut=SHOWN,
+        completed_date=local_date(first_completion, bot.settings.timezone),
+    )
     await bot.press("rep:yes", **JUANA)
     await bot.steps_from(1, 7, **JUANA)
     await bot.press("g:7:yes", **JUANA)
-    assert "🎉 ¡Listo!" in bot.last_text()
+    assert bot.last_text() == done(bot)
     [(name, chat, completed)] = bot.db_rows(
         "SELECT client_name, client_chat_id, completed_at FROM authorizations"
     )
     assert (name, chat) == ("Juana", CLIENT)
     assert completed == clock.now().timestamp()
-    assert bot.last_text(FIRM_CHAT).startswith("✅ <b>Autorización completada</b>")
+    assert bot.last_text(FIRM_CHAT) == firm_completed(bot, SHOWN, clock.now())
 
 
 async def test_a_deleted_client_is_never_reminded(bot: Harness, clock: FakeClock) -> None:
@@ -329,7 +419,8 @@ async def test_a_deleted_client_is_never_reminded(bot: Harness, clock: FakeClock
         clock.advance(days=1)
         sent += await bot.deps.sweeper.sweep(bot.app.bot)
     assert len(bot.texts(CLIENT)) == juana_before
-    pedro = [t for t in bot.texts(OTHER) if "Quedaste en el <b>paso 4 de 7</b>" in t]
+    reminder = bot.deps.guide.message("reminder_step", step=4, company_rut=SHOWN_B)
+    pedro = [t for t in bot.texts(OTHER) if t == reminder]
     assert sent == len(pedro) == 3  # the default schedule, 1, 3 and 7 days: only Pedro's
     assert bot.db_rows("SELECT COUNT(*) FROM authorizations WHERE company_rut = ?", (RUT,)) == [
         (0,)
@@ -403,7 +494,8 @@ async def test_retention_runs_in_the_reminders_job(make_bot: MakeBot, clock: Fak
     # The purged client comes back: she starts over, nothing offered from before.
     count = len(bot.texts())
     await bot.say("/start", **JUANA)
-    assert not any("a medias" in t for t in bot.texts()[count:])
+    guide = bot.deps.guide
+    assert bot.texts()[count:] == [guide.message("welcome"), guide.message("ask_device")]
 
 
 # --- logs ---------------------------------------------------------------------------------
@@ -424,7 +516,7 @@ async def test_logs_carry_ids_not_names_or_ruts(
         await bot.press("g:7:yes", **JUANA)
         await bot.say("/privacidad", **JUANA)
         await delete_data(bot)
-    assert bot.last_text() == DELETE_DONE
+    assert bot.last_text() == delete_done(bot)
     assert any("deleted its data" in r.getMessage() for r in caplog.records)
     assert any(str(CLIENT) in r.getMessage() for r in caplog.records)
     for record in caplog.records:
@@ -455,7 +547,7 @@ async def test_retention_leaves_the_chats_other_company_alone(
     assert bot.db_rows("SELECT company_rut FROM reminders") == [(RUT_B,)]
     assert bot.db_rows("SELECT company_rut FROM handoffs WHERE closed_at IS NULL") == [(RUT_B,)]
     await bot.press("g:4:next")
-    assert "Paso 5 de 7" in bot.last_text()
+    assert bot.last_text() == bot.deps.guide.step(5, RUT_B)
 
 
 async def test_a_completion_being_repeated_is_never_purged(

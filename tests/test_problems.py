@@ -2,27 +2,44 @@
 
 Firm chats (tests.conftest): FIRM_CHAT, a group, and FIRM_MEMBER, a private chat. A firm
 member answers a client by replying (Telegram reply) to the bot's message in a firm chat.
+
+An answer to a problem only explains. The firm hears of a problem when the client presses
+"pb:<step>:<key>:firm" under an answer ("it did not help"), picks the free-text problem, or
+sends a photo at a step other than the last. Expected wording always comes from the guide in
+effect (`bot.deps.guide`), never from copied Spanish.
 """
 
 import html
+import json
 import re
+import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from telegram.error import Forbidden
 
+from bot.handoff import MAX_RELAYED_TEXT as MAX_FIRM_REPLY
 from bot.main import firm_facts
-from conversations.guide import load_guide
+from bot.notifications import describe_duration
+from conversations.guide import (
+    DEFAULT_GUIDE_PATH,
+    TOTAL_STEPS,
+    Guide,
+    Problem,
+    load_guide,
+    local_datetime,
+)
+from conversations.problems import MAX_CAPTION, MAX_RELAYED_TEXT
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 from tests.fake_telegram import (
     BOT_USER,
     Call,
     RecordingRequest,
     button_data,
-    buttons,
     callback_update,
     message_update,
 )
@@ -31,57 +48,46 @@ RUT = "76086428-5"
 SHOWN = "76.086.428-5"
 RUT_B = "11111111-1"
 SHOWN_B = "11.111.111-1"
-REPRESENTATIVE_RUT = "13322924-8"
 OTHER = 777_002  # a second client
 FIRM_USER = 5150  # someone in the firm's group
 FIRM_USER_2 = 5151  # someone else in the firm's group
 INTRUDER = 31_337  # a stranger in a private chat with the bot
 FOREIGN_GROUP = -100_777  # a group the bot was added to that is not the firm's
+FIRM_CHATS = (FIRM_CHAT, FIRM_MEMBER)
 
 JUANA: dict[str, Any] = {"first_name": "Juana", "username": "juana_pyme"}
 PEDRO: dict[str, Any] = {"first_name": "Pedro", "username": "pedro_b"}
 
-MENU = "🆘 ¿Qué pasa? Elige lo más parecido 👇"
-NOTIFIED = (
-    "📨 Le avisé a pymecontadores.tk: te responderán por aquí. "
-    "Mientras, puedes seguir con los botones."
-)
-FORWARDED = "✅ Se lo pasé a pymecontadores.tk."
-FIRM_PREFIX = "💬 <b>pymecontadores.tk</b>:\n"
-SENT = "✅ Enviado al cliente."
-CLOSED = "Esa consulta ya está cerrada."
-NOT_HANDOFF = "Ese mensaje no es una consulta de un cliente."
-USE_BUTTONS = "Para seguir, usa los botones del mensaje 👇"
-ERROR = "Algo falló de nuestro lado"
-
 # The guide as shipped, to enumerate every (step, problem) pair at collection time.
 GUIDE = load_guide(None, firm_facts(make_settings(Path("unused"))))
-CASES = [(step, p.key) for step in range(1, 8) for p in GUIDE.problems_at(step)]
+STEPS = range(1, TOTAL_STEPS + 1)
+CASES = [(step, p.key) for step in STEPS for p in GUIDE.problems_at(step)]
+ALL_PROBLEMS = {p.key: p for step in STEPS for p in GUIDE.problems_at(step)}
+# The problems whose answer offers "Esto no me resolvió" (all but the free-text one).
+ANSWERED = [(step, key) for step, key in CASES if not ALL_PROBLEMS[key].ask_text]
+TYPED = [(step, key) for step, key in CASES if ALL_PROBLEMS[key].ask_text]
+LISTED = [(step, key) for step, key in CASES if ALL_PROBLEMS[key].continue_at is not None]
 
-# A distinctive part of each problem's answer (formatted with the step).
-PHRASES: dict[str, list[str]] = {
-    "nocert": [
-        "<b>certificado digital</b>",
-        "Nunca te pediremos el archivo del certificado, su clave ni tu Clave Tributaria.",
-    ],
-    "phone": ["desde el celular no funciona", GUIDE.portal_url],
-    "login": ["<b>33 o 39</b>", "<b>35, 36 o 37</b>", "<b>52</b>"],
-    "noauth": ["<b>representante legal</b>", "<b>Administrador</b>"],
-    "whichrut": [f"<code>{RUT}</code>", f"<code>{REPRESENTATIVE_RUT}</code>"],
-    "listed": ["<b>Modificar</b>", "Luego sigue en el paso 6."],
-    "boxes": ["otros nombres de permisos", "☑️ <b>"],
-    "other": ["✍️ Cuéntame en un mensaje qué pasa y se lo paso a pymecontadores.tk."],
-}
-
-
-def answer_buttons(key: str, step: int) -> list[str]:
-    """The buttons each problem's answer must offer."""
-    extra = {
-        "nocert": ["later:menu"],
-        "phone": ["later:menu"],
-        "listed": [f"g:{step}:listed"],
-    }.get(key, [])
-    return [*extra, "st:keep"]
+# Problem buttons a client at step 3 may still have, or forge: none of them does anything.
+AT = 3
+OFFERED_AT = {p.key for p in GUIDE.problems_at(AT)}
+NOT_OFFERED_AT = [key for key in ALL_PROBLEMS if key not in OFFERED_AT]
+STALE_OR_FORGED = [
+    *(f"pb:{step}" for step in (AT - 1, AT + 1, 9, 0)),  # another step's menu, or none
+    # A real problem that is not offered at this step, its answer and its "talk to the firm".
+    *(f"pb:{AT}:{key}{firm}" for key in NOT_OFFERED_AT for firm in ("", ":firm")),
+    # The menu of the previous step, still on screen: answers and "talk to the firm".
+    *(f"pb:{AT - 1}:{p.key}{firm}" for p in GUIDE.problems_at(AT - 1) for firm in ("", ":firm")),
+    *(f"pb:{AT + 1}:{p.key}:firm" for p in GUIDE.problems_at(AT + 1)),
+    f"pb:{AT}:zzz",  # no such problem
+    f"pb:{AT}:zzz:firm",
+    f"pb:{AT}:firm",
+    f"pb:{AT}::firm",
+    f"pb:{AT}:whichrut:frm",
+    f"pb:{AT}:other:x",
+    f"pb:{AT}:WHICHRUT",
+    f"pb:{AT}:whichrut:firm:firm",
+]
 
 
 # --- a fake Telegram that also remembers the message ids it handed out -------------------
@@ -124,12 +130,49 @@ def new_calls(bot: Harness, mark: int, method: str | None = None) -> list[Call]:
     return [c for c in bot.request.calls[mark:] if method is None or c.method == method]
 
 
-def new_texts(bot: Harness, mark: int, chat: int) -> list[str]:
+def new_sent(bot: Harness, mark: int, chat: int) -> list[Call]:
+    """Messages (texts and photos) the bot sent to `chat` since `mark` calls were recorded."""
     return [
-        str(c.params["text"])
-        for c in new_calls(bot, mark, "sendMessage")
-        if int(c.params["chat_id"]) == chat
+        c
+        for c in new_calls(bot, mark)
+        if c.method in ("sendMessage", "sendPhoto") and int(c.params["chat_id"]) == chat
     ]
+
+
+def new_texts(bot: Harness, mark: int, chat: int) -> list[str]:
+    """What the bot said to `chat` since `mark` (a photo's caption for a photo)."""
+    return [c.text for c in new_sent(bot, mark, chat)]
+
+
+def keyboard(call: Call) -> list[list[tuple[str, str]]]:
+    """A message's inline keyboard, row by row, as (label, callback data or url)."""
+    markup = call.params.get("reply_markup")
+    if not markup:
+        return []
+    if isinstance(markup, str):
+        markup = json.loads(markup)
+    return [
+        [(str(b["text"]), str(b.get("callback_data") or b.get("url"))) for b in row]
+        for row in markup["inline_keyboard"]
+    ]
+
+
+def answer_keyboard(guide: Guide, problem: Problem, step: int) -> list[list[tuple[str, str]]]:
+    """The buttons a problem's answer offers at `step`, one a row, in order."""
+    rows: list[list[tuple[str, str]]] = []
+    if problem.continue_at is not None:
+        rows.append([(guide.button("continue_at_6"), f"g:{step}:listed")])
+        rows.append([(guide.button("already_authorized"), f"g:{step}:had")])
+    if problem.offer_later:
+        rows.append([(guide.button("remind_later"), "later:menu")])
+    if not problem.ask_text:
+        rows.append([(guide.button("not_solved"), f"pb:{step}:{problem.key}:firm")])
+    rows.append([(guide.button("back_to_step", step=step), "st:keep")])
+    return rows
+
+
+def back_keyboard(guide: Guide, step: int) -> list[list[tuple[str, str]]]:
+    return [[(guide.button("back_to_step", step=step), "st:keep")]]
 
 
 def handoff_ids(bot: Harness, chat: int) -> list[int]:
@@ -142,6 +185,68 @@ def handoff_ids(bot: Harness, chat: int) -> list[int]:
     return [int(row[0]) for row in rows]
 
 
+def problem_of(bot: Harness, key: str) -> Problem:
+    problem = bot.deps.guide.problem(key)
+    assert problem is not None, key
+    return problem
+
+
+def promise(bot: Harness) -> str:
+    """When the firm will answer a client who asks now, as the guide says it."""
+    settings = bot.settings
+    return bot.deps.guide.reply_promise(bot.clock.now(), settings.firm_hours, settings.timezone)
+
+
+def notified(bot: Harness) -> str:
+    """What a client who asked for the firm is told."""
+    return bot.deps.guide.message("problem_notified", {"reply_when": promise(bot)})
+
+
+def report_text(
+    guide: Guide,
+    problem: str,
+    step: int,
+    *,
+    shown: str = SHOWN,
+    name: str = "Juana",
+    username: str | None = "juana_pyme",
+    user: int = CLIENT,
+) -> str:
+    """The report each firm chat gets when a client asks for help."""
+    return guide.message(
+        "firm_problem_report",
+        {"progress": guide.message("progress_step", step=step)},
+        problem=problem,
+        company_rut=shown,
+        client_name=name,
+        client_username=f"@{username}" if username else "",
+        client_id=user,
+    )
+
+
+def relayed_to_firm(guide: Guide, text: str, *, name: str = "Juana", shown: str = SHOWN) -> str:
+    """What the firm's chats read when a client writes during a handoff."""
+    return guide.message("firm_client_message", client_name=name, company_rut=shown, text=text)
+
+
+def from_firm(guide: Guide, text: str) -> str:
+    """What a client reads when the firm replies."""
+    return guide.message("client_firm_message", text=text)
+
+
+def completion_text(bot: Harness) -> str:
+    """The firm's notice that Juana completed (the clock never moved: it took no time)."""
+    return bot.deps.guide.message(
+        "firm_completed",
+        company_rut=SHOWN,
+        client_name="Juana",
+        client_username="@juana_pyme",
+        client_id=CLIENT,
+        completed_at=local_datetime(bot.clock.now(), bot.settings.timezone),
+        duration=describe_duration(timedelta(0)),
+    )
+
+
 async def reach_step(
     bot: Harness, step: int, *, user: int = CLIENT, shown: str = SHOWN, who: dict[str, Any] = JUANA
 ) -> None:
@@ -150,12 +255,20 @@ async def reach_step(
     assert f"pb:{step}" in button_data(bot.request.last(user))
 
 
-async def report(
+async def open_answer(
     bot: Harness, step: int, key: str, *, user: int = CLIENT, who: dict[str, Any] = JUANA
 ) -> None:
     """The client opens the problem menu at `step` and picks `key`."""
     await bot.press(f"pb:{step}", user=user, **who)
     await bot.press(f"pb:{step}:{key}", user=user, **who)
+
+
+async def ask_the_firm(
+    bot: Harness, step: int, key: str, *, user: int = CLIENT, who: dict[str, Any] = JUANA
+) -> None:
+    """The client reads the answer to `key`, which does not help, and asks for the firm."""
+    await open_answer(bot, step, key, user=user, who=who)
+    await bot.press(f"pb:{step}:{key}:firm", user=user, **who)
 
 
 def firm_update(
@@ -201,82 +314,110 @@ def photo_update(user: int = CLIENT, caption: str | None = None) -> dict[str, An
     return raw
 
 
+def photo_problem(guide: Guide, caption: str | None = None) -> str:
+    """How a photo is named as the problem in the firm's report (with its caption)."""
+    label = guide.message("problem_photo")
+    return f"{label}: «{caption}»" if caption else label
+
+
 def plain(text: str) -> str:
     """A Telegram HTML text as Telegram counts it: tags parsed away, entities decoded."""
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
-def assert_report(text: str, label: str, step: int, shown: str = SHOWN, **who: Any) -> None:
-    name, username, user = (
-        who.get("name", "Juana"),
-        who.get("username", "juana_pyme"),
-        who.get("user", CLIENT),
-    )
-    assert text.startswith(f"🆘 <b>Problema: {html.escape(label)}</b>"), text
-    assert f"Empresa: <code>{shown}</code>" in text
-    assert f"Cliente: {name} @{username} (id <code>{user}</code>)" in text
-    assert f"Va en: paso {step} de 7" in text
-
-
 def assert_no_error(bot: Harness, *chats: int) -> None:
+    guide = bot.deps.guide
+    errors = {guide.message("error"), guide.message("firm_error")}
     for chat in chats or (CLIENT,):
-        assert not any(ERROR in t for t in bot.texts(chat)), bot.texts(chat)
+        assert not errors & set(bot.texts(chat)), bot.texts(chat)
 
 
 # --- the problems of each step ------------------------------------------------------------
 
 
-def test_the_guide_lists_the_expected_problems_per_step() -> None:
-    expected = {
-        1: ["nocert", "phone", "other"],
-        2: ["nocert", "phone", "login", "noauth", "other"],
-        3: ["phone", "noauth", "whichrut", "other"],
-        4: ["noauth", "listed", "other"],
-        5: ["whichrut", "listed", "boxes", "other"],
-        6: ["other"],
-        7: ["other"],
-    }
-    assert {s: [p.key for p in GUIDE.problems_at(s)] for s in range(1, 8)} == expected
-    assert len(CASES) == 21
+def test_each_step_offers_the_problems_the_guide_file_lists_for_it() -> None:
+    tables = tomllib.loads(DEFAULT_GUIDE_PATH.read_text(encoding="utf-8"))["problems"]
+    for step in STEPS:
+        listed = [problem["key"] for problem in tables if step in problem["steps"]]
+        assert [p.key for p in GUIDE.problems_at(step)] == listed, step
+        # Whatever the step, the client can always describe their problem to the firm.
+        assert [p.ask_text for p in GUIDE.problems_at(step)].count(True) == 1, step
+    assert len(CASES) == sum(len(problem["steps"]) for problem in tables)
+    assert ALL_PROBLEMS.keys() == {problem["key"] for problem in tables}
 
 
 @pytest.mark.parametrize(("step", "key"), CASES, ids=[f"{s}-{k}" for s, k in CASES])
-async def test_each_problem_at_each_of_its_steps(bot: Harness, step: int, key: str) -> None:
+async def test_each_problem_is_answered_at_each_of_its_steps(
+    bot: Harness, step: int, key: str
+) -> None:
     guide = bot.deps.guide
-    problem = guide.problem(key)
-    assert problem is not None
+    problem = problem_of(bot, key)
     await reach_step(bot, step)
 
     mark = len(bot.request.calls)
     await bot.press(f"pb:{step}")
-    [menu] = [c for c in new_calls(bot, mark, "sendMessage")]
-    assert int(menu.params["chat_id"]) == CLIENT
-    assert menu.params["text"] == MENU
-    assert button_data(menu) == [f"pb:{step}:{p.key}" for p in guide.problems_at(step)] + [
-        "st:keep"
-    ]
-    assert [b["text"] for b in buttons(menu)] == [p.label for p in guide.problems_at(step)] + [
-        f"⬅️ Volver al paso {step}"
+    [menu] = new_sent(bot, mark, CLIENT)
+    assert menu.text == guide.message("problem_menu")
+    assert keyboard(menu) == [
+        *([(p.label, f"pb:{step}:{p.key}")] for p in guide.problems_at(step)),
+        *back_keyboard(guide, step),
     ]
     assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
     assert stored_step(bot) == step
 
     mark = len(bot.request.calls)
     await bot.press(f"pb:{step}:{key}")
-    to_client = [c for c in new_calls(bot, mark, "sendMessage") if c.params["chat_id"] == CLIENT]
-    answer = to_client[0]
-    for phrase in PHRASES[key]:
-        assert phrase in answer.params["text"], (phrase, answer.params["text"])
-    assert button_data(answer) == answer_buttons(key, step)
-    if problem.ask_text:
-        assert [c.params["text"] for c in to_client] == [answer.params["text"]]
-    else:
-        assert [c.params["text"] for c in to_client[1:]] == [NOTIFIED]
+    [answer] = new_sent(bot, mark, CLIENT)
+    assert answer.method == "sendMessage"
+    assert answer.text == guide.problem_answer(problem, RUT, step)
+    assert keyboard(answer) == answer_keyboard(guide, problem, step)
+    assert stored_step(bot) == step
+    assert_no_error(bot)
+    if not problem.ask_text:
+        # An answer only explains: the firm is not bothered.
+        assert new_sent(bot, mark, FIRM_CHAT) == new_sent(bot, mark, FIRM_MEMBER) == []
+        assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
+        assert bot.db_rows("SELECT COUNT(*) FROM outbox") == [(0,)]
+        return
 
-    # Both firm chats get the report, with who, which company, where and what.
-    for chat in (FIRM_CHAT, FIRM_MEMBER):
-        [text] = new_texts(bot, mark, chat)
-        assert_report(text, problem.label, step)
+    # The free-text problem opens the handoff at once: the client's next words go to the firm.
+    for chat in FIRM_CHATS:
+        assert new_texts(bot, mark, chat) == [report_text(guide, problem.label, step)]
+    [(handoff, chat_id, user_id, rut, at, label, closed)] = bot.db_rows(
+        "SELECT id, chat_id, user_id, company_rut, step, problem, closed_at FROM handoffs",
+    )
+    assert (chat_id, user_id, rut, at, label, closed) == (
+        CLIENT,
+        CLIENT,
+        RUT,
+        step,
+        problem.label,
+        None,
+    )
+    outbox = bot.db_rows("SELECT chat_id, handoff_id, sent_at IS NOT NULL FROM outbox ORDER BY id")
+    assert outbox == [(FIRM_CHAT, handoff, 1), (FIRM_MEMBER, handoff, 1)]
+
+
+@pytest.mark.parametrize(("step", "key"), ANSWERED, ids=[f"{s}-{k}" for s, k in ANSWERED])
+async def test_not_solved_tells_the_firm_at_each_step_of_each_problem(
+    bot: Harness, step: int, key: str
+) -> None:
+    guide = bot.deps.guide
+    problem = problem_of(bot, key)
+    await reach_step(bot, step)
+    await open_answer(bot, step, key)
+
+    mark = len(bot.request.calls)
+    await bot.press(f"pb:{step}:{key}:firm")
+    [pressed] = new_calls(bot, mark, "answerCallbackQuery")
+    assert pressed.params.get("text") is None  # not a "that button is stale" notice
+    [told] = new_sent(bot, mark, CLIENT)
+    assert told.text == notified(bot)
+    assert keyboard(told) == back_keyboard(guide, step)
+
+    # Both firm chats get the report: who, which company, where and what.
+    for chat in FIRM_CHATS:
+        assert new_texts(bot, mark, chat) == [report_text(guide, problem.label, step)]
 
     # Nothing moved; the handoff and the firm's copies are stored.
     assert stored_step(bot) == step
@@ -298,208 +439,285 @@ async def test_each_problem_at_each_of_its_steps(bot: Harness, step: int, key: s
     ]
     assert_no_error(bot)
 
+    # The firm's reply reaches the client.
+    mark = len(bot.request.calls)
+    await firm_reply(bot, "Le llamo en 5 minutos", handoff_ids(bot, FIRM_CHAT)[0])
+    assert new_texts(bot, mark, CLIENT) == [from_firm(guide, "Le llamo en 5 minutos")]
 
-@pytest.mark.parametrize("step", [4, 5])
-async def test_listed_moves_on_to_step_6(bot: Harness, step: int) -> None:
+
+@pytest.mark.parametrize(("step", "key"), LISTED, ids=[f"{s}-{k}" for s, k in LISTED])
+async def test_listed_moves_on_to_step_6(bot: Harness, step: int, key: str) -> None:
     await reach_step(bot, step)
-    await report(bot, step, "listed")
+    await open_answer(bot, step, key)
     mark = len(bot.request.calls)
     await bot.press(f"g:{step}:listed")
-    [text] = new_texts(bot, mark, CLIENT)
-    assert text.startswith("<b>Paso 6 de 7</b>")
+    [shown] = new_sent(bot, mark, CLIENT)
+    assert shown.method == "sendPhoto"
+    assert shown.text == bot.deps.guide.step(6, RUT)
     assert stored_step(bot) == 6
+    assert bot.texts(FIRM_CHAT) == bot.texts(FIRM_MEMBER) == []
+    assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
 
 
-async def test_back_from_the_menu_repeats_the_step(bot: Harness) -> None:
-    await reach_step(bot, 3)
-    await bot.press("pb:3")
+@pytest.mark.parametrize(("step", "key"), LISTED, ids=[f"{s}-{k}" for s, k in LISTED])
+async def test_listed_with_every_permission_completes_once(
+    bot: Harness, step: int, key: str
+) -> None:
+    guide = bot.deps.guide
+    await reach_step(bot, step)
+    await open_answer(bot, step, key)
+    mark = len(bot.request.calls)
+    await bot.press(f"g:{step}:had")
+    [done] = new_sent(bot, mark, CLIENT)
+    assert done.text == guide.message("done", company_rut=SHOWN)
+    assert button_data(done) == ["st:another"]
+    for chat in FIRM_CHATS:
+        [notice] = new_sent(bot, mark, chat)
+        assert notice.text == completion_text(bot)
+    [(completed_at, at)] = bot.db_rows("SELECT completed_at, step FROM authorizations")
+    assert (completed_at, at) == (bot.clock.now().timestamp(), step)
+    assert bot.db_rows("SELECT step FROM events WHERE kind = 'completed'") == [(step,)]
+    assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
+
+    # Pressed again (a double tap, or the old answer still on screen): no second notice.
+    before = bot.db_snapshot()
+    mark = len(bot.request.calls)
+    await bot.press(f"g:{step}:had")
+    assert new_texts(bot, mark, CLIENT) == [guide.message("already_completed", company_rut=SHOWN)]
+    assert new_sent(bot, mark, FIRM_CHAT) == new_sent(bot, mark, FIRM_MEMBER) == []
+    assert bot.db_snapshot() == before
+    assert_no_error(bot)
+
+
+async def test_a_stale_had_changes_nothing_once_the_client_moved_on(bot: Harness) -> None:
+    guide = bot.deps.guide
+    [(step, key), *_] = LISTED
+    await reach_step(bot, step)
+    await open_answer(bot, step, key)
+    await bot.press(f"g:{step}:next")
+    before = bot.db_snapshot()
+    mark = len(bot.request.calls)
+    await bot.press(f"g:{step}:had")
+    [notice] = new_calls(bot, mark, "answerCallbackQuery")
+    assert notice.params.get("text") == guide.message("stale_button", step=step + 1)
+    assert new_texts(bot, mark, CLIENT) == [guide.step(step + 1, RUT)]
+    assert new_sent(bot, mark, FIRM_CHAT) == new_sent(bot, mark, FIRM_MEMBER) == []
+    assert bot.db_snapshot() == before
+
+
+async def test_back_from_the_menu_or_an_answer_repeats_the_step(bot: Harness) -> None:
+    guide = bot.deps.guide
+    await reach_step(bot, AT)
+    await bot.press(f"pb:{AT}")
     mark = len(bot.request.calls)
     await bot.press("st:keep")
-    [text] = new_texts(bot, mark, CLIENT)
-    assert text.startswith("<b>Paso 3 de 7</b>")
-    assert stored_step(bot) == 3
+    assert new_texts(bot, mark, CLIENT) == [guide.step(AT, RUT)]
+
+    await open_answer(bot, AT, "whichrut")
+    mark = len(bot.request.calls)
+    await bot.press("st:keep")
+    assert new_texts(bot, mark, CLIENT) == [guide.step(AT, RUT)]
+    assert stored_step(bot) == AT
+    assert bot.texts(FIRM_CHAT) == bot.texts(FIRM_MEMBER) == []
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        "pb:2",  # the menu of an earlier step
-        "pb:4",  # of a later step
-        "pb:2:nocert",  # a problem from an old menu
-        "pb:2:login",  # a problem of another step, in that step's menu
-        "pb:3:login",  # a real problem that does not happen at this step
-        "pb:3:zzz",  # no such problem
-        "pb:9",  # no such step
-        "pb:0",
-        "pb:3:other:x",
-        "pb:3:NOCERT",
-    ],
-)
+@pytest.mark.parametrize("data", STALE_OR_FORGED)
 async def test_stale_or_forged_problem_buttons_change_nothing(bot: Harness, data: str) -> None:
-    await reach_step(bot, 3)
+    guide = bot.deps.guide
+    await reach_step(bot, AT)
+    before = bot.db_snapshot()
     mark = len(bot.request.calls)
     await bot.press(data)
     [answer] = new_calls(bot, mark, "answerCallbackQuery")
-    assert answer.params.get("text") == "Ese botón ya no corresponde: vas en el paso 3 de 7."
-    [text] = new_texts(bot, mark, CLIENT)
-    assert text.startswith("<b>Paso 3 de 7</b>")
-    assert new_texts(bot, mark, FIRM_CHAT) == new_texts(bot, mark, FIRM_MEMBER) == []
+    assert answer.params.get("text") == guide.message("stale_button", step=AT)
+    assert new_texts(bot, mark, CLIENT) == [guide.step(AT, RUT)]
+    assert new_sent(bot, mark, FIRM_CHAT) == new_sent(bot, mark, FIRM_MEMBER) == []
+    assert bot.db_snapshot() == before
+
+
+async def test_not_solved_from_a_step_the_client_left_changes_nothing(bot: Harness) -> None:
+    guide = bot.deps.guide
+    [key, *_] = [k for s, k in ANSWERED if s == AT - 1]
+    step = AT - 1
+    await reach_step(bot, step)
+    await open_answer(bot, step, key)
+    await bot.press(f"g:{step}:next")
+    before = bot.db_snapshot()
+    mark = len(bot.request.calls)
+    await bot.press(f"pb:{step}:{key}:firm")
+    [answer] = new_calls(bot, mark, "answerCallbackQuery")
+    assert answer.params.get("text") == guide.message("stale_button", step=step + 1)
+    assert new_texts(bot, mark, CLIENT) == [guide.step(step + 1, RUT)]
+    assert bot.texts(FIRM_CHAT) == bot.texts(FIRM_MEMBER) == []
+    assert bot.db_snapshot() == before
+
+
+@pytest.mark.parametrize("data", ["pb:1", "pb:1:other", "pb:1:phone:firm"])
+async def test_problem_button_without_a_conversation_is_stale(bot: Harness, data: str) -> None:
+    guide = bot.deps.guide
+    await bot.press(data)
+    assert bot.texts() == [guide.message("no_conversation")]
+    assert bot.texts(FIRM_CHAT) == bot.texts(FIRM_MEMBER) == []
     assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
-    assert bot.db_rows("SELECT COUNT(*) FROM outbox") == [(0,)]
-    assert stored_step(bot) == 3
 
 
-async def test_problem_button_without_a_conversation_is_stale(bot: Harness) -> None:
-    await bot.press("pb:1:other")
-    assert bot.texts() == ["👋 Hola. Escribe /start para comenzar."]
-    assert bot.texts(FIRM_CHAT) == []
-    assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
-
-
-# --- "Otro" and the client's words --------------------------------------------------------
+# --- the free-text problem and the client's words -----------------------------------------
 
 
 async def test_other_then_free_text_reaches_both_firm_chats(bot: Harness) -> None:
-    await reach_step(bot, 4)
-    await report(bot, 4, "other")
+    guide = bot.deps.guide
+    [(step, key), *_] = [(s, k) for s, k in TYPED if s == 4]
+    await reach_step(bot, step)
+    await open_answer(bot, step, key)
     mark = len(bot.request.calls)
-    await bot.say("No veo el botón <Ingresar> & no sé qué hacer", **JUANA)
-    for chat in (FIRM_CHAT, FIRM_MEMBER):
-        [text] = new_texts(bot, mark, chat)
-        assert text.startswith(f"💬 <b>Juana</b> (<code>{SHOWN}</code>):\n"), text
-        assert "No veo el botón &lt;Ingresar&gt; &amp; no sé qué hacer" in text
-    assert new_texts(bot, mark, CLIENT) == [FORWARDED]
+    words = "No veo el botón <Ingresar> & no sé qué hacer"
+    await bot.say(words, **JUANA)
+    for chat in FIRM_CHATS:
+        assert new_texts(bot, mark, chat) == [relayed_to_firm(guide, words)]
+    assert new_texts(bot, mark, CLIENT) == [guide.message("client_message_forwarded")]
     [(handoff,)] = bot.db_rows("SELECT id FROM handoffs")
     assert bot.db_rows("SELECT chat_id, handoff_id FROM outbox WHERE id > 2 ORDER BY id") == [
         (FIRM_CHAT, handoff),
         (FIRM_MEMBER, handoff),
     ]
-    assert stored_step(bot) == 4
+    assert stored_step(bot) == step
 
 
 @pytest.mark.parametrize("chunk", ["x", "ñ<&> "])
 async def test_a_very_long_text_is_relayed_truncated(bot: Harness, chunk: str) -> None:
     await reach_step(bot, 2)
-    await report(bot, 2, "other")
+    await open_answer(bot, 2, "other")
     long_text = (chunk * 5000)[:5000]
     mark = len(bot.request.calls)
     await bot.say(long_text, **JUANA)
-    for chat in (FIRM_CHAT, FIRM_MEMBER):
+    for chat in FIRM_CHATS:
         [text] = new_texts(bot, mark, chat)
         shown = plain(text)
         assert len(shown) < 4096
         assert len(text) < 4096 or chunk != "x"
         assert long_text[:3000] in shown
         assert long_text not in shown
-        assert "…" in shown
-    assert new_texts(bot, mark, CLIENT) == [FORWARDED]
+        assert text == relayed_to_firm(bot.deps.guide, long_text[:MAX_RELAYED_TEXT] + "…")
+    assert new_texts(bot, mark, CLIENT) == [bot.deps.guide.message("client_message_forwarded")]
     assert_no_error(bot)
+
+
+async def test_text_after_an_answer_alone_is_not_relayed(bot: Harness) -> None:
+    guide = bot.deps.guide
+    await reach_step(bot, AT)
+    await open_answer(bot, AT, "whichrut")
+    mark = len(bot.request.calls)
+    await bot.say("Sigo sin entender", **JUANA)
+    assert new_texts(bot, mark, CLIENT) == [guide.message("use_buttons"), guide.step(AT, RUT)]
+    assert bot.texts(FIRM_CHAT) == bot.texts(FIRM_MEMBER) == []
 
 
 # --- two-way relay ------------------------------------------------------------------------
 
 
 async def test_the_firm_and_the_client_talk_through_the_bot(bot: Harness) -> None:
+    guide = bot.deps.guide
+    sent = guide.message("firm_reply_sent")
     await reach_step(bot, 2)
-    await report(bot, 2, "login")
+    await ask_the_firm(bot, 2, "login")
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
     [report_in_private] = handoff_ids(bot, FIRM_MEMBER)
 
     # A member of the firm's group replies to the report.
     mark = len(bot.request.calls)
-    await firm_reply(bot, "Hola Juana, ¿qué código <ves>?", report_in_group)
-    assert new_texts(bot, mark, CLIENT) == [f"{FIRM_PREFIX}Hola Juana, ¿qué código &lt;ves&gt;?"]
+    await firm_reply(bot, "Hola Juana, ¿qué código <ve>?", report_in_group)
+    assert new_texts(bot, mark, CLIENT) == [from_firm(guide, "Hola Juana, ¿qué código <ve>?")]
     [ack] = new_calls(bot, mark, "sendMessage")[1:]
-    assert ack.params == {**ack.params, "chat_id": FIRM_CHAT, "text": SENT}
+    assert ack.params == {**ack.params, "chat_id": FIRM_CHAT, "text": sent}
     assert ack.params["reply_parameters"]["message_id"] > 0
     assert new_texts(bot, mark, FIRM_MEMBER) == []
 
     # The other firm chat replies to its own copy.
     mark = len(bot.request.calls)
     await firm_reply(bot, "Soy el socio.", report_in_private, chat=FIRM_MEMBER)
-    assert new_texts(bot, mark, CLIENT) == [f"{FIRM_PREFIX}Soy el socio."]
-    assert new_texts(bot, mark, FIRM_MEMBER) == [SENT]
+    assert new_texts(bot, mark, CLIENT) == [from_firm(guide, "Soy el socio.")]
+    assert new_texts(bot, mark, FIRM_MEMBER) == [sent]
     assert new_texts(bot, mark, FIRM_CHAT) == []
 
     # The client answers with free text: it goes back to both firm chats.
     mark = len(bot.request.calls)
     await bot.say("Dice 39", **JUANA)
-    assert new_texts(bot, mark, CLIENT) == [FORWARDED]
-    for chat in (FIRM_CHAT, FIRM_MEMBER):
-        [text] = new_texts(bot, mark, chat)
-        assert text.startswith(f"💬 <b>Juana</b> (<code>{SHOWN}</code>):\nDice 39")
+    assert new_texts(bot, mark, CLIENT) == [guide.message("client_message_forwarded")]
+    for chat in FIRM_CHATS:
+        assert new_texts(bot, mark, chat) == [relayed_to_firm(guide, "Dice 39")]
 
     # Replying to the client's relayed message reaches the client too.
     relayed = handoff_ids(bot, FIRM_CHAT)[-1]
     assert relayed != report_in_group
     mark = len(bot.request.calls)
-    await firm_reply(bot, "Usa el certificado, no la clave.", relayed)
-    assert new_texts(bot, mark, CLIENT) == [f"{FIRM_PREFIX}Usa el certificado, no la clave."]
-    assert new_texts(bot, mark, FIRM_CHAT) == [SENT]
+    await firm_reply(bot, "Use el certificado, no la clave.", relayed)
+    assert new_texts(bot, mark, CLIENT) == [from_firm(guide, "Use el certificado, no la clave.")]
+    assert new_texts(bot, mark, FIRM_CHAT) == [sent]
     assert stored_step(bot) == 2
     assert bot.db_rows("SELECT closed_at FROM handoffs") == [(None,)]
     assert_no_error(bot, CLIENT, FIRM_CHAT, FIRM_MEMBER)
 
 
 async def test_cerrar_closes_the_handoff(bot: Harness) -> None:
-    await reach_step(bot, 3)
-    await report(bot, 3, "noauth")
+    guide = bot.deps.guide
+    closed = guide.message("firm_reply_closed")
+    await reach_step(bot, AT)
+    await ask_the_firm(bot, AT, "noauth")
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
 
     mark = len(bot.request.calls)
     await firm_reply(bot, "/cerrar", report_in_group)
-    assert new_texts(bot, mark, FIRM_CHAT) == ["🔒 Consulta cerrada por @contadora."]
-    assert new_texts(bot, mark, CLIENT) == [
-        "🔒 pymecontadores.tk cerró la consulta. Si necesitas algo más, usa «🆘 Tengo un problema»."
+    assert new_texts(bot, mark, FIRM_CHAT) == [
+        guide.message("firm_handoff_closed", actor="@contadora")
     ]
+    assert new_texts(bot, mark, CLIENT) == [guide.message("client_handoff_closed")]
     [(closed_at, closed_by)] = bot.db_rows("SELECT closed_at, closed_by FROM handoffs")
     assert closed_at is not None and closed_by == "@contadora"
 
     # Replies to the closed handoff's messages, from either chat, go nowhere.
     mark = len(bot.request.calls)
-    await firm_reply(bot, "¿Sigues ahí?", report_in_group)
+    await firm_reply(bot, "¿Sigue ahí?", report_in_group)
     await firm_reply(bot, "¿Hola?", handoff_ids(bot, FIRM_MEMBER)[0], chat=FIRM_MEMBER)
     await firm_reply(bot, "/cerrar", report_in_group)
-    assert new_texts(bot, mark, FIRM_CHAT) == [CLOSED, CLOSED]
-    assert new_texts(bot, mark, FIRM_MEMBER) == [CLOSED]
+    assert new_texts(bot, mark, FIRM_CHAT) == [closed, closed]
+    assert new_texts(bot, mark, FIRM_MEMBER) == [closed]
     assert new_texts(bot, mark, CLIENT) == []
 
     # The client's text is no longer relayed: it gets the usual answer.
     mark = len(bot.request.calls)
     await bot.say("¿Me ayudan?", **JUANA)
-    texts = new_texts(bot, mark, CLIENT)
-    assert texts[0] == USE_BUTTONS
-    assert texts[1].startswith("<b>Paso 3 de 7</b>")
+    assert new_texts(bot, mark, CLIENT) == [guide.message("use_buttons"), guide.step(AT, RUT)]
     assert new_texts(bot, mark, FIRM_CHAT) == new_texts(bot, mark, FIRM_MEMBER) == []
 
-    # A new problem opens a new handoff; the old report stays closed.
-    await report(bot, 3, "whichrut")
+    # Asking for the firm again opens a new handoff; the old report stays closed.
+    await ask_the_firm(bot, AT, "whichrut")
     rows = bot.db_rows("SELECT id, closed_at IS NULL FROM handoffs ORDER BY id")
     assert [open_ for _, open_ in rows] == [0, 1]
     new_report = handoff_ids(bot, FIRM_CHAT)[-1]
     mark = len(bot.request.calls)
     await firm_reply(bot, "Viejo", report_in_group)
     await firm_reply(bot, "Nuevo", new_report)
-    assert new_texts(bot, mark, FIRM_CHAT) == [CLOSED, SENT]
-    assert new_texts(bot, mark, CLIENT) == [f"{FIRM_PREFIX}Nuevo"]
+    assert new_texts(bot, mark, FIRM_CHAT) == [closed, guide.message("firm_reply_sent")]
+    assert new_texts(bot, mark, CLIENT) == [from_firm(guide, "Nuevo")]
     assert_no_error(bot, CLIENT, FIRM_CHAT, FIRM_MEMBER)
 
 
 async def test_cerrar_from_the_private_firm_chat_and_without_a_reply(bot: Harness) -> None:
+    guide = bot.deps.guide
     await reach_step(bot, 1)
-    await report(bot, 1, "phone")
+    await ask_the_firm(bot, 1, "phone")
     mark = len(bot.request.calls)
     await bot.feed(firm_update("/cerrar", chat=FIRM_CHAT))
-    assert new_texts(bot, mark, FIRM_CHAT) == [
-        "Para cerrar una consulta, responde a su mensaje con /cerrar."
-    ]
+    assert new_texts(bot, mark, FIRM_CHAT) == [guide.message("firm_close_usage")]
     assert bot.db_rows("SELECT closed_at FROM handoffs") == [(None,)]
     await firm_reply(bot, "/cerrar", handoff_ids(bot, FIRM_MEMBER)[0], chat=FIRM_MEMBER)
-    assert bot.last_text(FIRM_MEMBER) == "🔒 Consulta cerrada por @socio."
+    assert bot.last_text(FIRM_MEMBER) == guide.message("firm_handoff_closed", actor="@socio")
     assert bot.db_rows("SELECT closed_by FROM handoffs") == [("@socio",)]
 
 
 async def test_replies_to_bot_messages_that_are_not_handoffs(bot: Harness) -> None:
+    guide = bot.deps.guide
+    not_handoff = guide.message("firm_reply_not_handoff")
     # A completion notice (in the outbox, but no handoff).
     await reach_step(bot, 7)
     await bot.press("g:7:yes", **JUANA)
@@ -509,10 +727,7 @@ async def test_replies_to_bot_messages_that_are_not_handoffs(bot: Harness) -> No
     )
     mark = len(bot.request.calls)
     await firm_reply(bot, "¡Gracias Juana!", notice)
-    assert new_texts(bot, mark, FIRM_CHAT) == [
-        "Ese mensaje no es una consulta de un cliente. Para contestarle a un cliente, "
-        "responde al mensaje de su consulta."
-    ]
+    assert new_texts(bot, mark, FIRM_CHAT) == [not_handoff]
     assert new_texts(bot, mark, CLIENT) == []
 
     # A /pendientes listing (sent directly, never in the outbox).
@@ -521,21 +736,18 @@ async def test_replies_to_bot_messages_that_are_not_handoffs(bot: Harness) -> No
     listing = bot.request.last_id(FIRM_CHAT)
     mark = len(bot.request.calls)
     await firm_reply(bot, "Ok", listing)
-    [text] = new_texts(bot, mark, FIRM_CHAT)
-    assert text.startswith(NOT_HANDOFF)
+    assert new_texts(bot, mark, FIRM_CHAT) == [not_handoff]
     assert new_texts(bot, mark, CLIENT) == []
 
     # /cerrar on something that is not a handoff.
     mark = len(bot.request.calls)
     await firm_reply(bot, "/cerrar", notice)
-    assert new_texts(bot, mark, FIRM_CHAT) == [
-        "Para cerrar una consulta, responde a su mensaje con /cerrar."
-    ]
+    assert new_texts(bot, mark, FIRM_CHAT) == [guide.message("firm_close_usage")]
 
 
 async def test_firm_members_talking_among_themselves_get_no_answer(bot: Harness) -> None:
     await reach_step(bot, 2)
-    await report(bot, 2, "login")
+    await ask_the_firm(bot, 2, "login")
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
     colleague = {"id": FIRM_USER_2, "is_bot": False, "first_name": "Ana"}
     mark = len(bot.request.calls)
@@ -548,7 +760,7 @@ async def test_firm_members_talking_among_themselves_get_no_answer(bot: Harness)
 
 async def test_replies_from_chats_that_are_not_the_firms_are_not_relayed(bot: Harness) -> None:
     await reach_step(bot, 2)
-    await report(bot, 2, "login")
+    await ask_the_firm(bot, 2, "login")
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
 
     # A foreign group, replying to a bot message with the same id: ignored entirely.
@@ -568,48 +780,52 @@ async def test_replies_from_chats_that_are_not_the_firms_are_not_relayed(bot: Ha
 
 
 async def test_two_clients_never_see_each_others_handoff(bot: Harness) -> None:
+    guide = bot.deps.guide
+    forwarded = guide.message("client_message_forwarded")
     await reach_step(bot, 2)
     await reach_step(bot, 5, user=OTHER, shown=SHOWN_B, who=PEDRO)
-    await report(bot, 2, "login")
-    await report(bot, 5, "boxes", user=OTHER, who=PEDRO)
+    await ask_the_firm(bot, 2, "login")
+    await ask_the_firm(bot, 5, "boxes", user=OTHER, who=PEDRO)
     report_a, report_b = handoff_ids(bot, FIRM_CHAT)
-    assert_report(
-        bot.texts(FIRM_CHAT)[-1],
-        "Veo otras casillas",
-        5,
-        SHOWN_B,
-        name="Pedro",
-        username="pedro_b",
-        user=OTHER,
-    )
+    assert bot.texts(FIRM_CHAT)[-2:] == [
+        report_text(guide, problem_of(bot, "login").label, 2),
+        report_text(
+            guide,
+            problem_of(bot, "boxes").label,
+            5,
+            shown=SHOWN_B,
+            name="Pedro",
+            username="pedro_b",
+            user=OTHER,
+        ),
+    ]
 
     mark = len(bot.request.calls)
     await firm_reply(bot, "Para Pedro", report_b)
     await firm_reply(bot, "Para Juana", report_a)
-    assert new_texts(bot, mark, OTHER) == [f"{FIRM_PREFIX}Para Pedro"]
-    assert new_texts(bot, mark, CLIENT) == [f"{FIRM_PREFIX}Para Juana"]
+    assert new_texts(bot, mark, OTHER) == [from_firm(guide, "Para Pedro")]
+    assert new_texts(bot, mark, CLIENT) == [from_firm(guide, "Para Juana")]
 
     mark = len(bot.request.calls)
     await bot.say("Soy Pedro", user=OTHER, **PEDRO)
     await bot.say("Soy Juana", **JUANA)
-    pedro_msg, juana_msg = new_texts(bot, mark, FIRM_CHAT)
-    assert pedro_msg.startswith(f"💬 <b>Pedro</b> (<code>{SHOWN_B}</code>):\nSoy Pedro")
-    assert juana_msg.startswith(f"💬 <b>Juana</b> (<code>{SHOWN}</code>):\nSoy Juana")
+    assert new_texts(bot, mark, FIRM_CHAT) == [
+        relayed_to_firm(guide, "Soy Pedro", name="Pedro", shown=SHOWN_B),
+        relayed_to_firm(guide, "Soy Juana"),
+    ]
     relayed_b, relayed_a = handoff_ids(bot, FIRM_CHAT)[-2:]
 
     mark = len(bot.request.calls)
     await firm_reply(bot, "Sólo Pedro", relayed_b)
     await firm_reply(bot, "/cerrar", relayed_a)
-    assert new_texts(bot, mark, OTHER) == [f"{FIRM_PREFIX}Sólo Pedro"]
-    assert new_texts(bot, mark, CLIENT) == [
-        "🔒 pymecontadores.tk cerró la consulta. Si necesitas algo más, usa «🆘 Tengo un problema»."
-    ]
+    assert new_texts(bot, mark, OTHER) == [from_firm(guide, "Sólo Pedro")]
+    assert new_texts(bot, mark, CLIENT) == [guide.message("client_handoff_closed")]
     assert not any("Juana" in t for t in bot.texts(OTHER))
     assert not any("Pedro" in t for t in bot.texts(CLIENT))
     # Pedro's handoff is still open: his words still go to the firm.
     mark = len(bot.request.calls)
     await bot.say("¿Y ahora?", user=OTHER, **PEDRO)
-    assert new_texts(bot, mark, OTHER) == [FORWARDED]
+    assert new_texts(bot, mark, OTHER) == [forwarded]
     assert bot.db_rows("SELECT chat_id, closed_at IS NULL FROM handoffs ORDER BY chat_id") == [
         (CLIENT, 0),
         (OTHER, 1),
@@ -617,17 +833,20 @@ async def test_two_clients_never_see_each_others_handoff(bot: Harness) -> None:
 
 
 async def test_a_client_who_blocked_the_bot(bot: Harness) -> None:
-    await reach_step(bot, 3)
-    await report(bot, 3, "whichrut")
+    guide = bot.deps.guide
+    await reach_step(bot, AT)
+    await ask_the_firm(bot, AT, "whichrut")
     assert bot.db_rows("SELECT COUNT(*) FROM reminders") == [(1,)]
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
     bot.request.fail_next("sendMessage", Forbidden("Forbidden: bot was blocked by the user"))
     mark = len(bot.request.calls)
-    await firm_reply(bot, "¿Sigues ahí?", report_in_group)
+    await firm_reply(bot, "¿Sigue ahí?", report_in_group)
     assert new_texts(bot, mark, CLIENT) == []
-    assert new_texts(bot, mark, FIRM_CHAT) == [
-        "🚫 El cliente bloqueó el bot: no se le puede escribir."
-    ]
+    # The firm is told with the guide's "blocked" notice (whatever name it gives the client).
+    [told] = new_texts(bot, mark, FIRM_CHAT)
+    before, after = guide.message("remind_blocked", client_name="\0").split("\0")
+    assert told.startswith(before) and told.endswith(after), told
+    assert len(told) > len(before) + len(after)
     [(blocked_at,)] = bot.db_rows("SELECT blocked_at FROM authorizations")
     assert blocked_at is not None
     assert bot.db_rows("SELECT kind FROM events ORDER BY id DESC LIMIT 1") == [("blocked",)]
@@ -639,31 +858,28 @@ async def test_a_client_who_blocked_the_bot(bot: Harness) -> None:
 
 
 async def test_a_photo_at_step_7_is_the_proof_sent_with_the_completion(bot: Harness) -> None:
+    guide = bot.deps.guide
     await reach_step(bot, 7)
     mark = len(bot.request.calls)
     await bot.feed(photo_update())
-    texts = new_texts(bot, mark, CLIENT)
-    assert texts[0].startswith("📸 ¡Gracias!")
-    assert texts[1].startswith("<b>Paso 7 de 7</b>")
-    assert len(texts) == 2
-    assert new_calls(bot, mark, "sendPhoto") == []
+    assert new_texts(bot, mark, CLIENT) == [guide.message("proof_received"), guide.step(7, RUT)]
+    assert new_sent(bot, mark, FIRM_CHAT) == new_sent(bot, mark, FIRM_MEMBER) == []
     assert bot.db_rows("SELECT proof_file_id, step FROM authorizations") == [("ph-large", 7)]
     assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
 
     mark = len(bot.request.calls)
     await bot.press("g:7:yes", **JUANA)
-    photos = new_calls(bot, mark, "sendPhoto")
-    assert [int(c.params["chat_id"]) for c in photos] == [FIRM_CHAT, FIRM_MEMBER]
-    assert new_texts(bot, mark, FIRM_CHAT) == []
-    for call in photos:
+    for chat in FIRM_CHATS:
+        [call] = new_sent(bot, mark, chat)
+        assert call.method == "sendPhoto"
         assert call.params["photo"] == "ph-large"
-        caption = call.params["caption"]
-        assert caption.startswith("✅ <b>Autorización completada</b>")
-        assert f"Empresa: <code>{SHOWN}</code>" in caption
-        assert "Cliente: Juana @juana_pyme" in caption
+        assert call.text == completion_text(bot)
         assert call.params["parse_mode"] == "HTML"
     [(completion,)] = bot.db_rows("SELECT id FROM events WHERE kind = 'completed'")
-    assert button_data(photos[0]) == [f"vf:ok:{completion}", f"vf:no:{completion}"]
+    assert button_data(new_sent(bot, mark, FIRM_CHAT)[0]) == [
+        f"vf:ok:{completion}",
+        f"vf:no:{completion}",
+    ]
     notices = bot.db_rows(
         "SELECT chat_id, message_id, photo_file_id FROM outbox WHERE ref = ? ORDER BY id",
         (completion,),
@@ -686,9 +902,13 @@ async def test_a_photo_at_step_7_is_the_proof_sent_with_the_completion(bot: Harn
         (FIRM_CHAT, notices[0][1]),
         (FIRM_MEMBER, notices[1][1]),
     ]
+    verified = guide.message(
+        "firm_verified",
+        actor="@contadora",
+        when=local_datetime(bot.clock.now(), bot.settings.timezone),
+    )
     for call in edits:
-        assert call.params["caption"].startswith("✅ <b>Autorización completada</b>")
-        assert "✅ Verificado en SII por @contadora" in call.params["caption"]
+        assert call.params["caption"] == f"{completion_text(bot)}\n\n{verified}"
         assert "reply_markup" not in call.params or not button_data(call)
     assert new_calls(bot, mark, "editMessageText") == []
     assert bot.db_rows("SELECT verified_by FROM authorizations") == [("@contadora",)]
@@ -698,29 +918,31 @@ async def test_a_completion_without_proof_is_a_text_notice(bot: Harness) -> None
     await reach_step(bot, 7)
     mark = len(bot.request.calls)
     await bot.press("g:7:yes", **JUANA)
-    assert new_calls(bot, mark, "sendPhoto") == []
-    [text] = new_texts(bot, mark, FIRM_CHAT)
-    assert text.startswith("✅ <b>Autorización completada</b>")
+    for chat in FIRM_CHATS:
+        [notice] = new_sent(bot, mark, chat)
+        assert notice.method == "sendMessage"
+        assert notice.text == completion_text(bot)
 
 
 @pytest.mark.parametrize("step", [1, 3, 6])
 async def test_a_photo_at_another_step_is_a_problem_report(bot: Harness, step: int) -> None:
+    guide = bot.deps.guide
     await reach_step(bot, step)
     mark = len(bot.request.calls)
     await bot.feed(photo_update())
-    photos = new_calls(bot, mark, "sendPhoto")
-    assert [int(c.params["chat_id"]) for c in photos] == [FIRM_CHAT, FIRM_MEMBER]
-    for call in photos:
+    for chat in FIRM_CHATS:
+        [call] = new_sent(bot, mark, chat)
+        assert call.method == "sendPhoto"
         assert call.params["photo"] == "ph-large"
-        assert_report(call.params["caption"], "Envió una foto", step)
-    assert new_texts(bot, mark, FIRM_CHAT) == new_texts(bot, mark, FIRM_MEMBER) == []
+        assert call.text == report_text(guide, photo_problem(guide), step)
     texts = new_texts(bot, mark, CLIENT)
-    assert texts[0] == "📸 Se la envié a pymecontadores.tk, que te responderá por aquí."
-    assert texts[1].startswith(f"<b>Paso {step} de 7</b>")
-    assert len(texts) == 2
+    assert texts == [
+        guide.message("photo_forwarded", {"reply_when": promise(bot)}),
+        guide.step(step, RUT),
+    ]
     assert bot.db_rows("SELECT step, proof_file_id FROM authorizations") == [(step, None)]
     [(handoff, problem, at)] = bot.db_rows("SELECT id, problem, step FROM handoffs")
-    assert (problem, at) == ("Envió una foto", step)
+    assert (problem, at) == (photo_problem(guide), step)
     assert bot.db_rows("SELECT chat_id, handoff_id, photo_file_id FROM outbox ORDER BY id") == [
         (FIRM_CHAT, handoff, "ph-large"),
         (FIRM_MEMBER, handoff, "ph-large"),
@@ -729,60 +951,81 @@ async def test_a_photo_at_another_step_is_a_problem_report(bot: Harness, step: i
     # The firm can answer by replying to the photo.
     mark = len(bot.request.calls)
     await firm_reply(bot, "Eso es el paso 4", handoff_ids(bot, FIRM_CHAT)[0])
-    assert new_texts(bot, mark, CLIENT) == [f"{FIRM_PREFIX}Eso es el paso 4"]
+    assert new_texts(bot, mark, CLIENT) == [from_firm(guide, "Eso es el paso 4")]
     assert_no_error(bot)
 
 
-async def test_the_caption_of_a_photo_reaches_the_firm(bot: Harness) -> None:
+@pytest.mark.parametrize(
+    ("caption", "reported"),
+    [
+        ("Me sale este error al entrar", "Me sale este error al entrar"),
+        ("<b>x</b> & " * 100, ("<b>x</b> & " * 100)[:MAX_CAPTION]),
+    ],
+    ids=["short", "long"],
+)
+async def test_the_caption_of_a_photo_reaches_the_firm(
+    bot: Harness, caption: str, reported: str
+) -> None:
+    guide = bot.deps.guide
     await reach_step(bot, 2)
     mark = len(bot.request.calls)
-    await bot.feed(photo_update(caption="Me sale este error al entrar"))
-    for chat in (FIRM_CHAT, FIRM_MEMBER):
-        received = [
-            str(c.params.get("caption") or c.params.get("text"))
-            for c in new_calls(bot, mark)
-            if c.method in ("sendPhoto", "sendMessage") and int(c.params["chat_id"]) == chat
-        ]
-        assert any("Me sale este error al entrar" in text for text in received), received
+    await bot.feed(photo_update(caption=caption))
+    for chat in FIRM_CHATS:
+        assert new_texts(bot, mark, chat) == [report_text(guide, photo_problem(guide, reported), 2)]
+    assert bot.db_rows("SELECT problem FROM handoffs") == [(photo_problem(guide, reported),)]
 
 
 async def test_a_photo_right_after_completing_names_the_company(bot: Harness) -> None:
+    guide = bot.deps.guide
     await reach_step(bot, 7)
     await bot.press("g:7:yes", **JUANA)
     mark = len(bot.request.calls)
     await bot.feed(photo_update())
-    photos = new_calls(bot, mark, "sendPhoto")
-    assert [int(c.params["chat_id"]) for c in photos] == [FIRM_CHAT, FIRM_MEMBER]
-    for call in photos:
-        assert f"<code>{SHOWN}</code>" in call.params["caption"], call.params["caption"]
+    for chat in FIRM_CHATS:
+        [call] = new_sent(bot, mark, chat)
+        assert call.method == "sendPhoto"
+        assert call.text == guide.message("firm_proof", company_rut=SHOWN, client_name="Juana")
+    assert new_texts(bot, mark, CLIENT) == [guide.message("proof_thanks")]
+    assert bot.db_rows("SELECT proof_file_id FROM authorizations") == [("ph-large",)]
+    assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
 
 
 async def test_names_are_escaped_in_what_the_firm_reads(bot: Harness) -> None:
+    guide = bot.deps.guide
     odd: dict[str, Any] = {"first_name": "<b>Ana & Co</b>", "username": None}
     await bot.say("/start", user=OTHER, **odd)
     await bot.say(SHOWN_B, user=OTHER, **odd)
     await bot.press("rut:ok", user=OTHER, **odd)
-    await report(bot, 1, "other", user=OTHER, who=odd)
+    [(step, key), *_] = TYPED
+    assert step == 1
+    await open_answer(bot, step, key, user=OTHER, who=odd)
     await bot.say("hola", user=OTHER, **odd)
-    report_text, relayed = bot.texts(FIRM_CHAT)[-2:]
-    assert f"Cliente: &lt;b&gt;Ana &amp; Co&lt;/b&gt; (id <code>{OTHER}</code>)" in " ".join(
-        report_text.split()
+    report_in_group, relayed = bot.texts(FIRM_CHAT)[-2:]
+    assert report_in_group == report_text(
+        guide,
+        problem_of(bot, key).label,
+        step,
+        shown=SHOWN_B,
+        name="<b>Ana & Co</b>",
+        username=None,
+        user=OTHER,
     )
-    assert relayed.startswith(f"💬 <b>&lt;b&gt;Ana &amp; Co&lt;/b&gt;</b> (<code>{SHOWN_B}</code>)")
-    assert "<b>Ana" not in report_text + relayed
+    assert relayed == relayed_to_firm(guide, "hola", name="<b>Ana & Co</b>", shown=SHOWN_B)
+    assert "<b>Ana" not in report_in_group + relayed
 
 
 async def test_a_long_firm_reply_is_cut_to_fit_and_a_photo_reply_is_explained(
     bot: Harness,
 ) -> None:
+    guide = bot.deps.guide
     await reach_step(bot, 2)
-    await report(bot, 2, "other")
+    await open_answer(bot, 2, "other")
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
     await firm_reply(bot, "x" * 5000, report_in_group)
     relayed = bot.last_text(CLIENT)
-    assert relayed.startswith("💬 <b>pymecontadores.tk</b>") and relayed.endswith("…")
+    assert relayed == from_firm(guide, "x" * MAX_FIRM_REPLY + "…")
     assert len(relayed) <= 4096
-    assert "Enviado" in bot.last_text(FIRM_CHAT)
+    assert bot.last_text(FIRM_CHAT) == guide.message("firm_reply_sent")
 
     photo = firm_update("", reply_to=report_in_group)
     del photo["message"]["text"]
@@ -791,5 +1034,5 @@ async def test_a_long_firm_reply_is_cut_to_fit_and_a_photo_reply_is_explained(
     ]
     before = len(bot.texts(CLIENT))
     await bot.feed(photo)
-    assert "solo puedo pasarle texto" in bot.last_text(FIRM_CHAT)
+    assert bot.last_text(FIRM_CHAT) == guide.message("firm_reply_text_only")
     assert len(bot.texts(CLIENT)) == before

@@ -1,4 +1,8 @@
-"""Reminders bring back clients who stopped: schedule, quiet hours, opt-out, crashes, later."""
+"""Reminders bring back clients who stopped: schedule, quiet hours, opt-out, crashes, later.
+
+Expected wording comes from the guide in effect (`bot.deps.guide`); the "remind me later"
+choices are named by `bot.schedule.remind_later_options`.
+"""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -14,7 +18,9 @@ from telegram.error import BadRequest, Forbidden, NetworkError
 from bot.clock import from_timestamp
 from bot.reminders import ReminderSweeper, next_after
 from bot.repository import DueReminder, ReminderKind
+from bot.schedule import LaterOption, remind_later_options
 from bot.settings import Settings
+from conversations.guide import local_date, local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness, db_rows, make_settings
 from tests.fake_telegram import Call, button_data, buttons
 
@@ -22,6 +28,7 @@ RUT = "76086428-5"
 SHOWN_RUT = "76.086.428-5"
 OTHER_CLIENT = 777_002
 OTHER_RUT = "77111222-6"
+OTHER_SHOWN = "77.111.222-6"
 SCL = ZoneInfo("America/Santiago")
 REMINDER_BUTTONS = ["st:resume", "rem:stop"]
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # FakeClock's start: 12:00 in Santiago
@@ -90,14 +97,33 @@ async def run_reminders_job(bot: Harness) -> None:
     await job.run(bot.app)
 
 
-def assert_step_reminder(call: Call, step: int, chat_id: int = CLIENT) -> None:
+def step_reminder(bot: Harness, step: int, shown: str = SHOWN_RUT) -> str:
+    """The reminder of an unfinished step, as the client must read it."""
+    return bot.deps.guide.message("reminder_step", step=step, company_rut=shown)
+
+
+def assert_reminder_buttons(bot: Harness, call: Call) -> None:
+    """A reminder offers to continue or to stop reminders, labelled as the guide says."""
+    guide = bot.deps.guide
+    assert button_data(call) == REMINDER_BUTTONS
+    assert [b["text"] for b in buttons(call)] == [
+        guide.button("continue"),
+        guide.button("stop_reminders"),
+    ]
+
+
+def assert_step_reminder(
+    bot: Harness, call: Call, step: int, chat_id: int = CLIENT, shown: str = SHOWN_RUT
+) -> None:
     """A reminder of an unfinished step, with its two buttons."""
     assert int(call.params["chat_id"]) == chat_id
-    text = str(call.params["text"])
-    assert f"paso {step} de 7" in text
-    assert "ALEX BRITO MARDONES" in text
-    assert button_data(call) == REMINDER_BUTTONS
-    assert [b["text"] for b in buttons(call)] == ["▶️ Continuar", "🔕 No recordar más"]
+    assert call.text == step_reminder(bot, step, shown)
+    assert_reminder_buttons(bot, call)
+
+
+def step_text(bot: Harness, step: int, rut: str = RUT) -> str:
+    """Step `step` of the guide, as the client must read it."""
+    return bot.deps.guide.step(step, rut)
 
 
 async def reminders_sent(bot: Harness, rut: str = RUT) -> int:
@@ -193,8 +219,7 @@ async def test_each_scheduled_reminder_fires_exactly_once(bot: Harness) -> None:
         assert await sweep(bot) == [], f"nothing before day {day}"
         bot.clock.advance(seconds=1)
         [reminder] = await sweep(bot)
-        assert_step_reminder(reminder, 3)
-        assert SHOWN_RUT in reminder.params["text"]
+        assert_step_reminder(bot, reminder, 3)
         assert await sweep(bot) == [], "a second sweep at the same time sends nothing"
         assert await reminders_sent(bot) == number
         assert bot.texts(FIRM_CHAT) == []
@@ -216,7 +241,7 @@ async def test_the_reminders_job_sends_due_reminders(bot: Harness) -> None:
     bot.request.clear()
     await run_reminders_job(bot)
     [reminder] = bot.request.sent(CLIENT)
-    assert_step_reminder(reminder, 2)
+    assert_step_reminder(bot, reminder, 2)
     await run_reminders_job(bot)
     assert len(bot.request.sent(CLIENT)) == 1
 
@@ -251,7 +276,7 @@ async def test_a_sweep_already_running_is_not_doubled(bot: Harness) -> None:
     assert await sweeper.sweep(bot.app.bot) == 0
     release.set()
     assert await first == 1
-    assert len([t for t in bot.texts() if "paso 2 de 7" in t]) == 1
+    assert bot.texts().count(step_reminder(bot, 2)) == 1
 
 
 # --- quiet hours --------------------------------------------------------------------------
@@ -275,7 +300,7 @@ async def test_quiet_hours_defer_a_reminder_to_nine(
             assert await sweep(bot) == [], when.astimezone(SCL).isoformat()
         move_to(clock, local(26, 9) + first_sweep_after)
         [reminder] = await sweep(bot)
-        assert_step_reminder(reminder, 3)
+        assert_step_reminder(bot, reminder, 3)
         assert await sweep(bot) == []
         assert await reminders_sent(bot) == 1
     finally:
@@ -341,7 +366,7 @@ async def test_activity_restarts_the_reminder_clock(
     assert await sweep(bot) == []
     move_to(bot.clock, t0 + timedelta(days=1.9))
     [reminder] = await sweep(bot)
-    assert_step_reminder(reminder, 3)
+    assert_step_reminder(bot, reminder, 3)
 
 
 # --- what stops reminders -----------------------------------------------------------------
@@ -356,7 +381,7 @@ async def test_opt_out_stops_every_reminder_and_the_digest_lists_it(bot: Harness
     assert "rem:stop" in button_data(reminder)
     bot.clock.advance(hours=1)
     await bot.press("rem:stop")
-    assert "no te enviaré más recordatorios" in bot.last_text()
+    assert bot.last_text() == bot.deps.guide.message("opted_out")
     authorization = await bot.repository.authorization(RUT)
     assert authorization is not None and authorization.opted_out_at == bot.clock.now()
     assert authorization.reminders_sent == 1
@@ -364,7 +389,8 @@ async def test_opt_out_stops_every_reminder_and_the_digest_lists_it(bot: Harness
     assert event_kinds(bot.settings, RUT)[-1] == "opted_out"
 
     await bot.press("g:3:next")  # still working: activity reschedules nothing
-    assert "Paso 4 de 7" in bot.last_text()
+    assert bot.last_text() == step_text(bot, 4)
+    last_activity = bot.clock.now()
     assert reminder_rows(bot.settings) == []
     for day in (3, 7, 8, 30):
         move_to(bot.clock, t0 + timedelta(days=day))
@@ -372,12 +398,23 @@ async def test_opt_out_stops_every_reminder_and_the_digest_lists_it(bot: Harness
 
     move_to(bot.clock, t0 + timedelta(days=31))
     await run_reminders_job(bot)
-    [digest] = [t for t in bot.texts(FIRM_CHAT) if "Resumen diario" in t]
-    assert "⏳ <b>Pendientes (0), las más antiguas primero:</b>\n• ninguna" in digest
-    assert (
-        "🔕 <b>No quieren recordatorios (1):</b>\n"
-        f"• <code>{SHOWN_RUT}</code> Juana – paso 4 de 7, 1 recordatorio(s)"
-    ) in digest
+    guide, tz = bot.deps.guide, bot.settings.timezone
+    header = guide.message("digest_header", date=local_date(bot.clock.now(), tz))
+    [digest] = [t for t in bot.texts(FIRM_CHAT) if t.startswith(header)]
+    pending = [guide.message("digest_pending", count=0), guide.message("digest_none")]
+    assert "\n".join(pending) in digest
+    opted_out = [
+        guide.message("digest_opted_out", count=1),
+        guide.message(
+            "digest_pending_line",
+            company_rut=SHOWN_RUT,
+            client_name="Juana",
+            progress=guide.message("progress_step", step=4),
+            reminders=1,
+            when=local_datetime(last_activity, tz),
+        ),
+    ]
+    assert "\n".join(opted_out) in digest
 
 
 async def test_opt_out_after_cancelling_still_records_it(bot: Harness) -> None:
@@ -386,7 +423,7 @@ async def test_opt_out_after_cancelling_still_records_it(bot: Harness) -> None:
     await sweep(bot)
     await bot.say("/cancelar")
     await bot.press("rem:stop")  # the button on the reminder, with no conversation open
-    assert "no te enviaré más recordatorios" in bot.last_text()
+    assert bot.last_text() == bot.deps.guide.message("opted_out")
     authorization = await bot.repository.authorization(RUT)
     assert authorization is not None and authorization.opted_out_at == bot.clock.now()
     bot.clock.advance(days=30)
@@ -398,9 +435,9 @@ async def test_completion_stops_reminders(bot: Harness) -> None:
     t0 = bot.clock.now()
     bot.clock.advance(days=1)
     [reminder] = await sweep(bot)
-    assert_step_reminder(reminder, 7)
+    assert_step_reminder(bot, reminder, 7)
     await bot.press("g:7:yes")
-    assert "¡Listo!" in bot.last_text()
+    assert bot.last_text() == bot.deps.guide.message("done", company_rut=SHOWN_RUT)
     assert reminder_rows(bot.settings) == []
     await bot.press("st:resume")  # the old reminder's button: nothing to resume now
     assert reminder_rows(bot.settings) == []
@@ -415,12 +452,12 @@ async def test_cancel_stops_reminders_even_if_the_client_writes_again(bot: Harne
     t0 = bot.clock.now()
     bot.clock.advance(hours=2)
     await bot.say("/cancelar")
-    assert "Lo dejamos aquí" in bot.last_text()
+    assert bot.last_text() == bot.deps.guide.message("cancelled")
     assert reminder_rows(bot.settings) == []
 
     bot.clock.advance(hours=3)
     await bot.say("hola")
-    assert "Escribe /start para comenzar" in bot.last_text()
+    assert bot.last_text() == bot.deps.guide.message("no_conversation")
     await bot.send("sticker")
     assert reminder_rows(bot.settings) == []
     for day in (1, 2, 3, 7, 30):
@@ -439,7 +476,7 @@ async def test_blocked_bot_marks_the_client_and_never_retries(bot: Harness) -> N
     move_to(bot.clock, t0 + timedelta(days=1))
     bot.request.fail_next("sendMessage", Forbidden("Forbidden: bot was blocked by the user"))
     [other] = await sweep(bot)  # the first one (CLIENT's) is refused; the sweep goes on
-    assert_step_reminder(other, 2, chat_id=OTHER_CLIENT)
+    assert_step_reminder(bot, other, 2, chat_id=OTHER_CLIENT, shown=OTHER_SHOWN)
     assert bot.request.faults["sendMessage"] == []
 
     authorization = await bot.repository.authorization(RUT)
@@ -452,7 +489,7 @@ async def test_blocked_bot_marks_the_client_and_never_retries(bot: Harness) -> N
         move_to(bot.clock, t0 + timedelta(days=day))
         for call in await sweep(bot):
             assert int(call.params["chat_id"]) != CLIENT
-    assert bot.request.sent(CLIENT)[-1].params["text"].startswith("<b>Paso 3 de 7")
+    assert bot.request.last(CLIENT).text == step_text(bot, 3)
 
 
 async def test_a_blocked_client_who_writes_again_gets_reminders_again(bot: Harness) -> None:
@@ -462,7 +499,7 @@ async def test_a_blocked_client_who_writes_again_gets_reminders_again(bot: Harne
     assert await sweep(bot) == []
     bot.clock.advance(days=2)
     await bot.press("g:3:next")
-    assert "Paso 4 de 7" in bot.last_text()
+    assert bot.last_text() == step_text(bot, 4)
     authorization = await bot.repository.authorization(RUT)
     assert authorization is not None and authorization.blocked_at is None
     [row] = reminder_rows(bot.settings)
@@ -524,7 +561,7 @@ async def test_a_reminder_scheduled_before_a_crash_is_sent_once_after(
     second = await Harness(settings, clock).boot()
     try:
         [reminder] = await sweep(second)
-        assert_step_reminder(reminder, 3)
+        assert_step_reminder(second, reminder, 3)
         assert await sweep(second) == []
     finally:
         await second.close()
@@ -535,7 +572,7 @@ async def test_a_reminder_scheduled_before_a_crash_is_sent_once_after(
         assert await reminders_sent(third) == 1
         move_to(clock, t0 + timedelta(days=3))
         [reminder] = await sweep(third)
-        assert_step_reminder(reminder, 3)
+        assert_step_reminder(third, reminder, 3)
         assert await reminders_sent(third) == 1 + 1
     finally:
         await third.close()
@@ -550,12 +587,12 @@ async def test_continue_resumes_at_the_stored_step(bot: Harness) -> None:
     await sweep(bot)
     bot.clock.advance(hours=5)
     await bot.press("st:resume")
-    assert "Paso 4 de 7" in bot.last_text()
+    assert bot.last_text() == step_text(bot, 4)
     assert set(button_data(bot.request.last(CLIENT))) >= {"g:4:next", "g:4:back"}
     [row] = reminder_rows(bot.settings)
     assert (row.kind, row.sequence, row.due_at) == ("auto", 0, bot.clock.now() + timedelta(days=1))
     await bot.press("g:4:next")
-    assert "Paso 5 de 7" in bot.last_text()
+    assert bot.last_text() == step_text(bot, 5)
 
 
 async def test_continue_in_a_fresh_process_resumes_at_the_stored_step(
@@ -571,9 +608,9 @@ async def test_continue_in_a_fresh_process_resumes_at_the_stored_step(
     second = await Harness(settings, clock).boot()
     try:
         await second.press("st:resume")
-        assert "Paso 3 de 7" in second.last_text()
+        assert second.last_text() == step_text(second, 3)
         await second.press("g:3:next")
-        assert "Paso 4 de 7" in second.last_text()
+        assert second.last_text() == step_text(second, 4)
         authorization = await second.repository.authorization(RUT)
         assert authorization is not None and authorization.step == 4
     finally:
@@ -589,30 +626,60 @@ async def test_continue_after_cancelling_resumes_at_the_stored_step(bot: Harness
     assert reminder_rows(bot.settings) == []
 
     await bot.press("st:resume")
-    assert "Paso 5 de 7" in bot.last_text()
+    assert bot.last_text() == step_text(bot, 5)
     conversation = await bot.repository.conversation(CLIENT, CLIENT)
     assert conversation is not None
     assert (conversation.state, conversation.company_rut) == ("guide", RUT)
     [row] = reminder_rows(bot.settings)
     assert row.due_at == bot.clock.now() + timedelta(days=1)
     await bot.press("g:5:next")
-    assert "Paso 6 de 7" in bot.last_text()
+    assert bot.last_text() == step_text(bot, 6)
 
 
 # --- remind me later ----------------------------------------------------------------------
 
 LATER_OPTIONS = ["later:1h", "later:tonight", "later:tomorrow"]
-LATER_LABELS = ["En 1 hora", "Esta noche 20:00", "Mañana 9:00"]
+# Before a company is known, the later menu is offered while the RUT is asked (after "on the
+# computer") and on the explanation of how to open the chat on the computer (on the phone).
+BEFORE_THE_RUT = [
+    pytest.param("dev:pc", "ask_rut", id="ask-rut"),
+    pytest.param("dev:phone", "on_phone", id="on-phone"),
+]
 
 
-async def test_later_menu_at_the_welcome_offers_three_times_at_noon(bot: Harness) -> None:
+def later_options(bot: Harness) -> list[LaterOption]:
+    """The "remind me later" choices a client is offered right now."""
+    settings = bot.settings
+    return remind_later_options(bot.clock.now(), settings.timezone, settings.quiet_hours)
+
+
+def later_set(bot: Harness, key: str) -> str:
+    """The confirmation of the choice `key`, picked right now."""
+    [option] = [o for o in later_options(bot) if o.key == key.removeprefix("later:")]
+    return bot.deps.guide.message("later_set", when=option.label[:1].lower() + option.label[1:])
+
+
+async def open_before_the_rut(bot: Harness, device: str, shown: str) -> None:
+    """/start, then answer where the client is reading: the message offering "later"."""
     await bot.say("/start")
+    await bot.press(device)
+    assert bot.last_text() == bot.deps.guide.message(shown)
     assert "later:menu" in button_data(bot.request.last(CLIENT))
+
+
+@pytest.mark.parametrize(("device", "shown"), BEFORE_THE_RUT)
+async def test_later_menu_before_the_rut_offers_three_times_at_noon(
+    bot: Harness, device: str, shown: str
+) -> None:
+    await open_before_the_rut(bot, device, shown)
     await bot.press("later:menu")
     menu = bot.request.last(CLIENT)
-    assert "¿Cuándo te lo recuerdo?" in menu.params["text"]
+    assert menu.text == bot.deps.guide.message("later_menu")
     assert button_data(menu) == LATER_OPTIONS
-    assert [b["text"] for b in buttons(menu)] == LATER_LABELS
+    options = later_options(bot)
+    assert [b["text"] for b in buttons(menu)] == [o.label for o in options]
+    # In an hour, tonight at 20:00 and tomorrow at 9:00.
+    assert [o.at for o in options] == [local(24, 13), local(24, 20), local(25, 9)]
 
 
 async def test_later_menu_at_a_step_offers_the_same_times(bot: Harness) -> None:
@@ -628,24 +695,27 @@ async def test_tonight_is_not_offered_after_seven_pm(bot: Harness) -> None:
     await bot.press("later:menu")
     assert button_data(bot.request.last(CLIENT)) == ["later:1h", "later:tomorrow"]
     await bot.press("later:tonight")  # an option offered earlier in the day
-    assert "ya no está disponible" in bot.last_text()
+    assert bot.last_text() == bot.deps.guide.message("later_expired")
     assert button_data(bot.request.last(CLIENT)) == ["later:1h", "later:tomorrow"]
     assert [r.kind for r in reminder_rows(bot.settings)] == ["auto"]
 
 
-async def test_later_tomorrow_at_the_welcome_reminds_once_at_nine(bot: Harness) -> None:
-    await bot.say("/start")
+@pytest.mark.parametrize(("device", "shown"), BEFORE_THE_RUT)
+async def test_later_tomorrow_before_the_rut_reminds_once_at_nine(
+    bot: Harness, device: str, shown: str
+) -> None:
+    await open_before_the_rut(bot, device, shown)
     await bot.press("later:menu")
     await bot.press("later:tomorrow")
-    assert "Te escribiré mañana 9:00" in bot.last_text()
+    assert bot.last_text() == later_set(bot, "later:tomorrow")
     assert reminder_rows(bot.settings) == [Row(CLIENT, None, "later", 0, START, local(25, 9))]
     for when in (local(24, 13), local(24, 20), local(25, 8, 59, 59)):
         move_to(bot.clock, when)
         assert await sweep(bot) == []
     move_to(bot.clock, local(25, 9))
     [reminder] = await sweep(bot)
-    assert "Me pediste que te recordara" in reminder.params["text"]
-    assert button_data(reminder) == REMINDER_BUTTONS
+    assert reminder.text == bot.deps.guide.message("reminder_welcome")
+    assert_reminder_buttons(bot, reminder)
     assert reminder_rows(bot.settings) == []
     for when in (local(25, 12), local(26, 9), local(30, 9)):
         move_to(bot.clock, when)
@@ -656,7 +726,7 @@ async def test_later_tomorrow_at_a_step_replaces_the_schedule(bot: Harness) -> N
     await bot.reach_step(3)
     await bot.press("later:menu")
     await bot.press("later:tomorrow")
-    assert "Te escribiré mañana 9:00" in bot.last_text()
+    assert bot.last_text() == later_set(bot, "later:tomorrow")
     assert [(r.kind, r.company_rut, r.due_at) for r in reminder_rows(bot.settings)] == [
         ("later", RUT, local(25, 9))
     ]
@@ -666,7 +736,7 @@ async def test_later_tomorrow_at_a_step_replaces_the_schedule(bot: Harness) -> N
         assert await sweep(bot) == []
     move_to(bot.clock, local(25, 9))
     [reminder] = await sweep(bot)
-    assert_step_reminder(reminder, 3)
+    assert_step_reminder(bot, reminder, 3)
     assert await reminders_sent(bot) == 1
     move_to(bot.clock, local(25, 12))  # when the automatic one would have come: gone
     assert await sweep(bot) == []
@@ -677,12 +747,12 @@ async def test_later_tomorrow_at_a_step_replaces_the_schedule(bot: Harness) -> N
 async def test_later_in_one_hour(bot: Harness) -> None:
     await bot.reach_step(2)
     await bot.press("later:1h")
-    assert "Te escribiré en 1 hora" in bot.last_text()
+    assert bot.last_text() == later_set(bot, "later:1h")
     [row] = reminder_rows(bot.settings)
     assert (row.kind, row.due_at) == ("later", local(24, 13))
     move_to(bot.clock, local(24, 13))
     [reminder] = await sweep(bot)
-    assert_step_reminder(reminder, 2)
+    assert_step_reminder(bot, reminder, 2)
 
 
 async def test_a_forged_later_option_shows_the_options_and_schedules_nothing(
@@ -690,7 +760,7 @@ async def test_a_forged_later_option_shows_the_options_and_schedules_nothing(
 ) -> None:
     await bot.say("/start")
     await bot.press("later:zzz")
-    assert "ya no está disponible" in bot.last_text()
+    assert bot.last_text() == bot.deps.guide.message("later_expired")
     assert button_data(bot.request.last(CLIENT)) == LATER_OPTIONS
     assert reminder_rows(bot.settings) == []
 
@@ -704,9 +774,10 @@ async def test_a_forged_later_option_shows_the_options_and_schedules_nothing(
 
 
 async def test_a_chosen_reminder_survives_a_thank_you(bot: Harness) -> None:
-    await bot.say("/start")
+    await open_before_the_rut(bot, "dev:phone", "on_phone")
+    await bot.press("later:menu")
     await bot.press("later:tomorrow")
-    assert "Te escribiré mañana 9:00" in bot.last_text()
+    assert bot.last_text() == later_set(bot, "later:tomorrow")
     await bot.say("gracias")
     assert [row.kind for row in reminder_rows(bot.settings)] == ["later"]
     move_to(bot.clock, local(25, 9))
@@ -721,10 +792,12 @@ async def test_in_one_hour_is_not_promised_when_quiet_hours_defer_it(
     bot = await Harness(quiet, clock).boot()
     try:
         await bot.reach_step(3)
-        await bot.press("later:1h")
-        promised = "Te escribiré en 1 hora" in bot.last_text()
-        [row] = reminder_rows(quiet)
-        assert not promised or row.due_at <= clock.now() + timedelta(hours=1)
+        await bot.press("later:menu")
+        # 21:30 is in quiet hours: "in 1 hour" would really be tomorrow's 9:00, offered as such.
+        assert button_data(bot.request.last(CLIENT)) == ["later:tomorrow"]
+        await bot.press("later:1h")  # from a menu shown earlier
+        assert bot.last_text() == bot.deps.guide.message("later_expired")
+        assert [r.kind for r in reminder_rows(quiet)] == ["auto"]
     finally:
         await bot.close()
 
@@ -737,7 +810,7 @@ async def test_after_long_downtime_one_reminder_then_the_schedule_gaps(bot: Harn
     t0 = bot.clock.now()
     move_to(bot.clock, t0 + timedelta(days=10))
     [reminder] = await sweep(bot)  # three are overdue; only one is sent
-    assert_step_reminder(reminder, 3)
+    assert_step_reminder(bot, reminder, 3)
     assert await sweep(bot) == []
     [row] = reminder_rows(bot.settings)
     assert (row.sequence, row.due_at) == (1, t0 + timedelta(days=12))  # 3d - 1d after it

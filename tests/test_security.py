@@ -1,13 +1,18 @@
-"""Security: the token stays secret, the firm's side stays the firm's, SQL stays parameterized."""
+"""Security: the token stays secret, the firm's side stays the firm's, SQL stays parameterized.
+
+Expected wording comes from the guide in effect (`bot.deps.guide`), never from copied Spanish.
+"""
 
 import ast
 import asyncio
 import html
 import io
 import logging
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +20,9 @@ import pytest
 from telegram.error import NetworkError
 
 from bot.logging_setup import configure_logging
+from bot.notifications import describe_duration
 from bot.polling import Poller
+from conversations.guide import local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, TOKEN, Harness
 from tests.fake_telegram import Call, button_data, callback_update
 
@@ -31,7 +38,7 @@ SHOWN_B = "11.111.111-1"
 OTHER = 777_002  # a second client
 INTRUDER = 31_337  # a stranger writing to the bot privately
 FIRM_USER = 5150  # a member of the firm's group, here writing to the bot privately
-UNKNOWN_COMMAND = "No conozco ese comando"
+LINK = re.compile(r"https://t\.me/sii_test_bot\?start=[A-Za-z0-9_-]+")
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -40,7 +47,7 @@ UNKNOWN_COMMAND = "No conozco ese comando"
 async def complete(bot: Harness, shown: str = SHOWN, user: int = CLIENT, **who: Any) -> None:
     await bot.reach_step(7, rut=shown, user=user, **who)
     await bot.press("g:7:yes", user=user, **who)
-    assert "¡Listo!" in bot.last_text(user)
+    assert bot.last_text(user) == bot.deps.guide.message("done", company_rut=shown)
 
 
 async def firm_say(bot: Harness, text: str) -> None:
@@ -71,7 +78,8 @@ def schema(bot: Harness) -> list[tuple[Any, ...]]:
 
 
 def replies(bot: Harness, chat: int) -> list[tuple[str, list[str]]]:
-    return [(str(call.params["text"]), button_data(call)) for call in bot.request.sent(chat)]
+    """Everything sent to a chat: texts (or captions) with their buttons' data."""
+    return [(call.text, button_data(call)) for call in bot.request.sent(chat)]
 
 
 def all_text(calls: list[Call]) -> str:
@@ -102,6 +110,19 @@ def redacted_log() -> Iterator[io.StringIO]:
             logging.getLogger(name).setLevel(level)
 
 
+class _FailureWatcher(logging.Handler):
+    """Wakes a test up when a log message starting with `prefix` is emitted."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.prefix):
+            self.seen.set()
+
+
 # The job is run by hand, outside a running application: PTB warns about that.
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBUserWarning")
 async def test_the_token_never_reaches_the_logs_nor_any_chat(
@@ -110,8 +131,10 @@ async def test_the_token_never_reaches_the_logs_nor_any_chat(
     url = f"{API}/bot{TOKEN}/sendMessage"
     # A whole flow, with a network failure whose text carries the request URL.
     await bot.reach_step(3, rut=SHOWN)
-    bot.request.fail_next("sendMessage", NetworkError(f"httpx.ConnectError: {url} ({TOKEN})"))
+    # Step 4 is lost on its way (steps are photos).
+    bot.request.fail_next("sendPhoto", NetworkError(f"httpx.ConnectError: {url} ({TOKEN})"))
     await bot.press("g:3:next")
+    assert bot.texts()[-2:] == [bot.deps.guide.message("error"), bot.deps.guide.step(4, RUT)]
     await bot.say("/start")
     await bot.press("st:keep")
     await bot.steps_from(4, 7)
@@ -137,11 +160,14 @@ async def test_the_token_never_reaches_the_logs_nor_any_chat(
     # Polling failing with the URL in the error.
     bot.request.fail_next("getUpdates", NetworkError(f"Bad Gateway at {API}/bot{TOKEN}/getUpdates"))
     poller = Poller(bot.app, bot.repository, ["message", "callback_query"])
-    polling = asyncio.create_task(poller.run())
-    for _ in range(200):
-        if "getUpdates failed" in redacted_log.getvalue():
-            break
-        await asyncio.sleep(0.01)
+    watcher = _FailureWatcher("getUpdates failed")
+    polling_log = logging.getLogger("bot.polling")
+    polling_log.addHandler(watcher)
+    try:
+        polling = asyncio.create_task(poller.run())
+        await asyncio.wait_for(watcher.seen.wait(), timeout=5)
+    finally:
+        polling_log.removeHandler(watcher)
     poller.stop()
     await asyncio.wait_for(polling, timeout=5)
 
@@ -196,7 +222,11 @@ async def test_firm_commands_outside_the_firm_are_unknown_commands_and_write_not
 
     await bot.say("/xyz", user=sender, first_name="Extraño")
     unknown = replies(bot, sender)
-    assert UNKNOWN_COMMAND in unknown[0][0]
+    guide = bot.deps.guide
+    assert unknown == [
+        (guide.message("unknown_command"), []),
+        (guide.message("no_conversation"), []),
+    ]
     bot.request.clear()
 
     await bot.say(command, user=sender, first_name="Extraño")
@@ -226,6 +256,7 @@ A_BUTTONS = [
     "g:5:next",
     "g:5:back",
     "g:5:listed",
+    "g:5:had",
     "g:6:save",
     "g:6:mismatch",
     "g:7:yes",
@@ -233,6 +264,9 @@ A_BUTTONS = [
     "g:7:back5",
     "pb:5",
     "pb:5:listed",
+    "pb:5:listed:firm",
+    "pb:5:boxes:firm",
+    "pb:5:other",
     "rut:ok",
     "rut:edit",
     "rep:yes",
@@ -257,11 +291,12 @@ async def test_a_client_pressing_another_clients_buttons_moves_only_their_own(
     assert bot.request.sent(CLIENT) == []
     assert {int(c.params["chat_id"]) for c in bot.request.calls if "chat_id" in c.params} <= {OTHER}
     assert SHOWN not in all_text(bot.request.calls)
+    assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]  # nor opened one for B
     b = await bot.repository.authorization(RUT_B)
     assert b is not None and b.step == 2 and b.client_chat_id == OTHER
     # B's own button still works, on B's company only.
     await bot.press("g:2:next", user=OTHER, first_name="Beto")
-    assert "Paso 3 de 7" in bot.last_text(OTHER)
+    assert bot.last_text(OTHER) == bot.deps.guide.step(3, RUT_B)
     assert _rows_of(bot, CLIENT, RUT) == a_before
 
 
@@ -298,13 +333,24 @@ async def test_firm_buttons_from_non_firm_chats_change_and_reveal_nothing(
     methods = {call.method for call in bot.request.calls}
     assert methods <= {"sendMessage", "answerCallbackQuery", "editMessageReplyMarkup"}
     assert bot.request.sent() == bot.request.sent(presser)
+    shown = [str(value) for call in bot.request.calls for value in call.params.values()]
     if presser != CLIENT:
         leaked = all_text(bot.request.calls)
-        for secret in (SHOWN, SHOWN_B, RUT, RUT_B, "Juana", "Beto", "Pendientes"):
+        for secret in (SHOWN, SHOWN_B, RUT, RUT_B, "Juana", "Beto"):
             assert secret not in leaked
     authorization = await bot.repository.authorization(RUT)
     assert authorization is not None
     assert authorization.completed_at is not None and authorization.verified_at is None
+
+    # Nothing of what the firm's listings show reached the presser (the client may see
+    # their own company and name, not the listings' lines).
+    bot.request.clear()
+    await firm_say(bot, "/pendientes")
+    await firm_say(bot, "/completadas")
+    listings = [text.split("\n") for text in bot.texts(FIRM_CHAT)]
+    assert len(listings) == 2 and all(len(lines) == 2 for lines in listings)
+    for line in (line for lines in listings for line in lines):
+        assert not any(line in text for text in shown)
 
 
 @pytest.mark.parametrize("stranger", [INTRUDER, OTHER], ids=["no-data", "own-data"])
@@ -320,7 +366,7 @@ async def test_delete_yes_by_someone_else_deletes_nothing_of_the_client(
 
     await bot.press("del:yes", user=stranger, first_name="Beto")
 
-    assert "borramos tus datos" in bot.last_text(stranger)
+    assert bot.last_text(stranger) == bot.deps.guide.message("delete_done")
     after = [_rows_of(bot, CLIENT, RUT), _rows_of(bot, CLIENT, RUT_B)]
     if stranger == OTHER:  # the firm's copy of the deletion notice is queued in the outbox
         for before_rows, after_rows in zip(mine, after, strict=True):
@@ -331,7 +377,7 @@ async def test_delete_yes_by_someone_else_deletes_nothing_of_the_client(
         assert len(bot.request.sent(FIRM_CHAT)) == firm_before
     assert (await bot.repository.authorization(RUT)) is not None
     await bot.press("g:3:next")
-    assert "Paso 4 de 7" in bot.last_text()
+    assert bot.last_text() == bot.deps.guide.step(4, RUT)
 
 
 @pytest.mark.parametrize("data", ["st:over", "st:keep", "st:resume", "rem:stop", "del:yes"])
@@ -376,8 +422,9 @@ async def test_sql_shaped_rut_input_is_refused_and_touches_nothing(bot: Harness,
 
     await bot.say(text)
 
-    answer = bot.last_text()
-    assert "no parece un RUT" in answer or "dígito verificador" in answer
+    guide = bot.deps.guide
+    refusals = {guide.message("rut_not_a_rut"), guide.message("rut_wrong_check_digit")}
+    assert bot.last_text() in refusals
     assert button_data(bot.request.last(CLIENT)) == []
     assert schema(bot) == shape
     assert dump(bot) == before
@@ -407,9 +454,17 @@ async def test_quote_laden_unicode_names_are_stored_verbatim(
     kinds = [row[0] for row in bot.db_rows("SELECT kind FROM events ORDER BY id")]
     assert kinds == ["started", *["step"] * 6, "completed"]
     notice = bot.last_text(FIRM_CHAT)
+    # The guide escapes each value for Telegram's HTML: the names show as typed.
+    assert notice == bot.deps.guide.message(
+        "firm_completed",
+        company_rut=SHOWN,
+        client_name=first_name,
+        client_username=f"@{username}" if username else "",
+        client_id=CLIENT,
+        completed_at=local_datetime(bot.clock.now(), bot.settings.timezone),
+        duration=describe_duration(timedelta(0)),
+    )
     assert html.escape(first_name) in notice
-    if username:
-        assert f"@{html.escape(username)}" in notice
     assert "<b>Jefa</b>" not in notice
 
 
@@ -428,8 +483,19 @@ async def test_invitation_names_with_quotes_are_stored_verbatim(bot: Harness, na
 
     await firm_say(bot, f"/invitar {SHOWN} {name}")
 
-    assert "t.me/sii_test_bot?start=" in bot.texts(FIRM_CHAT)[-2]
-    assert html.escape(name) in bot.texts(FIRM_CHAT)[-2]
+    created, forward = bot.texts(FIRM_CHAT)[-2:]
+    match = LINK.search(created)
+    assert match is not None
+    expires = bot.clock.now() + bot.settings.invitation_ttl
+    assert created == bot.deps.guide.message(
+        "invite_created",
+        company_rut=SHOWN,
+        client_name=name,
+        link=match.group(0),
+        expires=local_datetime(expires, bot.settings.timezone),
+    )
+    assert html.escape(name) in created
+    assert forward == bot.deps.guide.message("invite_forward", link=match.group(0))
     assert schema(bot) == shape
     assert bot.db_rows("SELECT client_name, company_rut FROM invitations") == [(name, RUT)]
     assert bot.db_rows("SELECT invited_name FROM authorizations WHERE company_rut = ?", (RUT,)) == [
@@ -439,21 +505,22 @@ async def test_invitation_names_with_quotes_are_stored_verbatim(bot: Harness, na
 
 
 @pytest.mark.parametrize(
-    "command",
+    ("command", "answer"),
     [
-        "/estado 76086428-5' OR '1'='1",
-        "/recordar 76086428-5'; DELETE FROM reminders; --",
-        "/completadas desde 2026-01-01' OR 1=1 --",
-        "/invitar '; DROP TABLE invitations; --",
+        ("/estado 76086428-5' OR '1'='1", "status_usage"),
+        ("/recordar 76086428-5'; DELETE FROM reminders; --", "remind_usage"),
+        ("/completadas desde 2026-01-01' OR 1=1 --", "completed_usage"),
+        ("/invitar '; DROP TABLE invitations; --", "invite_bad_rut"),
     ],
 )
 async def test_sql_shaped_firm_arguments_get_the_usage_and_touch_nothing(
-    bot: Harness, command: str
+    bot: Harness, command: str, answer: str
 ) -> None:
     await bot.reach_step(2, rut=SHOWN)
     before = dump(bot)
+    bot.request.clear()
     await firm_say(bot, command)
-    assert "Uso" in bot.last_text(FIRM_CHAT) or "RUT" in bot.last_text(FIRM_CHAT)
+    assert bot.texts(FIRM_CHAT) == [bot.deps.guide.message(answer)]
     assert dump(bot) == before
 
 
@@ -489,11 +556,11 @@ class SqlSources:
                 self.module.setdefault(node.target.id, []).append(node.value)
         self.functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
         self.owner: dict[int, ast.FunctionDef | ast.AsyncFunctionDef] = {}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                self.functions[node.name] = node
-                for inner in ast.walk(node):
-                    self.owner[id(inner)] = node  # innermost wins: walk visits outer first
+        for each in ast.walk(tree):
+            if isinstance(each, ast.FunctionDef | ast.AsyncFunctionDef):
+                self.functions[each.name] = each
+                for inner in ast.walk(each):
+                    self.owner[id(inner)] = each  # innermost wins: walk visits outer first
 
     def function_of(self, node: ast.AST) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
         return self.owner.get(id(node))
@@ -541,7 +608,7 @@ class SqlSources:
             params = [a.arg for a in (*function.args.posonlyargs, *function.args.args)]
             if name.id in params or name.id in [a.arg for a in function.args.kwonlyargs]:
                 return self.safe_parameter(function, name.id, seen)
-        values = self.module.get(name.id)
+        values = self.module.get(name.id, [])
         return bool(values) and all(self.safe(value, seen) for value in values)
 
     @staticmethod

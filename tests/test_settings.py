@@ -16,7 +16,7 @@ from bot.logging_setup import configure_logging
 from bot.schedule import QuietHours
 from bot.settings import Settings, SettingsError, load_settings
 
-VALID_TOKEN = "123456789:AAHvalidLOOKINGtoken_for-tests"
+VALID_TOKEN = "123456789:AAHvalidLOOKINGtoken_for-tests_abcd"
 
 # Every variable Settings reads; removed so the machine's environment cannot leak in.
 VARIABLES = (

@@ -6,7 +6,7 @@ from datetime import datetime
 import aiosqlite
 
 from bot.clock import from_timestamp, to_timestamp
-from bot.storage.base import StoreBase
+from bot.storage.base import StoreBase, one
 from bot.storage.records import (
     Authorization,
     ClientInfo,
@@ -45,10 +45,24 @@ class AuthorizationStore(StoreBase):
         state: str,
         now: datetime,
         first_reminder: datetime | None,
-    ) -> Authorization:
-        """Begin (or begin again) one company's authorization at step 1 for this client."""
+        *,
+        only_from: str | None = None,
+    ) -> Authorization | None:
+        """Begin (or begin again) one company's authorization at step 1 for this client.
+
+        With `only_from`, only while the client's conversation is still in that state with
+        this company as its candidate: a second tap handled meanwhile (or by another process)
+        finds it moved on and changes nothing (None).
+        """
         stamp = to_timestamp(now)
         async with self._transaction() as db:
+            if only_from is not None and not await one(
+                db,
+                "SELECT 1 FROM conversations WHERE chat_id = ? AND user_id = ? AND state = ? "
+                "AND candidate_rut = ?",
+                (client.chat_id, client.user_id, only_from, company_rut),
+            ):
+                return None
             await db.execute(
                 "INSERT INTO authorizations (company_rut, client_chat_id, client_user_id, "
                 "client_name, client_username, step, started_at, last_activity_at, completed_at) "

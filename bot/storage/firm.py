@@ -41,8 +41,13 @@ class FirmStore(StoreBase):
         created_by: int,
         now: datetime,
         expires_at: datetime,
+        event: str = "invited",
     ) -> None:
-        """Store a new invitation and show the company as pending (step 0) if it is new."""
+        """Store a new invitation and show the company as pending (step 0) if it is new.
+
+        `event` names who made it in the history: the firm ("invited") or a client passing
+        the procedure on to the person with the certificate ("passed_on").
+        """
         stamp = to_timestamp(now)
         async with self._transaction() as db:
             await db.execute(
@@ -56,7 +61,7 @@ class FirmStore(StoreBase):
                 "invited_name = COALESCE(excluded.invited_name, invited_name)",
                 (company_rut, stamp, stamp, client_name),
             )
-            await self._add_event(db, company_rut, now, "invited", None, str(created_by))
+            await self._add_event(db, company_rut, now, event, None, str(created_by))
 
     async def claim_invitation(self, token: str, chat_id: int, now: datetime) -> Invitation | None:
         """Bind an unexpired invitation to the first chat that opens it.

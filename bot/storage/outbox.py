@@ -30,7 +30,7 @@ class OutboxStore(StoreBase):
     async def unsent_outbox(self, max_attempts: int, limit: int = 100) -> list[OutboxMessage]:
         """Return firm messages not yet delivered nor given up on, oldest first."""
         rows = await self._fetchall(
-            "SELECT id, chat_id, text, buttons, photo_file_id FROM outbox "
+            "SELECT id, chat_id, text, buttons, photo_file_id, attempts FROM outbox "
             "WHERE sent_at IS NULL AND attempts < ? ORDER BY id LIMIT ?",
             (max_attempts, limit),
         )

@@ -97,6 +97,7 @@ class OutboxMessage:
     text: str
     buttons: str | None = None
     photo_file_id: str | None = None
+    attempts: int = 0
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from .params import RequestError, UploadedFile, parse_body
 
 __all__ = ["DEFAULT_TOKEN", "ApiError", "BotApiServer", "BotApiTimeout", "Matcher"]
 
-DEFAULT_TOKEN = "123456789:TEST-emulated-bot-token_0123456789"
+DEFAULT_TOKEN = "123456789:TEST-emulated-bot-token_01234567890"
 
 Matcher = str | re.Pattern[str] | Callable[[dict[str, Any]], bool] | None
 

@@ -1,0 +1,164 @@
+"""What an operator runs into: presses always answered, blocks recorded, groups told their id."""
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from telegram.error import Forbidden
+
+from bot.alerts import FAILURES_TO_ALERT
+from bot.notifications import MAX_ATTEMPTS
+from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, RUT, FakeClock, Harness, make_settings
+from tests.fake_telegram import BOT_USER, RecordingRequest, callback_update
+
+FOREIGN_GROUP = -100_999
+
+
+def pressed_in(chat_id: int, data: str, user: int = CLIENT) -> dict[str, Any]:
+    """A button pressed on a message in another chat (a group)."""
+    raw = callback_update(user, data)
+    raw["callback_query"]["message"]["chat"] = {"id": chat_id, "type": "supergroup", "title": "G"}
+    return raw
+
+
+def membership(chat: dict[str, Any], old: str, new: str, update_id: int) -> dict[str, Any]:
+    """The bot's own membership of a chat changed."""
+    user = {"id": CLIENT, "is_bot": False, "first_name": "Juana"}
+    return {
+        "update_id": update_id,
+        "my_chat_member": {
+            "chat": chat,
+            "from": user,
+            "date": 1_790_000_000,
+            "old_chat_member": {"user": BOT_USER, "status": old},
+            "new_chat_member": {"user": BOT_USER, "status": new, "until_date": 0},
+        },
+    }
+
+
+def answers(bot: Harness) -> list[Any]:
+    return [c for c in bot.request.calls if c.method == "answerCallbackQuery"]
+
+
+@pytest.mark.parametrize(
+    ("chat", "data"),
+    [(FOREIGN_GROUP, "g:3:next"), (FOREIGN_GROUP, "vf:ok:1"), (FIRM_CHAT, "g:3:next")],
+    ids=["foreign-group", "foreign-group-firm-button", "client-button-in-firm-group"],
+)
+async def test_a_press_nobody_serves_is_still_answered(bot: Harness, chat: int, data: str) -> None:
+    await bot.feed(pressed_in(chat, data))
+    assert len(answers(bot)) == 1
+    assert bot.request.sent() == []
+    assert bot.db_rows("SELECT COUNT(*) FROM conversations") == [(0,)]
+
+
+async def test_a_press_whose_handler_fails_is_answered(bot: Harness) -> None:
+    await bot.reach_step(3)
+    bot.request.clear()
+
+    async def broken(*_: Any) -> None:
+        raise RuntimeError("boom")
+
+    bot.deps.repository.move_to_step = broken  # type: ignore[method-assign]
+    await bot.press("g:3:next")
+    assert answers(bot)
+    # The client is told, and shown where they still are.
+    assert bot.texts()[-2:] == [bot.deps.guide.message("error"), bot.deps.guide.step(3, RUT)]
+
+
+async def test_a_client_blocking_the_bot_is_recorded_and_not_counted_as_activity(
+    bot: Harness,
+) -> None:
+    await bot.reach_step(2)
+    [(before,)] = bot.db_rows("SELECT last_activity_at FROM authorizations")
+    assert bot.db_rows("SELECT COUNT(*) FROM reminders") == [(1,)]
+    bot.clock.advance(hours=5)
+    bot.request.clear()
+    private = {"id": CLIENT, "type": "private", "first_name": "Juana"}
+    await bot.feed(membership(private, "member", "kicked", 990_001))
+    assert bot.request.calls == []
+    [(blocked, activity)] = bot.db_rows("SELECT blocked_at, last_activity_at FROM authorizations")
+    assert blocked == bot.clock.now().timestamp()
+    assert activity == before
+    assert bot.db_rows("SELECT COUNT(*) FROM reminders") == [(0,)]
+
+
+async def test_added_to_a_group_the_bot_tells_its_chat_id_and_nothing_else(
+    bot: Harness,
+) -> None:
+    bot.request.clear()
+    group = {"id": FOREIGN_GROUP, "type": "supergroup", "title": "Contabilidad"}
+    await bot.feed(membership(group, "left", "member", 990_002))
+    assert bot.texts(FOREIGN_GROUP) == [
+        bot.deps.guide.message("group_chat_id", chat_id=FOREIGN_GROUP)
+    ]
+    assert [c.method for c in bot.request.calls] == ["sendMessage"]
+    # Removed from it: nothing to say.
+    await bot.feed(membership(group, "member", "left", 990_003))
+    assert len(bot.request.calls) == 1
+
+
+# --- alerts that need a person -------------------------------------------------------------
+
+
+class RefusingGroup(RecordingRequest):
+    """Telegram as it answers once the bot was removed from the firm's group."""
+
+    async def do_request(self, url: str, method: str, request_data: Any = None, **kw: Any) -> Any:
+        """Refuse every message to the firm's group; answer the rest as usual."""
+        params = request_data.parameters if request_data is not None else {}
+        if url.endswith("/sendMessage") and int(params.get("chat_id", 0)) == FIRM_CHAT:
+            raise Forbidden("Forbidden: bot was kicked from the supergroup chat")
+        return await super().do_request(url, method, request_data, **kw)
+
+
+async def test_a_firm_chat_that_keeps_refusing_notices_raises_one_alert(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    bot = await Harness(make_settings(tmp_path), clock, RefusingGroup()).boot()
+    try:
+        await bot.reach_step(7)
+        await bot.press("g:7:yes")
+        for _ in range(MAX_ATTEMPTS + 5):
+            await bot.deps.notifier.deliver_pending(bot.app.bot)
+        [(attempts,)] = bot.db_rows("SELECT attempts FROM outbox WHERE chat_id = ?", (FIRM_CHAT,))
+        assert attempts == MAX_ATTEMPTS
+        alert = bot.deps.guide.message("alert_outbox", chat_id=FIRM_CHAT, attempts=MAX_ATTEMPTS)
+        assert bot.texts(FIRM_MEMBER).count(alert) == 1
+        assert bot.settings.token not in alert and "Juana" not in alert
+    finally:
+        await bot.close()
+
+
+async def test_repeated_failures_raise_one_alert_an_hour(bot: Harness) -> None:
+    await bot.reach_step(3)
+
+    async def broken(*_: Any) -> None:
+        raise RuntimeError("boom")
+
+    bot.deps.repository.move_to_step = broken  # type: ignore[method-assign]
+    for _ in range(FAILURES_TO_ALERT + 2):
+        await bot.press("g:3:next")
+    alert = bot.deps.guide.message("alert_failing", count=FAILURES_TO_ALERT, minutes=10)
+    assert bot.texts(FIRM_MEMBER).count(alert) == 1
+    bot.clock.advance(hours=1, minutes=1)
+    for _ in range(FAILURES_TO_ALERT):
+        await bot.press("g:3:next")
+    assert bot.texts(FIRM_MEMBER).count(alert) == 2
+
+
+async def test_a_database_that_refuses_writes_is_alerted_and_the_client_told_once(
+    bot: Harness,
+) -> None:
+    await bot.reach_step(3)
+
+    async def full(*_: Any) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    bot.deps.repository.move_to_step = full  # type: ignore[method-assign]
+    bot.request.clear()
+    await bot.press("g:3:next")
+    alert = bot.deps.guide.message("alert_database", problem="database or disk is full")
+    assert bot.texts(FIRM_MEMBER) == [alert]
+    assert bot.texts().count(bot.deps.guide.message("error")) == 1
