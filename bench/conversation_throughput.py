@@ -38,7 +38,6 @@ from collections.abc import (
     Callable,
     Iterable,
     Iterator,
-    Mapping,
     Sequence,
 )
 from contextlib import asynccontextmanager, contextmanager
@@ -53,7 +52,6 @@ from telegram.ext import (
     Application,
     CallbackContext,
     CallbackQueryHandler,
-    ConversationHandler,
     MessageHandler,
     filters,
 )
@@ -266,15 +264,6 @@ async def feed(
     if samples is not None:
         samples.wall = time.perf_counter() - started
     return fed
-
-
-def conversation_handler(app: AnyApp) -> ConversationHandler[Any] | None:
-    """Return the client's ConversationHandler, if registered."""
-    for handlers in app.handlers.values():
-        for handler in handlers:
-            if isinstance(handler, ConversationHandler):
-                return handler
-    return None
 
 
 def count(path: Path, sql: str) -> int:
@@ -683,21 +672,6 @@ def rss_now_kb() -> int:
     return 0
 
 
-def conversation_bytes(conversations: Mapping[Any, Any]) -> int:
-    """Approximate bytes of the conversation dict: the table, key tuples and their ints.
-
-    States are shared module constants and not counted; a TrackingDict's set of changed keys
-    (kept until the next persistence flush) is.
-    """
-    total = sys.getsizeof(conversations)
-    for key in conversations:
-        total += sys.getsizeof(key) + sum(sys.getsizeof(part) for part in key)
-    tracked = getattr(conversations, "_write_access_keys", None)
-    if tracked is not None:
-        total += sys.getsizeof(tracked)
-    return total
-
-
 async def rss_child(directory: Path, clients: int, guide: Guide) -> None:
     """Bring `clients` clients to steps 1..7 (client i to step i % 7 + 1) and print memory."""
     path = directory / "rss.sqlite3"
@@ -715,10 +689,16 @@ async def rss_child(directory: Path, clients: int, guide: Guide) -> None:
     gc.collect()
     after_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     after_now = rss_now_kb()
-    handler = conversation_handler(ours.app)
-    conversations = handler._conversations if handler is not None else {}
-    states = Counter(str(state) for state in conversations.values())
     assert ours.repository is not None
+    # The database is the only owner of the states: nothing of them is kept in memory.
+    states = Counter(
+        {
+            str(state): int(number)
+            for state, number in await ours.repository._db.execute_fetchall(
+                "SELECT state, COUNT(*) FROM conversations GROUP BY state"
+            )
+        }
+    )
     await ours.repository._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db_size = path.stat().st_size
     steps = count(path, "SELECT COUNT(*) FROM authorizations WHERE completed_at IS NULL")
@@ -738,12 +718,8 @@ async def rss_child(directory: Path, clients: int, guide: Guide) -> None:
                 f"{before_now / 1024:.1f} / {after_now / 1024:.1f}",
             ],
             ["  growth per conversation, kB", f"{(after_now - before_now) / clients:.2f}"],
-            ["ConversationHandler entries", f"{len(conversations):,}"],
+            ["conversations stored", f"{sum(states.values()):,}"],
             ["  states", ", ".join(f"{k}: {v:,}" for k, v in sorted(states.items()))],
-            [
-                "  in-memory size (dict + keys), kB",
-                f"{conversation_bytes(conversations) / 1024:.0f}",
-            ],
             [
                 "application.chat_data / user_data entries",
                 f"{len(app.chat_data):,} / {len(app.user_data):,}",

@@ -19,7 +19,7 @@ BOT_USER: dict[str, Any] = {
     "username": "sii_bench_bot",
 }
 # The methods answered with the message they sent or edited.
-_MESSAGE_METHODS = ("sendMessage", "editMessageText", "editMessageReplyMarkup")
+_MESSAGE_METHODS = ("sendMessage", "sendPhoto", "editMessageText", "editMessageReplyMarkup")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Sent:
 
 @dataclass
 class InstantBotApi(BaseRequest):
-    """Answers every call at once; counts calls by method and records each sendMessage."""
+    """Answers every call at once; counts calls by method and records each message sent."""
 
     date: int = 0
     calls: Counter[str] = field(default_factory=Counter)
@@ -69,7 +69,7 @@ class InstantBotApi(BaseRequest):
             result = {**BOT_USER, "can_join_groups": False, "can_read_all_group_messages": False}
         elif api_method in _MESSAGE_METHODS:
             chat_id = int(str(params.get("chat_id", 0)))
-            if api_method == "sendMessage":
+            if api_method in ("sendMessage", "sendPhoto"):
                 self.sent.append(Sent(chat_id, time.perf_counter()))
             result = {
                 "message_id": params.get("message_id") or next(self._message_ids),
@@ -81,4 +81,11 @@ class InstantBotApi(BaseRequest):
                 result["text"] = params["text"]
             if "reply_markup" in params:
                 result["reply_markup"] = params["reply_markup"]
+            if api_method == "sendPhoto":
+                # An upload gets a file_id; one sent again by its file_id keeps it.
+                photo = params.get("photo")
+                file_id = photo if isinstance(photo, str) else f"photo-{result['message_id']}"
+                result["photo"] = [
+                    {"file_id": file_id, "file_unique_id": file_id, "width": 800, "height": 600}
+                ]
         return 200, json.dumps({"ok": True, "result": result}).encode()
