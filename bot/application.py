@@ -81,7 +81,9 @@ async def send_reminders(context: Context) -> None:
     poller = get_poller(context)
     await deps.sweeper.sweep(context.bot, busy=lambda: poller is not None and poller.backlog > 0)
     if deps.settings.firm_chat_ids:
-        await send_digest_if_due(deps.settings, deps.repository, deps.guide, deps.clock)
+        await send_digest_if_due(
+            deps.settings, deps.repository, deps.guide, deps.clock, bot=context.bot
+        )
     await purge_if_due(deps.settings, deps.repository, deps.clock)
     await deps.notifier.deliver_pending(context.bot)
 
@@ -212,9 +214,15 @@ def register_handlers(
         ("estado", firm_commands.status),
         ("recordar", firm_commands.remind),
         ("exportar", firm_commands.export),
+        ("resumen", firm_commands.summary),
     ):
         application.add_handler(CommandHandler(command, callback, filters=firm))
     application.add_handler(CommandHandler("cerrar", handoff.close, filters=firm))
+    # A spreadsheet in a firm chat (even sent as a reply) is a client list to invite. From any
+    # other chat a document is never fetched: it falls through to the client side.
+    application.add_handler(
+        MessageHandler(firm & firm_commands.SPREADSHEET, firm_commands.client_list_upload)
+    )
     application.add_handler(
         MessageHandler(firm & filters.REPLY & filters.TEXT & ~filters.COMMAND, handoff.relay_reply)
     )

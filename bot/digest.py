@@ -1,17 +1,31 @@
 """The firm's daily summary: who completed, who is pending, who opted out or blocked."""
 
+import asyncio
+import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from telegram.constants import MessageLimit
+from telegram import Bot
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import TelegramError
 
 from bot.clock import Clock
+from bot.progress_chart import (
+    LABEL_KEYS,
+    STEPS,
+    WEEKS,
+    ProgressCounts,
+    progress_png,
+    weekly_completions,
+)
 from bot.repository import Authorization, FirmMessage, Repository
 from bot.rut import format_rut
 from bot.schedule import next_daily_at
 from bot.settings import Settings
 from conversations.guide import Guide, local_date, local_datetime
+
+logger = logging.getLogger(__name__)
 
 LAST_DIGEST_KEY = "last_digest_at"
 
@@ -85,10 +99,85 @@ def pack_lines(lines: Sequence[str], limit: int) -> list[str]:
     return messages
 
 
+def chart_labels(guide: Guide) -> dict[str, str]:
+    """Return the progress picture's labels from the guide (its chart_* texts)."""
+    labels = {
+        key: guide.button(f"chart_{key}") for key in LABEL_KEYS if not key.startswith("step_")
+    }
+    labels.update({f"step_{n}": guide.button("chart_step", step=n) for n in range(1, STEPS + 1)})
+    return labels
+
+
+def first_week(today: date, weeks: int = WEEKS) -> date:
+    """Return the Monday that starts the first of the picture's weeks."""
+    return today - timedelta(days=today.weekday(), weeks=weeks - 1)
+
+
+def progress_caption(
+    guide: Guide,
+    counts: ProgressCounts,
+    weekly: Sequence[tuple[date, int]],
+    now: datetime,
+    tz: ZoneInfo,
+) -> str:
+    """Render the numbers of the progress picture, to go under it."""
+    in_progress = sum(counts.by_step)
+    total = counts.completed + in_progress + counts.not_started + counts.opted_out
+    total += counts.blocked
+    lines = [
+        guide.message("summary_title", date=local_date(now, tz)),
+        guide.message("summary_total", total=total),
+        guide.message("summary_completed", count=counts.completed),
+        guide.message("summary_in_progress", count=in_progress),
+        *(
+            guide.message("summary_step", step=step, count=count)
+            for step, count in enumerate(counts.by_step, start=1)
+        ),
+        guide.message("summary_not_started", count=counts.not_started),
+        guide.message("summary_opted_out", count=counts.opted_out),
+        guide.message("summary_blocked", count=counts.blocked),
+        guide.message("summary_this_week", count=weekly[-1][1] if weekly else 0),
+    ]
+    return "\n".join(lines)
+
+
+async def progress_picture(
+    repository: Repository, guide: Guide, now: datetime, tz: ZoneInfo
+) -> tuple[bytes, str]:
+    """Return the practice's progress as a PNG (drawn in a thread) and its caption."""
+    today = now.astimezone(tz).date()
+    since = datetime.combine(first_week(today), time(), tzinfo=tz)
+    counts, completed_at = await repository.progress(since)
+    weekly = weekly_completions(completed_at, today=today, tz=tz)
+    # Drawing takes about half a second of CPU: never on the event loop.
+    png = await asyncio.to_thread(progress_png, counts, weekly, labels=chart_labels(guide))
+    return png, progress_caption(guide, counts, weekly, now, tz)
+
+
+async def send_digest_picture(
+    bot: Bot, settings: Settings, repository: Repository, guide: Guide, now: datetime
+) -> None:
+    """Send the progress picture to every firm chat; best effort, failures only logged."""
+    try:
+        png, caption = await progress_picture(repository, guide, now, settings.timezone)
+    except Exception:
+        logger.exception("the digest's progress picture could not be drawn")
+        return
+    for chat_id in settings.firm_chat_ids:
+        try:
+            await bot.send_photo(chat_id, png, caption=caption, parse_mode=ParseMode.HTML)
+        except TelegramError as exc:
+            logger.warning("digest picture not sent to chat %s: %s", chat_id, exc)
+
+
 async def send_digest_if_due(
-    settings: Settings, repository: Repository, guide: Guide, clock: Clock
+    settings: Settings,
+    repository: Repository,
+    guide: Guide,
+    clock: Clock,
+    bot: Bot | None = None,
 ) -> bool:
-    """Queue the daily digest for the firm's chats when its time has come."""
+    """Queue the daily digest for the firm's chats when its time has come (and its picture)."""
     now = clock.now()
     stored = await repository.meta(LAST_DIGEST_KEY)
     if stored is None:
@@ -102,4 +191,7 @@ async def send_digest_if_due(
     texts = render_digest(guide, now, completed, pending, settings.timezone)
     messages = [FirmMessage(chat_id, text) for chat_id in settings.firm_chat_ids for text in texts]
     await repository.queue_firm_messages(messages, now, (LAST_DIGEST_KEY, now.isoformat()))
+    # The picture is not in the outbox (its photos are Telegram file ids): sent once, now.
+    if bot is not None:
+        await send_digest_picture(bot, settings, repository, guide, now)
     return True

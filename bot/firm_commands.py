@@ -1,5 +1,6 @@
 """The firm's commands and buttons; only chats in FIRM_CHAT_IDS ever reach these."""
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -7,10 +8,12 @@ from typing import Any
 from telegram import InputFile, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
-from telegram.ext import CallbackContext
+from telegram.ext import CallbackContext, filters
 
-from bot import firm_views
+from bot import client_list, firm_views
+from bot.client_list import ClientListError, Rejected, read_client_list
 from bot.deps import Deps, get_deps
+from bot.digest import progress_picture
 from bot.reminders import Delivery
 from bot.rut import RutError, format_rut, parse_rut
 from bot.schedule import defer_past_quiet_hours
@@ -31,6 +34,28 @@ Context = CallbackContext[Any, Any, Any, Any]
 FORCE_WORD = "ahora"
 # What follows /completadas to filter by date.
 SINCE_WORD = "desde"
+# What follows /exportar for the CSV of before.
+CSV_WORD = "csv"
+# The client list the firm may upload (the texts import_too_big and import_unreadable say
+# these numbers: change them together).
+MAX_LIST_ROWS = 5000
+MAX_LIST_BYTES = 2_000_000
+# A client list the firm sends: by its name, or by its type when the name says nothing. An old
+# .xls is taken too, so the firm hears why it cannot be read.
+SPREADSHEET = (
+    filters.Document.FileExtension("xlsx")
+    | filters.Document.FileExtension("csv")
+    | filters.Document.FileExtension("xls")
+    | filters.Document.MimeType("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    | filters.Document.MimeType("text/csv")
+    | filters.Document.MimeType("application/vnd.ms-excel")
+)
+# What each reason a list cannot be read is told as.
+_LIST_ERRORS = {
+    client_list.TOO_BIG: "import_too_big",
+    client_list.UNREADABLE: "import_unreadable",
+    client_list.NO_RUT_COLUMN: "import_no_rut_column",
+}
 
 
 async def _reply(update: Update, text: str, **kwargs: Any) -> None:
@@ -187,16 +212,115 @@ async def status(update: Update, context: Context) -> None:
 
 
 async def export(update: Update, context: Context) -> None:
-    """Send every authorization as a CSV file that Excel opens right."""
+    """Send every authorization and its history as an Excel file (or, with 'csv', the CSV)."""
     deps = get_deps(context)
+    args = [a.lower() for a in context.args or []]
+    if args not in ([], [CSV_WORD]):
+        await _reply(update, deps.guide.message("export_usage"))
+        return
+    tz = deps.settings.timezone
     authorizations = await deps.repository.all_authorizations()
-    data = firm_views.export_csv(authorizations, deps.settings.timezone)
-    day = deps.clock.now().astimezone(deps.settings.timezone).strftime("%Y-%m-%d")
+    day = deps.clock.now().astimezone(tz).strftime("%Y-%m-%d")
+    if args:
+        data = firm_views.export_csv(authorizations, tz)
+        filename = f"autorizaciones-{day}.csv"
+    else:
+        events = await deps.repository.all_events()
+        # Thousands of rows take openpyxl a while: not on the event loop.
+        data = await asyncio.to_thread(
+            firm_views.export_workbook, deps.guide, authorizations, events, tz
+        )
+        filename = f"autorizaciones-{day}.xlsx"
     chat = update.effective_chat
     assert chat is not None
     await chat.send_document(
-        InputFile(data, filename=f"autorizaciones-{day}.csv", attach=True),
+        InputFile(data, filename=filename, attach=True),
         caption=deps.guide.message("export_caption", count=len(authorizations)),
+        parse_mode=ParseMode.HTML,
+    )
+
+
+async def summary(update: Update, context: Context) -> None:
+    """Send a picture of where every client stands, with the numbers as its caption."""
+    deps = get_deps(context)
+    png, caption = await progress_picture(
+        deps.repository, deps.guide, deps.clock.now(), deps.settings.timezone
+    )
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_photo(png, caption=caption, parse_mode=ParseMode.HTML)
+
+
+async def client_list_upload(update: Update, context: Context) -> None:
+    """Invite every company of a spreadsheet sent in a firm chat; answer with an .xlsx."""
+    deps = get_deps(context)
+    message = update.effective_message
+    chat = update.effective_chat
+    assert message is not None and message.document is not None and chat is not None
+    document = message.document
+    # Refused before anything is downloaded.
+    if document.file_size is not None and document.file_size > MAX_LIST_BYTES:
+        await _reply(update, deps.guide.message("import_too_big"))
+        return
+    try:
+        file = await document.get_file()
+        data = bytes(await file.download_as_bytearray())
+    except TelegramError as exc:
+        logger.warning("client list not downloaded from chat %s: %s", chat.id, exc)
+        await _reply(update, deps.guide.message("import_download_failed"))
+        return
+    try:
+        found = await asyncio.to_thread(
+            read_client_list,
+            data,
+            document.file_name or "",
+            max_rows=MAX_LIST_ROWS,
+            max_bytes=MAX_LIST_BYTES,
+        )
+    except ClientListError as exc:
+        await _reply(update, deps.guide.message(_LIST_ERRORS.get(exc.reason, "import_unreadable")))
+        return
+    representative = deps.settings.representative_rut
+    clients = [row for row in found.rows if row.rut != representative]
+    rejected = sorted(
+        [
+            *found.rejected,
+            *(
+                Rejected(row.line, firm_views.REPRESENTATIVE, format_rut(row.rut))
+                for row in found.rows
+                if row.rut == representative
+            ),
+        ],
+        key=lambda r: r.line,
+    )
+    now = deps.clock.now()
+    expires = now + deps.settings.invitation_ttl
+    outcomes = await deps.repository.invite_list(
+        [(row.rut, row.name[:100] if row.name else None) for row in clients],
+        chat.id,
+        deps.settings.firm_chat_ids,
+        now,
+        expires,
+        new_invitation_token,
+    )
+    for text in firm_views.import_report(
+        deps.guide, outcomes, rejected, found.notes, expires, deps.settings.timezone
+    ):
+        await _reply(update, text)
+    logger.info(
+        "client list from chat %s: %d companies, %d rows rejected",
+        chat.id,
+        len(outcomes),
+        len(rejected),
+    )
+    if not clients:
+        return
+    rows = firm_views.invitation_rows(deps.guide, context.bot.username, clients, outcomes)
+    workbook = await asyncio.to_thread(firm_views.invitations_file, deps.guide, rows)
+    day = now.astimezone(deps.settings.timezone).strftime("%Y-%m-%d")
+    await chat.send_document(
+        InputFile(workbook, filename=f"invitaciones-{day}.xlsx", attach=True),
+        caption=deps.guide.message("import_caption"),
         parse_mode=ParseMode.HTML,
     )
 

@@ -1,15 +1,27 @@
-"""What the firm's commands show: listings, a company's history, the CSV export."""
+"""What the firm's commands show: listings, a company's history, the exports, list uploads."""
 
 import csv
+import dataclasses
+import html
 import io
 import math
-from collections.abc import Sequence
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot.client_list import ClientRow, Note, Rejected
 from bot.digest import pack_lines
-from bot.repository import Authorization, Event
+from bot.repository import Authorization, Event, ListInvitation, ListOutcome
 from bot.rut import format_rut
+from bot.workbooks import (
+    AuthorizationColumns,
+    InvitationColumns,
+    authorizations_workbook,
+    invitations_workbook,
+)
+from conversations.common import invitation_link
 from conversations.guide import Guide, local_datetime
 
 PAGE_SIZE = 15
@@ -191,3 +203,138 @@ def export_csv(authorizations: Sequence[Authorization], tz: ZoneInfo) -> bytes:
             )
         )
     return buffer.getvalue().encode("utf-8-sig")
+
+
+# --- the Excel export -------------------------------------------------------------------
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def plain_text(rendered_html: str) -> str:
+    """Return what a Telegram-HTML text reads as, for a cell or a message outside Telegram."""
+    return html.unescape(_TAG.sub("", rendered_html))
+
+
+def _xlsx_state(guide: Guide, a: Authorization) -> str:
+    if a.completed_at is not None:
+        return guide.button("xlsx_state_verified" if a.verified_at else "xlsx_state_completed")
+    return guide.button("xlsx_state_invited" if a.step == 0 else "xlsx_state_pending")
+
+
+def _event_text(guide: Guide, event: Event) -> str:
+    try:
+        text = guide.message(
+            f"event_{event.kind}",
+            step=event.step if event.step is not None else "—",
+            actor=event.actor or "—",
+        )
+    except KeyError:
+        return event.kind  # a kind this guide does not name: shown as stored
+    return plain_text(text)
+
+
+def export_workbook(
+    guide: Guide,
+    authorizations: Sequence[Authorization],
+    events: Sequence[tuple[str, Event]],
+    tz: ZoneInfo,
+) -> bytes:
+    """Return every authorization and every event as an .xlsx (dates in local time)."""
+    authorization_rows = [
+        {**dataclasses.asdict(a), "state": _xlsx_state(guide, a)} for a in authorizations
+    ]
+    event_rows = [
+        {**dataclasses.asdict(event), "company_rut": company_rut, "what": _event_text(guide, event)}
+        for company_rut, event in events
+    ]
+    return authorizations_workbook(
+        authorization_rows,
+        event_rows,
+        columns=AuthorizationColumns.from_lookup(guide.button),
+        tz=tz,
+    )
+
+
+# --- the answer to a client list --------------------------------------------------------
+
+# Rows listed one by one in the answer; the rest are only counted (the list is likely wrong).
+MAX_LISTED_ROWS = 100
+# A row with the representative's own RUT: refused, as /invitar refuses it.
+REPRESENTATIVE = "representative"
+
+
+def import_report(
+    guide: Guide,
+    outcomes: Sequence[ListInvitation],
+    rejected: Sequence[Rejected],
+    notes: Sequence[Note],
+    expires: datetime,
+    tz: ZoneInfo,
+) -> list[str]:
+    """Render the counts of an uploaded list, and its rejected rows, in as few texts as fit."""
+    counts = Counter(item.outcome for item in outcomes)
+    lines = [
+        guide.message("import_title", total=len(outcomes)),
+        guide.message(
+            "import_new", count=counts[ListOutcome.NEW], expires=local_datetime(expires, tz)
+        ),
+        guide.message("import_reused", count=counts[ListOutcome.REUSED]),
+        guide.message("import_completed", count=counts[ListOutcome.COMPLETED]),
+        guide.message("import_rejected", count=len(rejected)),
+    ]
+    listed = [(r.line, r.value, f"import_reason_{r.reason}") for r in rejected]
+    lines += _row_lines(guide, listed)
+    if notes:
+        lines.append(guide.message("import_noted", count=len(notes)))
+        lines += _row_lines(guide, [(n.line, n.value, f"import_note_{n.kind}") for n in notes])
+    return pack_lines(lines, TEXT_LIMIT)
+
+
+def _row_lines(guide: Guide, rows: Sequence[tuple[int, str, str]]) -> list[str]:
+    lines = [
+        guide.message("import_row_line", {"what": guide.message(reason)}, count=line, text=value)
+        for line, value, reason in rows[:MAX_LISTED_ROWS]
+    ]
+    if len(rows) > MAX_LISTED_ROWS:
+        lines.append(guide.message("import_more_rows", count=len(rows) - MAX_LISTED_ROWS))
+    return lines
+
+
+_OUTCOME_STATE = {
+    ListOutcome.NEW: "xlsx_invitation_new",
+    ListOutcome.REUSED: "xlsx_invitation_reused",
+    ListOutcome.COMPLETED: "xlsx_invitation_completed",
+}
+
+
+def invitation_rows(
+    guide: Guide,
+    bot_username: str,
+    clients: Sequence[ClientRow],
+    outcomes: Sequence[ListInvitation],
+) -> list[Mapping[str, object]]:
+    """Return one row per company of the list: its state, link and invitation to send."""
+    by_company = {item.company_rut: item for item in outcomes}
+    rows: list[Mapping[str, object]] = []
+    for client in clients:
+        item = by_company[client.rut]
+        link = invitation_link(bot_username, item.token) if item.token else None
+        rows.append(
+            {
+                "rut": client.rut,
+                "name": client.name,
+                "state": guide.button(_OUTCOME_STATE[item.outcome]),
+                "deep_link": link,
+                "invitation": plain_text(guide.message("invite_forward", link=link))
+                if link
+                else None,
+                "phone": client.phone,
+                "email": client.email,
+            }
+        )
+    return rows
+
+
+def invitations_file(guide: Guide, rows: Sequence[Mapping[str, object]]) -> bytes:
+    """Return the .xlsx answering an uploaded list."""
+    return invitations_workbook(rows, columns=InvitationColumns.from_lookup(guide.button))

@@ -28,6 +28,8 @@ from bot.storage.records import (
     FirmMessage,
     Handoff,
     Invitation,
+    ListInvitation,
+    ListOutcome,
     OutboxMessage,
     ReminderKind,
 )
@@ -44,6 +46,8 @@ __all__ = [
     "FirmMessage",
     "Handoff",
     "Invitation",
+    "ListInvitation",
+    "ListOutcome",
     "OutboxMessage",
     "ReminderKind",
     "Repository",

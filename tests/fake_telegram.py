@@ -34,10 +34,14 @@ class RecordingRequest(BaseRequest):
 
     Faults are injected per method: `fail_next("sendMessage", SomeTelegramError(...))`.
     Calls keep only 'attach://…' for a file; `uploads` keeps the files themselves.
+    `files` are the files users sent (file_id → bytes): getFile answers for them, and their
+    download URL serves them (each download's file_path is kept in `downloads`).
     """
 
     calls: list[Call] = field(default_factory=list)
     uploads: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+    downloads: list[str] = field(default_factory=list)
     faults: dict[str, list[TelegramError]] = field(default_factory=dict)
     _message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
@@ -67,14 +71,40 @@ class RecordingRequest(BaseRequest):
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
         """Record the call and return Telegram's answer for it."""
+        if method == "GET" and "/file/bot" in url:
+            return self._download(url)
         api_method = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
         if self.faults.get(api_method):
             raise self.faults[api_method].pop(0)
         self.calls.append(Call(api_method, params))
+        if api_method == "getFile":
+            return self._get_file(str(params.get("file_id")))
         if request_data is not None and request_data.contains_files:
             self.uploads.append((api_method, request_data.multipart_data))
         return 200, json.dumps({"ok": True, "result": self._result(api_method, params)}).encode()
+
+    def _get_file(self, file_id: str) -> tuple[int, bytes]:
+        """Answer getFile for a file a user sent, as Telegram does (unknown: Bad Request)."""
+        if file_id not in self.files:
+            error = {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"}
+            return 400, json.dumps(error).encode()
+        result = {
+            "file_id": file_id,
+            "file_unique_id": file_id[-16:],
+            "file_size": len(self.files[file_id]),
+            "file_path": f"documents/{file_id}",
+        }
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+    def _download(self, url: str) -> tuple[int, bytes]:
+        """Serve a file getFile pointed to ({base_file_url}/{file_path})."""
+        file_path = url.split("/file/bot", 1)[1].split("/", 1)[1]
+        self.downloads.append(file_path)
+        file_id = file_path.removeprefix("documents/")
+        if file_id not in self.files:
+            return 404, b"Not Found"
+        return 200, self.files[file_id]
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:
         if method == "getMe":

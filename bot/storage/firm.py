@@ -1,18 +1,35 @@
 """What the firm asks for: invitations, listings, verification of completions."""
 
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 
 import aiosqlite
 
 from bot.clock import from_timestamp, to_timestamp
-from bot.storage.base import StoreBase, one
+from bot.progress_chart import STEPS, ProgressCounts
+from bot.storage.base import StoreBase, all_rows, one
 from bot.storage.records import (
     Authorization,
+    Event,
     Invitation,
+    ListInvitation,
+    ListOutcome,
     authorization_from_row,
 )
 from bot.storage.sql import (
     SELECT_AUTHORIZATIONS,
+)
+
+_INSERT_INVITATION = (
+    "INSERT INTO invitations (token, company_rut, client_name, created_by, "
+    "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+# An invited company shows as pending (step 0) if it is new; the firm's name for it is kept.
+_UPSERT_INVITED = (
+    "INSERT INTO authorizations (company_rut, step, started_at, last_activity_at, "
+    "invited_name) VALUES (?, 0, ?, ?, ?) ON CONFLICT (company_rut) DO UPDATE SET "
+    "invited_name = COALESCE(excluded.invited_name, invited_name)"
 )
 
 
@@ -51,17 +68,75 @@ class FirmStore(StoreBase):
         stamp = to_timestamp(now)
         async with self._transaction() as db:
             await db.execute(
-                "INSERT INTO invitations (token, company_rut, client_name, created_by, "
-                "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                _INSERT_INVITATION,
                 (token, company_rut, client_name, created_by, stamp, to_timestamp(expires_at)),
             )
-            await db.execute(
-                "INSERT INTO authorizations (company_rut, step, started_at, last_activity_at, "
-                "invited_name) VALUES (?, 0, ?, ?, ?) ON CONFLICT (company_rut) DO UPDATE SET "
-                "invited_name = COALESCE(excluded.invited_name, invited_name)",
-                (company_rut, stamp, stamp, client_name),
-            )
+            await db.execute(_UPSERT_INVITED, (company_rut, stamp, stamp, client_name))
             await self._add_event(db, company_rut, now, event, None, str(created_by))
+
+    async def invite_list(
+        self,
+        clients: Sequence[tuple[str, str | None]],
+        created_by: int,
+        firm_chat_ids: Collection[int],
+        now: datetime,
+        expires_at: datetime,
+        new_token: Callable[[], str],
+    ) -> list[ListInvitation]:
+        """Invite every (company, name) of a client list in one transaction; one result each."""
+        # A completed company is not invited again; one with an unexpired, unopened invitation
+        # made in a firm chat keeps it (so the same list sent twice invites nobody twice); any
+        # other gets a new invitation, made as /invitar makes one. Results come in the list's
+        # order, a repeated company once.
+        stamp = to_timestamp(now)
+        firm = {*firm_chat_ids, created_by}
+        async with self._transaction() as db:
+            completed = {
+                str(row[0])
+                for row in await all_rows(
+                    db, "SELECT company_rut FROM authorizations WHERE completed_at IS NOT NULL"
+                )
+            }
+            # Soonest to expire first, so the one valid the longest wins.
+            valid = {
+                str(row[0]): str(row[1])
+                for row in await all_rows(
+                    db,
+                    "SELECT company_rut, token, created_by FROM invitations "
+                    "WHERE used_by_chat IS NULL AND expires_at > ? ORDER BY expires_at, token",
+                    (stamp,),
+                )
+                if row[2] in firm
+            }
+            done: dict[str, ListInvitation] = {}
+            invited: list[tuple[str, str, str | None]] = []
+            for company_rut, client_name in clients:
+                if company_rut in done:
+                    continue
+                if company_rut in completed:
+                    done[company_rut] = ListInvitation(company_rut, ListOutcome.COMPLETED, None)
+                elif company_rut in valid:
+                    done[company_rut] = ListInvitation(
+                        company_rut, ListOutcome.REUSED, valid[company_rut]
+                    )
+                else:
+                    token = new_token()
+                    invited.append((token, company_rut, client_name))
+                    done[company_rut] = ListInvitation(company_rut, ListOutcome.NEW, token)
+            expires = to_timestamp(expires_at)
+            await db.executemany(
+                _INSERT_INVITATION,
+                [(token, rut, name, created_by, stamp, expires) for token, rut, name in invited],
+            )
+            await db.executemany(
+                _UPSERT_INVITED, [(rut, stamp, stamp, name) for _, rut, name in invited]
+            )
+            await db.executemany(
+                "INSERT INTO events (company_rut, at, kind, step, actor) "
+                "VALUES (?, ?, 'invited', NULL, ?)",
+                [(rut, stamp, str(created_by)) for _, rut, _ in invited],
+            )
+        return list(done.values())
 
     async def claim_invitation(self, token: str, chat_id: int, now: datetime) -> Invitation | None:
         """Bind an unexpired invitation to the first chat that opens it.
@@ -121,6 +196,51 @@ class FirmStore(StoreBase):
         """Return every authorization, for the export."""
         rows = await self._fetchall(SELECT_AUTHORIZATIONS + "ORDER BY started_at, company_rut")
         return [authorization_from_row(row) for row in rows]
+
+    async def all_events(self) -> list[tuple[str, Event]]:
+        """Return every company's history as (company, event), oldest first, for the export."""
+        rows = await self._fetchall(
+            "SELECT company_rut, at, kind, step, actor FROM events ORDER BY id"
+        )
+        return [(row[0], Event(from_timestamp(row[1]), row[2], row[3], row[4])) for row in rows]
+
+    async def progress(self, completed_since: datetime) -> tuple[ProgressCounts, list[datetime]]:
+        """Count where every company stands, and list completions since a time (oldest first)."""
+        # Each company counts once: completed; else opted out of reminders; else blocked the
+        # bot; else not started (invited, step 0); else at its step.
+        async with self._lock:
+            groups = await all_rows(
+                self._db,
+                "SELECT completed_at IS NOT NULL, opted_out_at IS NOT NULL, "
+                "blocked_at IS NOT NULL, step, COUNT(*) FROM authorizations GROUP BY 1, 2, 3, 4",
+            )
+            moments = await all_rows(
+                self._db,
+                "SELECT completed_at FROM authorizations WHERE completed_at >= ? "
+                "ORDER BY completed_at",
+                (to_timestamp(completed_since),),
+            )
+        tally: Counter[str] = Counter()
+        steps: Counter[int] = Counter()
+        for completed, opted_out, blocked, step, count in groups:
+            if completed:
+                tally["completed"] += count
+            elif opted_out:
+                tally["opted_out"] += count
+            elif blocked:
+                tally["blocked"] += count
+            elif step <= 0:
+                tally["not_started"] += count
+            else:
+                steps[min(step, STEPS)] += count
+        counts = ProgressCounts(
+            completed=tally["completed"],
+            by_step=(steps[1], steps[2], steps[3], steps[4], steps[5], steps[6], steps[7]),
+            not_started=tally["not_started"],
+            opted_out=tally["opted_out"],
+            blocked=tally["blocked"],
+        )
+        return counts, [from_timestamp(row[0]) for row in moments]
 
     async def verify(self, completion: int, actor: str, now: datetime) -> Authorization | None:
         """Record that the firm saw the user in the SII; None if not (or no longer) open to it."""

@@ -142,6 +142,23 @@ class Invitation:
     used_by_chat: int | None
 
 
+class ListOutcome(StrEnum):
+    """What inviting one company of the firm's client list did."""
+
+    NEW = "new"  # a new invitation was made
+    REUSED = "reused"  # an unexpired, unopened invitation from the firm already existed
+    COMPLETED = "completed"  # the company already authorized: nobody is invited
+
+
+@dataclass(frozen=True)
+class ListInvitation:
+    """One company of the firm's client list: what was done, and the invitation to send."""
+
+    company_rut: str
+    outcome: ListOutcome
+    token: str | None
+
+
 @dataclass(frozen=True)
 class DeliveredNotice:
     """A firm notice already in a firm chat, which can be edited."""
