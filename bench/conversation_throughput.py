@@ -68,9 +68,7 @@ from bench.reminder_sweep import (
     percentile,
     print_table,
 )
-from bot.application import build_application
-from bot.deps import build_deps
-from bot.main import firm_facts
+from bot.assembly import assemble, firm_facts
 from bot.repository import Repository
 from bot.rut import format_rut
 from bot.settings import Settings
@@ -182,13 +180,12 @@ class Running:
 
 async def boot_ours(path: Path, guide: Guide) -> Running:
     """Our bot as bot.main builds it, minus the rate limiter, polling and started jobs."""
-    settings = make_settings(path)
-    repository = await Repository.open(path)
     request = InstantBotApi(date=DATE)
-    deps = build_deps(settings, repository, guide, FixedClock())
-    app = build_application(deps, request=request, rate_limit=False)
-    await app.initialize()
-    return Running(app, request, repository)
+    built = await assemble(
+        make_settings(path), clock=FixedClock(), request=request, guide=guide, rate_limit=False
+    )
+    await built.application.initialize()
+    return Running(built.application, request, built.deps.repository)
 
 
 async def echo_message(update: Update, context: Context) -> None:

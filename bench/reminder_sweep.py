@@ -32,8 +32,8 @@ from telegram import Bot
 
 import bot.reminders as reminders_module
 from bench.fake_bot_api import InstantBotApi
+from bot.assembly import firm_facts
 from bot.clock import to_timestamp
-from bot.main import firm_facts
 from bot.reminders import ReminderSweeper
 from bot.repository import Repository
 from bot.settings import Settings

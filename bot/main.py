@@ -18,18 +18,16 @@ from pydantic_core import ErrorDetails
 from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from bot.application import build_application
+from bot.assembly import assemble, guide_for
 from bot.backup import BackupError, backup_database, hold_database_lock, restore_database
 from bot.checks import check_database, database_problem
-from bot.clock import SystemClock
-from bot.deps import build_deps, install_poller
+from bot.deps import install_poller
 from bot.logging_setup import configure_logging
 from bot.menus import publish_command_menus
 from bot.polling import Poller
 from bot.preview import write_preview
-from bot.repository import Repository
 from bot.settings import Settings, SettingsError, describe_validation_error, load_settings
-from conversations.guide import FirmFacts, Guide, GuideError, load_guide
+from conversations.guide import Guide, GuideError
 
 logger = logging.getLogger("bot")
 
@@ -48,23 +46,11 @@ def _fail(message: str, what: str = "Configuration error") -> NoReturn:
     sys.exit(2)
 
 
-def firm_facts(settings: Settings) -> FirmFacts:
-    """Return the configured facts the guide's texts mention."""
-    return FirmFacts(
-        firm_name=settings.firm_name,
-        representative_name=settings.representative_name,
-        representative_full_name=settings.representative_full_name,
-        representative_rut=settings.representative_rut,
-        permissions=settings.permissions,
-        portal_url=settings.portal_url,
-    )
-
-
 async def run(settings: Settings, guide: Guide) -> None:
     """Run the bot with long polling until SIGINT or SIGTERM."""
-    repository = await Repository.open(settings.database_path)
-    deps = build_deps(settings, repository, guide, SystemClock())
-    application = build_application(deps)
+    built = await assemble(settings, guide=guide)
+    application, deps = built.application, built.deps
+    repository = deps.repository
     poller = Poller(application, repository, ALLOWED_UPDATES)
     install_poller(application.bot_data, poller)
     if not settings.firm_chat_ids:
@@ -243,7 +229,7 @@ def _check() -> None:
         sys.exit(2)
     print("ok: settings")
     try:
-        load_guide(settings.guide_path, firm_facts(settings))
+        guide_for(settings)
         print(f"ok: guide {settings.guide_path or '(packaged)'}")
     except GuideError as exc:
         problems.append(f"GUIDE_PATH: {exc}")
@@ -288,7 +274,7 @@ def _settings_or_fail() -> Settings:
 def _guide(settings: Settings) -> Guide:
     """Load the guide in effect, or exit with one line."""
     try:
-        return load_guide(settings.guide_path, firm_facts(settings))
+        return guide_for(settings)
     except GuideError as exc:
         _fail(f"GUIDE_PATH: {exc}")
 

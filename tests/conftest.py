@@ -12,13 +12,10 @@ import pytest
 from telegram import Update
 from telegram.ext import Application
 
-from bot.application import build_application
-from bot.deps import build_deps
-from bot.main import firm_facts
+from bot.assembly import assemble
 from bot.repository import Repository
 from bot.rut import parse_rut
 from bot.settings import Settings
-from conversations.guide import load_guide
 from tests.fake_telegram import RecordingRequest, callback_update, message_update
 
 TOKEN = "123456789:AAHfakeTOKENfor-tests_0123456789abc"
@@ -96,10 +93,10 @@ class Harness:
 
     async def boot(self) -> "Harness":
         """Open the database and initialize the Application (as startup does)."""
-        self.repository = await Repository.open(self.settings.database_path)
-        guide = load_guide(self.settings.guide_path, firm_facts(self.settings))
-        self.deps = build_deps(self.settings, self.repository, guide, self.clock)
-        self.app = build_application(self.deps, request=self.request, rate_limit=self.rate_limit)
+        built = await assemble(
+            self.settings, clock=self.clock, request=self.request, rate_limit=self.rate_limit
+        )
+        self.deps, self.app, self.repository = built.deps, built.application, built.deps.repository
         await self.app.initialize()
         return self
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bot.main import firm_facts
+from bot.assembly import firm_facts
 from conversations.guide import load_guide
 from tests.botapi import BotApiServer
 from tests.conftest import make_settings

@@ -894,7 +894,7 @@ async def test_export_sends_a_csv_that_excel_reads(bot: Harness) -> None:
     await bot.repository.count_reminder(RUT, bot.clock.now(), "@contadora")
     bot.request.clear()
 
-    await firm_say(bot, "/exportar")
+    await firm_say(bot, "/exportar csv")
     (sent,) = calls(bot, "sendDocument")
     assert sent.params["chat_id"] == FIRM_CHAT
     assert sent.params["caption"] == guide.message("export_caption", count=3)
@@ -940,7 +940,7 @@ async def test_export_sends_a_csv_that_excel_reads(bot: Harness) -> None:
 
 
 async def test_export_with_nothing_stored(bot: Harness) -> None:
-    await firm_say(bot, "/exportar", chat=FIRM_MEMBER)
+    await firm_say(bot, "/exportar csv", chat=FIRM_MEMBER)
     (sent,) = calls(bot, "sendDocument")
     assert sent.params["chat_id"] == FIRM_MEMBER
     assert sent.params["caption"] == bot.deps.guide.message("export_caption", count=0)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import firm_views
-from bot.main import firm_facts
+from bot.assembly import firm_facts
 from bot.repository import Authorization, Event
 from conversations.guide import Guide, load_guide
 from tests.conftest import make_settings

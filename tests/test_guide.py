@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.main import firm_facts
+from bot.assembly import firm_facts
 from bot.schedule import parse_firm_hours
 from conversations.guide import (
     DEFAULT_GUIDE_PATH,

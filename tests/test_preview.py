@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.main import firm_facts
+from bot.assembly import firm_facts
 from bot.preview import EXAMPLE_COMPANY_RUT, render_preview, telegram_html, write_preview
 from bot.settings import Settings
 from conversations import keyboards

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from telegram.error import Forbidden
 
+from bot.assembly import firm_facts
 from bot.handoff import MAX_RELAYED_TEXT as MAX_FIRM_REPLY
-from bot.main import firm_facts
 from bot.notifications import describe_duration
 from conversations.guide import (
     DEFAULT_GUIDE_PATH,
