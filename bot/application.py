@@ -76,16 +76,25 @@ async def record_activity(update: Update, context: Context) -> None:
 
 
 async def send_reminders(context: Context) -> None:
-    """Send due reminders (clients' replies first), the daily digest, and firm notices."""
+    """Send the reminders that are due (clients' replies go first)."""
     deps = get_deps(context)
     poller = get_poller(context)
     await deps.sweeper.sweep(context.bot, busy=lambda: poller is not None and poller.backlog > 0)
-    if deps.settings.firm_chat_ids:
-        await send_digest_if_due(
-            deps.settings, deps.repository, deps.guide, deps.clock, bot=context.bot
-        )
+
+
+async def send_digest(context: Context) -> None:
+    """Send the firm's daily digest once its time has come."""
+    deps = get_deps(context)
+    if deps.settings.firm_chat_ids and await send_digest_if_due(
+        deps.settings, deps.repository, deps.guide, deps.clock, bot=context.bot
+    ):
+        await deps.notifier.deliver_pending(context.bot)
+
+
+async def purge_old_data(context: Context) -> None:
+    """Purge the personal data of authorizations left unfinished for too long (daily)."""
+    deps = get_deps(context)
     await purge_if_due(deps.settings, deps.repository, deps.clock)
-    await deps.notifier.deliver_pending(context.bot)
 
 
 async def heartbeat(context: Context) -> None:
@@ -152,12 +161,21 @@ def build_application(
     application.job_queue.run_repeating(
         retry_firm_notices, interval=OUTBOX_RETRY_SECONDS, first=1.0, name="firm-outbox"
     )
+    sweep = deps.settings.reminder_sweep_seconds
+    once_at_a_time = {"max_instances": 1, "coalesce": True}
     application.job_queue.run_repeating(
-        send_reminders,
-        interval=deps.settings.reminder_sweep_seconds,
-        first=deps.settings.reminder_sweep_seconds,
-        name="reminders",
-        job_kwargs={"max_instances": 1, "coalesce": True},
+        send_reminders, interval=sweep, first=sweep, name="reminders", job_kwargs=once_at_a_time
+    )
+    # The digest and the purge check as often as reminders are swept, so a restart catches up.
+    application.job_queue.run_repeating(
+        send_digest, interval=sweep, first=sweep, name="daily-digest", job_kwargs=once_at_a_time
+    )
+    application.job_queue.run_repeating(
+        purge_old_data,
+        interval=sweep,
+        first=sweep,
+        name="data-retention",
+        job_kwargs=once_at_a_time,
     )
     application.job_queue.run_repeating(
         heartbeat, interval=HEARTBEAT_SECONDS, first=0.0, name="heartbeat"

@@ -158,6 +158,14 @@ class Harness:
         await self.steps_from(1, step, **sender)
         assert self.last_text(user) == self.deps.guide.step(step, parse_rut(rut))
 
+    async def run_jobs(self, *names: str) -> None:
+        """Run jobs once, in order, as the job queue would (by default the periodic ones:
+        reminders, the digest, the retention purge, then the firm's outbox)."""
+        assert self.app.job_queue is not None
+        for name in names or ("reminders", "daily-digest", "data-retention", "firm-outbox"):
+            [job] = self.app.job_queue.get_jobs_by_name(name)
+            await job.run(self.app)
+
     def db_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run one query straight against this bot's SQLite file and return every row."""
         return db_rows(self.settings, sql, params)

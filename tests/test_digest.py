@@ -48,10 +48,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 async def run_job(bot: Harness) -> None:
-    """Run the 'reminders' job once: sweep, digest, firm notices."""
-    assert bot.app.job_queue is not None
-    [job] = bot.app.job_queue.get_jobs_by_name("reminders")
-    await job.run(bot.app)
+    """Run the periodic jobs once: reminders, digest, retention, firm outbox."""
+    await bot.run_jobs()
 
 
 def digests(bot: Harness, chat: int) -> list[str]:

@@ -206,10 +206,8 @@ async def test_summary_outside_the_firm_is_an_unknown_command(bot: Harness) -> N
 
 
 async def run_job(bot: Harness) -> None:
-    """Run the 'reminders' job once: sweep, digest, firm notices."""
-    assert bot.app.job_queue is not None
-    [job] = bot.app.job_queue.get_jobs_by_name("reminders")
-    await job.run(bot.app)
+    """Run the periodic jobs once: reminders, digest, retention, firm outbox."""
+    await bot.run_jobs()
 
 
 def at_nine(day: date) -> datetime:

@@ -480,9 +480,7 @@ async def test_retention_runs_in_the_reminders_job(make_bot: MakeBot, clock: Fak
     clock.advance(days=30, hours=23)
     await reach_step(bot, 2, user=OTHER, shown=SHOWN_B, who=PEDRO)
     clock.advance(hours=2)
-    assert bot.app.job_queue is not None
-    [job] = bot.app.job_queue.get_jobs_by_name("reminders")
-    await job.run(bot.app)
+    await bot.run_jobs()
     remaining = {row[0] for row in bot.db_rows("SELECT company_rut FROM authorizations")}
     assert remaining == {RUT_B, RUT_C}
     assert rows_of(bot, RUT, CLIENT) == dict.fromkeys(

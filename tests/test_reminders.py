@@ -91,10 +91,8 @@ async def sweep(bot: Harness) -> list[Call]:
 
 
 async def run_reminders_job(bot: Harness) -> None:
-    """Run the 'reminders' job once, as the job queue would."""
-    assert bot.app.job_queue is not None
-    [job] = bot.app.job_queue.get_jobs_by_name("reminders")
-    await job.run(bot.app)
+    """Run the periodic jobs once: reminders, digest, retention, firm outbox."""
+    await bot.run_jobs()
 
 
 def step_reminder(bot: Harness, step: int, shown: str = SHOWN_RUT) -> str:
