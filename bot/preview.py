@@ -307,12 +307,14 @@ def _reminders(guide: Guide, settings: Settings, now: datetime) -> list[str]:
         _note("Si pidió que se lo recordaran antes de escribir el RUT:"),
         _bot(guide.message("reminder_welcome"), markup),
         _pressed(guide.button("remind_later")),
-        _bot(guide.message("later_menu"), keyboards.later_options(options)),
+        _bot(
+            guide.message("later_menu"),
+            keyboards.later_options(guide, options, settings.timezone),
+        ),
     ]
     if options:
-        chosen = options[0].label
-        items.append(_pressed(chosen))
-        items.append(_bot(guide.message("later_set", when=chosen[:1].lower() + chosen[1:])))
+        items.append(_pressed(guide.later_label(options[0], settings.timezone)))
+        items.append(_bot(guide.later_set(options[0], settings.timezone)))
     items.append(_pressed(guide.button("stop_reminders")))
     items.append(_bot(guide.message("opted_out")))
     return items

@@ -4,6 +4,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 _DELAY = re.compile(r"([0-9]+)([smhd])", re.IGNORECASE)
@@ -126,13 +127,23 @@ def reminder_due_at(
     return _utc(last_activity) + delays[sent]
 
 
+class LaterWhen(StrEnum):
+    """How a 'remind me later' time is named to the client (the words are the guide's)."""
+
+    IN_AN_HOUR = "in_an_hour"
+    TONIGHT = "tonight"
+    TODAY = "today"
+    TOMORROW = "tomorrow"
+    ON_DATE = "on_date"
+
+
 @dataclass(frozen=True)
 class LaterOption:
-    """A 'remind me later' choice: callback key, Spanish button label and when it fires."""
+    """A 'remind me later' choice: callback key, when it fires, and how to name that time."""
 
     key: str
-    label: str
     at: datetime
+    when: LaterWhen
 
 
 def remind_later_options(
@@ -141,36 +152,30 @@ def remind_later_options(
     """Offer the client the times they can pick for a 'remind me later'."""
     now_utc = _utc(now)
     today = now_utc.astimezone(tz).date()
-    wanted = [("1h", "En 1 hora", now_utc + timedelta(hours=1))]
+    wanted = [("1h", LaterWhen.IN_AN_HOUR, now_utc + timedelta(hours=1))]
     if now_utc.astimezone(tz).time() < _TONIGHT_OFFERED_BEFORE:
-        wanted.append(("tonight", "Esta noche 20:00", _at_local(today, _TONIGHT_AT, tz)))
+        wanted.append(("tonight", LaterWhen.TONIGHT, _at_local(today, _TONIGHT_AT, tz)))
     tomorrow = today + timedelta(days=1)
-    wanted.append(("tomorrow", "Mañana 9:00", _at_local(tomorrow, _TOMORROW_AT, tz)))
+    wanted.append(("tomorrow", LaterWhen.TOMORROW, _at_local(tomorrow, _TOMORROW_AT, tz)))
     deferred = [
-        (key, label, at, defer_past_quiet_hours(at, quiet, tz)) for key, label, at in wanted
+        (key, named, at, defer_past_quiet_hours(at, quiet, tz)) for key, named, at in wanted
     ]
     options: list[LaterOption] = []
-    for index, (key, label, at, when) in enumerate(deferred):
+    for index, (key, named, at, when) in enumerate(deferred):
         if when != at:
             # Quiet hours moved it: never promise "en 1 hora" for tomorrow morning. Drop it
             # where a later option offers that same time, else say when it really is.
             if any(other == when for *_, other in deferred[index + 1 :]):
                 continue
-            label = _describe_day_time(when, now_utc, tz)
-        options.append(LaterOption(key, label, when))
+            named = _day_of(when, now_utc, tz)
+        options.append(LaterOption(key, when, named))
     return options
 
 
-def _describe_day_time(moment: datetime, now: datetime, tz: ZoneInfo) -> str:
-    """Name a local time relative to today, for a button ('Hoy 9:00', 'Mañana 9:00')."""
-    local = moment.astimezone(tz)
-    days = (local.date() - now.astimezone(tz).date()).days
-    clock = f"{local.hour}:{local.minute:02d}"
-    if days == 0:
-        return f"Hoy {clock}"
-    if days == 1:
-        return f"Mañana {clock}"
-    return f"{local:%d-%m} {clock}"
+def _day_of(moment: datetime, now: datetime, tz: ZoneInfo) -> LaterWhen:
+    """Name a local time by its day relative to today."""
+    days = (moment.astimezone(tz).date() - now.astimezone(tz).date()).days
+    return {0: LaterWhen.TODAY, 1: LaterWhen.TOMORROW}.get(days, LaterWhen.ON_DATE)
 
 
 def later_option(

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from telegram.constants import MessageLimit
 
 from bot.rut import format_rut
-from bot.schedule import FirmHours, next_opening
+from bot.schedule import FirmHours, LaterOption, next_opening
 
 DEFAULT_GUIDE_PATH = Path(__file__).with_name("guide.toml")
 TOTAL_STEPS = 7
@@ -248,6 +248,18 @@ class Guide:
                 "opening_weekday", time=at, weekday=self._content.weekdays[local.weekday()]
             )
         return self.message("reply_closed", {"firm_hours": label, "opening": when})
+
+    def later_label(self, option: LaterOption, tz: ZoneInfo) -> str:
+        """Name a 'remind me later' time as its button says it ('Mañana 9:00')."""
+        local = option.at.astimezone(tz)
+        return self.button(
+            f"later_{option.when.value}", time=clock_label(local.time()), date=f"{local:%d-%m}"
+        )
+
+    def later_set(self, option: LaterOption, tz: ZoneInfo) -> str:
+        """Confirm a chosen 'remind me later' time in a sentence ("Le escribiré mañana 9:00")."""
+        label = self.later_label(option, tz)
+        return self.message("later_set", when=label[:1].lower() + label[1:])
 
     def button(self, key: str, **values: object) -> str:
         """Render one button label (plain text)."""

@@ -1,5 +1,7 @@
 """Inline keyboards shown with each message."""
 
+from zoneinfo import ZoneInfo
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.schedule import LaterOption
@@ -161,10 +163,13 @@ def ask_rut(guide: Guide) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[_button(guide, "remind_later", LATER_MENU)]])
 
 
-def later_options(options: list[LaterOption]) -> InlineKeyboardMarkup:
+def later_options(guide: Guide, options: list[LaterOption], tz: ZoneInfo) -> InlineKeyboardMarkup:
     """Offer the times a client can pick to be reminded."""
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(o.label, callback_data=later_data(o.key))] for o in options]
+        [
+            [InlineKeyboardButton(guide.later_label(o, tz), callback_data=later_data(o.key))]
+            for o in options
+        ]
     )
 
 

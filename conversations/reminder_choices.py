@@ -24,7 +24,7 @@ async def later_menu(update: Update, context: Context) -> None:
     await update.effective_chat.send_message(
         deps.guide.message("later_menu"),
         parse_mode=ParseMode.HTML,
-        reply_markup=keyboards.later_options(options),
+        reply_markup=keyboards.later_options(deps.guide, options, deps.settings.timezone),
     )
 
 
@@ -43,7 +43,7 @@ async def later_pick(update: Update, context: Context) -> None:
         await chat.send_message(
             deps.guide.message("later_expired"),
             parse_mode=ParseMode.HTML,
-            reply_markup=keyboards.later_options(options),
+            reply_markup=keyboards.later_options(deps.guide, options, deps.settings.timezone),
         )
         return
     conversation = await deps.repository.conversation(chat.id, user.id)
@@ -51,7 +51,7 @@ async def later_pick(update: Update, context: Context) -> None:
     await deps.repository.remind_later(chat.id, user.id, company_rut, now, chosen.at)
     await answer_quietly(query)
     await chat.send_message(
-        deps.guide.message("later_set", when=chosen.label[0].lower() + chosen.label[1:]),
+        deps.guide.later_set(chosen, settings.timezone),
         parse_mode=ParseMode.HTML,
     )
 

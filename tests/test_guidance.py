@@ -491,6 +491,10 @@ async def test_a_guide_with_every_text_changed_still_walks_the_happy_path(
         await bot.press("rut:ok")
         await bot.steps_from(1, 7)
         assert bot.last_text() == guide.step(7, RUT)
+        # Even the times offered by "Recordármelo después" are the guide's words.
+        await bot.press("later:menu")
+        labels = [b["text"] for b in buttons(bot.request.last(CLIENT))]
+        assert labels and all(label.startswith("[R] ") for label in labels)
         await bot.press("g:7:yes")
         assert bot.last_text() == guide.message("done", company_rut="76.086.428-5")
         assert bot.last_text().startswith("[R] ")

@@ -654,7 +654,7 @@ def later_options(bot: Harness) -> list[LaterOption]:
 def later_set(bot: Harness, key: str) -> str:
     """The confirmation of the choice `key`, picked right now."""
     [option] = [o for o in later_options(bot) if o.key == key.removeprefix("later:")]
-    return bot.deps.guide.message("later_set", when=option.label[:1].lower() + option.label[1:])
+    return bot.deps.guide.later_set(option, bot.settings.timezone)
 
 
 async def open_before_the_rut(bot: Harness, device: str, shown: str) -> None:
@@ -675,7 +675,10 @@ async def test_later_menu_before_the_rut_offers_three_times_at_noon(
     assert menu.text == bot.deps.guide.message("later_menu")
     assert button_data(menu) == LATER_OPTIONS
     options = later_options(bot)
-    assert [b["text"] for b in buttons(menu)] == [o.label for o in options]
+    tz = bot.settings.timezone
+    assert [b["text"] for b in buttons(menu)] == [
+        bot.deps.guide.later_label(o, tz) for o in options
+    ]
     # In an hour, tonight at 20:00 and tomorrow at 9:00.
     assert [o.at for o in options] == [local(24, 13), local(24, 20), local(25, 9)]
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from bot.schedule import (
     LaterOption,
+    LaterWhen,
     QuietHours,
     defer_past_quiet_hours,
     later_option,
@@ -268,34 +269,34 @@ def test_reminder_due_at_rejects_negative_counts() -> None:
 
 def test_options_in_the_morning() -> None:
     assert remind_later_options(local(2026, 3, 10, 10, 0), SCL, NIGHT) == [
-        LaterOption("1h", "En 1 hora", utc(2026, 3, 10, 14, 0)),
-        LaterOption("tonight", "Esta noche 20:00", utc(2026, 3, 10, 23, 0)),
-        LaterOption("tomorrow", "Mañana 9:00", utc(2026, 3, 11, 12, 0)),
+        LaterOption("1h", utc(2026, 3, 10, 14, 0), LaterWhen.IN_AN_HOUR),
+        LaterOption("tonight", utc(2026, 3, 10, 23, 0), LaterWhen.TONIGHT),
+        LaterOption("tomorrow", utc(2026, 3, 11, 12, 0), LaterWhen.TOMORROW),
     ]
 
 
 def test_options_at_half_past_seven_drop_tonight() -> None:
     assert remind_later_options(local(2026, 3, 10, 19, 30), SCL, NIGHT) == [
-        LaterOption("1h", "En 1 hora", utc(2026, 3, 10, 23, 30)),
-        LaterOption("tomorrow", "Mañana 9:00", utc(2026, 3, 11, 12, 0)),
+        LaterOption("1h", utc(2026, 3, 10, 23, 30), LaterWhen.IN_AN_HOUR),
+        LaterOption("tomorrow", utc(2026, 3, 11, 12, 0), LaterWhen.TOMORROW),
     ]
 
 
 def test_options_late_at_night_drop_one_hour_deferred_to_the_same_nine() -> None:
     assert remind_later_options(local(2026, 3, 10, 23, 30), SCL, NIGHT) == [
-        LaterOption("tomorrow", "Mañana 9:00", utc(2026, 3, 11, 12, 0)),
+        LaterOption("tomorrow", utc(2026, 3, 11, 12, 0), LaterWhen.TOMORROW),
     ]
 
 
 def test_an_hour_deferred_to_this_morning_says_when() -> None:
     assert remind_later_options(local(2026, 3, 10, 7, 0), SCL, NIGHT)[0] == LaterOption(
-        "1h", "Hoy 9:00", utc(2026, 3, 10, 12, 0)
+        "1h", utc(2026, 3, 10, 12, 0), LaterWhen.TODAY
     )
 
 
 def test_options_all_deferred_to_one_time_keep_one() -> None:
     options = remind_later_options(local(2026, 3, 10, 23, 30), SCL, QuietHours(0, 10))
-    assert options == [LaterOption("tomorrow", "Mañana 10:00", utc(2026, 3, 11, 13, 0))]
+    assert options == [LaterOption("tomorrow", utc(2026, 3, 11, 13, 0), LaterWhen.TOMORROW)]
 
 
 def test_options_without_quiet_hours_are_not_deferred() -> None:
@@ -317,7 +318,7 @@ def test_tonight_is_offered_only_before_seven(hour: int, minute: int, offered: b
 def test_tonight_inside_quiet_hours_is_not_offered_twice() -> None:
     options = remind_later_options(local(2026, 3, 10, 10, 0), SCL, QuietHours(19, 9))
     assert [o.key for o in options] == ["1h", "tomorrow"]
-    assert options[1] == LaterOption("tomorrow", "Mañana 9:00", utc(2026, 3, 11, 12, 0))
+    assert options[1] == LaterOption("tomorrow", utc(2026, 3, 11, 12, 0), LaterWhen.TOMORROW)
 
 
 def test_options_on_dst_days_use_each_days_offset() -> None:
@@ -338,10 +339,10 @@ def test_options_on_dst_days_use_each_days_offset() -> None:
 def test_later_option_recomputes_by_key() -> None:
     now = local(2026, 3, 10, 19, 30)
     assert later_option("1h", now, SCL, NIGHT) == LaterOption(
-        "1h", "En 1 hora", utc(2026, 3, 10, 23, 30)
+        "1h", utc(2026, 3, 10, 23, 30), LaterWhen.IN_AN_HOUR
     )
     assert later_option("tomorrow", now, SCL, NIGHT) == LaterOption(
-        "tomorrow", "Mañana 9:00", utc(2026, 3, 11, 12, 0)
+        "tomorrow", utc(2026, 3, 11, 12, 0), LaterWhen.TOMORROW
     )
     assert later_option("tonight", now, SCL, NIGHT) is None
     assert later_option("nope", now, SCL, NIGHT) is None
