@@ -6,6 +6,7 @@ place, and its migrations are tried on a copy.
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -13,9 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from bot.backup import BackupError, hold_database_lock
 from bot.schema import MIGRATIONS, SCHEMA_VERSION
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
+# Less free space than this beside the database is reported: SQLite needs room for its WAL.
+MIN_FREE_BYTES = 50_000_000
+# How long a write lock held by someone else may last before --check calls it a problem.
+WRITE_WAIT_SECONDS = 2.0
 
 
 @dataclass
@@ -69,11 +75,30 @@ def database_problem(path: Path) -> str | None:
 
 
 def check_database(path: Path) -> Report:
-    """Check the database and describe it: schema version, pending migrations, row counts."""
+    """Check the database and describe it: schema version, pending migrations, row counts.
+
+    Also what an operator must act on before a restart: a disk nearly full, the database
+    locked by another program; and, as a fact, a bot process that holds it now.
+    """
     report = Report()
     problem = database_problem(path)
     if problem is not None:
         report.problems.append(problem)
+        return report
+    folder = path.parent if path.parent != Path("") else Path(".")
+    if folder.exists() and shutil.disk_usage(folder).free < MIN_FREE_BYTES:
+        free = shutil.disk_usage(folder).free / 1e6
+        report.problems.append(
+            f"DATABASE_PATH: the disk of {folder} is nearly full ({free:.0f} MB free)"
+        )
+    holder = _lock_holder(path)
+    if holder is not None:
+        report.facts.append(f"database {path}: in use by a running bot ({holder})")
+    if path.exists() and path.stat().st_size and _write_locked(path):
+        report.problems.append(
+            f"DATABASE_PATH: {path} is locked by another program (a write has been under way "
+            f"for over {WRITE_WAIT_SECONDS:.0f} s); the bot would wait and fail"
+        )
         return report
     if not path.exists() or path.stat().st_size == 0:
         report.facts.append(f"database {path}: not created yet (the bot creates it on start)")
@@ -102,6 +127,30 @@ def check_database(path: Path) -> Report:
         + ", ".join(f"{table} {count}" for table, count in counts.items())
     )
     return report
+
+
+def _lock_holder(path: Path) -> str | None:
+    """Say which process holds the bot's lock on this database, if one does."""
+    try:
+        with hold_database_lock(path):
+            return None
+    except BackupError as exc:
+        return str(exc).split("in use by ", 1)[-1].split(" (", 1)[0]
+
+
+def _write_locked(path: Path) -> bool:
+    """Tell whether another connection holds the write lock for longer than a moment."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=rw"
+    connection = sqlite3.connect(uri, uri=True, isolation_level=None)
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {int(WRITE_WAIT_SECONDS * 1000)}")
+        connection.execute("BEGIN IMMEDIATE")  # nothing is written: rolled back at once
+        connection.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError as exc:
+        return "locked" in str(exc) or "busy" in str(exc)
+    finally:
+        connection.close()
 
 
 def _migrate(db: sqlite3.Connection, version: int) -> None:

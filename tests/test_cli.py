@@ -102,6 +102,18 @@ def test_check_with_bad_settings_names_each_one(tmp_path: Path) -> None:
     assert [p.split(":")[1].strip() for p in problems] == ["QUIET_HOURS", "FIRM_HOURS"]
 
 
+def test_check_reports_a_database_locked_by_another_program(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "authorizations.sqlite3"
+    make_database(database)
+    with closing(sqlite3.connect(database, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another program in the middle of a long write
+        result = bot(tmp_path, "--check")
+        other.execute("ROLLBACK")
+    assert result.returncode == 2
+    [problem] = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
+    assert "DATABASE_PATH" in problem and "locked by another program" in problem
+
+
 def test_check_reports_pending_migrations_on_a_copy(tmp_path: Path) -> None:
     database = tmp_path / "data" / "authorizations.sqlite3"
     make_database(database)
@@ -234,6 +246,9 @@ def test_a_second_process_waits_for_the_first_and_restore_is_refused_meanwhile(
         wait_for_log(tmp_path / "second.log", "another bot process uses")
         log = (tmp_path / "second.log").read_text(encoding="utf-8")
         assert log.count("another bot process uses") == 1
+        checked = bot(tmp_path, "--check")  # what an operator runs before restarting
+        assert checked.returncode == 0, checked.stdout
+        assert "in use by a running bot (process " in checked.stdout
         made = bot(tmp_path, "backup")  # online, while the first one runs
         assert made.returncode == 0, made.stderr
         backup = made.stdout.strip().rsplit(" ", 1)[-1]

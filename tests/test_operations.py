@@ -1,6 +1,7 @@
 """What an operator runs into: presses always answered, blocks recorded, groups told their id."""
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -8,9 +9,10 @@ import pytest
 from telegram.error import Forbidden
 
 from bot.alerts import FAILURES_TO_ALERT
+from bot.backup import list_backups
 from bot.notifications import MAX_ATTEMPTS
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, RUT, FakeClock, Harness, make_settings
-from tests.fake_telegram import BOT_USER, RecordingRequest, callback_update
+from tests.fake_telegram import BOT_USER, RecordingRequest, callback_update, message_update
 
 FOREIGN_GROUP = -100_999
 
@@ -162,3 +164,41 @@ async def test_a_database_that_refuses_writes_is_alerted_and_the_client_told_onc
     alert = bot.deps.guide.message("alert_database", problem="database or disk is full")
     assert bot.texts(FIRM_MEMBER) == [alert]
     assert bot.texts().count(bot.deps.guide.message("error")) == 1
+
+
+async def test_the_daily_backup_job_writes_a_checked_copy_with_every_completion(
+    bot: Harness,
+) -> None:
+    await bot.reach_step(7)
+    await bot.press("g:7:yes")
+    await bot.run_jobs("database-backup")
+    [backup] = list_backups(bot.settings.database_path)
+    with closing(sqlite3.connect(backup)) as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert copy.execute(
+            "SELECT company_rut FROM authorizations WHERE completed_at IS NOT NULL"
+        ).fetchall() == [(RUT,)]
+
+
+async def test_texts_to_the_firm_in_a_handoff_are_sent_as_html(bot: Harness) -> None:
+    await bot.reach_step(4)
+    await bot.press("pb:4:other")
+    [(message_id,)] = bot.db_rows(
+        "SELECT message_id FROM outbox WHERE chat_id = ? AND handoff_id IS NOT NULL", (FIRM_CHAT,)
+    )
+    bot.request.clear()
+    reply = message_update(FIRM_MEMBER, "Hola", chat_id=FIRM_CHAT, chat_type="supergroup")
+    reply["message"]["reply_to_message"] = {
+        "message_id": message_id,
+        "date": 1,
+        "chat": {"id": FIRM_CHAT, "type": "supergroup", "title": "Firma"},
+        "from": BOT_USER,
+        "text": "…",
+    }
+    await bot.feed(reply)
+    sent = [c for c in bot.request.calls if c.method == "sendMessage"]
+    assert [c.text for c in sent] == [
+        bot.deps.guide.message("client_firm_message", text="Hola"),
+        bot.deps.guide.message("firm_reply_sent"),
+    ]
+    assert all(c.params.get("parse_mode") == "HTML" for c in sent)
