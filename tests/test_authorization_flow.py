@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from bot.notifications import describe_duration
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
-from tests.fake_telegram import button_data, buttons
+from tests.fake_telegram import button_data, buttons, message_update
 
 RUT = "76086428-5"
 SHOWN = "76.086.428-5"
@@ -233,3 +233,15 @@ async def test_repeating_a_completed_authorization_drops_the_old_proof(bot: Harn
     await bot.press("rep:yes")
     authorization = await bot.repository.authorization(RUT)
     assert authorization is not None and authorization.proof_file_id is None
+
+
+async def test_a_start_delivered_again_welcomes_a_new_client_again(bot: Harness) -> None:
+    # After a crash right after /start, Telegram delivers it once more: a first-time client
+    # must see the welcome and the question again, not "carry on or start over?".
+    guide = bot.deps.guide
+    raw = message_update(CLIENT, "/start", update_id=880_001)
+    await bot.feed(raw)
+    first = bot.texts()
+    await bot.feed(raw)
+    assert first == [guide.message("welcome"), guide.message("ask_device")]
+    assert bot.texts() == first + first
