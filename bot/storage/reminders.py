@@ -149,6 +149,19 @@ class ReminderStore(StoreBase):
                 (reminder.chat_id, to_timestamp(reminder.due_at), reminder.kind.value),
             )
 
+    async def postpone_reminder(self, reminder: DueReminder, due: datetime) -> None:
+        """Move a reminder that could not be delivered to `due` (unless rescheduled meanwhile)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE reminders SET due_at = ? WHERE chat_id = ? AND due_at = ? AND kind = ?",
+                (
+                    to_timestamp(due),
+                    reminder.chat_id,
+                    to_timestamp(reminder.due_at),
+                    reminder.kind.value,
+                ),
+            )
+
     async def opt_out(self, chat_id: int, now: datetime) -> int:
         """Stop all reminders to this chat for good; return how many authorizations it marks."""
         return await self._stop_reminders_marking(chat_id, now, "opted_out_at", "opted_out")
