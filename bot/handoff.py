@@ -11,12 +11,14 @@ from telegram.ext import CallbackContext
 from bot.deps import Deps, get_deps
 from bot.repository import Handoff
 from conversations.common import actor_name
+from conversations.problems import fit, message_or
 
 logger = logging.getLogger(__name__)
 
 Context = CallbackContext[Any, Any, Any, Any]
 
-# Room for the label around the firm's text in the client's message.
+# Room for the label around the firm's text in the client's message (UTF-16 code units,
+# as Telegram counts them).
 MAX_RELAYED_TEXT = MessageLimit.MAX_TEXT_LENGTH - 200
 
 
@@ -49,15 +51,14 @@ async def relay_reply(update: Update, context: Context) -> None:
     if handoff.closed_at is not None:
         await message.reply_text(deps.guide.message("firm_reply_closed"), parse_mode=ParseMode.HTML)
         return
-    text = message.text or ""
-    if len(text) > MAX_RELAYED_TEXT:
-        text = text[:MAX_RELAYED_TEXT] + "…"
+    relayed = fit(
+        message.text or "",
+        lambda text: deps.guide.message("client_firm_message", text=text),
+        MessageLimit.MAX_TEXT_LENGTH,
+        MAX_RELAYED_TEXT,
+    )
     try:
-        await context.bot.send_message(
-            handoff.chat_id,
-            deps.guide.message("client_firm_message", text=text),
-            parse_mode=ParseMode.HTML,
-        )
+        await context.bot.send_message(handoff.chat_id, relayed.rendered, parse_mode=ParseMode.HTML)
     except Forbidden:
         await deps.repository.mark_blocked(handoff.chat_id, deps.clock.now())
         await message.reply_text(
@@ -69,7 +70,12 @@ async def relay_reply(update: Update, context: Context) -> None:
         logger.warning("reply not relayed to chat %s: %s", handoff.chat_id, exc)
         await message.reply_text(deps.guide.message("remind_failed"), parse_mode=ParseMode.HTML)
         return
-    await message.reply_text(deps.guide.message("firm_reply_sent"), parse_mode=ParseMode.HTML)
+    sent = (
+        message_or(deps.guide, "firm_reply_shortened", "firm_reply_sent")
+        if relayed.shortened
+        else deps.guide.message("firm_reply_sent")
+    )
+    await message.reply_text(sent, parse_mode=ParseMode.HTML)
 
 
 async def reply_not_text(update: Update, context: Context) -> None:

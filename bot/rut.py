@@ -1,6 +1,7 @@
 """Chilean RUT parsing for what clients actually type."""
 
 import re
+import unicodedata
 from enum import Enum
 
 from stdnum.cl import rut as stdnum_rut
@@ -28,8 +29,20 @@ class RutError(ValueError):
         self.problem = problem
 
 
+def visible_text(text: str) -> str:
+    """Drop invisible format marks (Unicode category Cf) and make every space a plain one."""
+    # Pasted from a web page or a PDF, a RUT brings zero-width spaces and joiners, a BOM,
+    # bidi marks and isolates, soft hyphens, and non-breaking or thin spaces.
+    return "".join(
+        " " if unicodedata.category(char) in ("Zs", "Zl", "Zp") else char
+        for char in text
+        if unicodedata.category(char) != "Cf"
+    )
+
+
 def parse_rut(text: str) -> str:
     """Return the RUT in `text` in compact form ('76086428-5') or raise RutError."""
+    text = visible_text(text)
     if len(text) > _MAX_INPUT_LENGTH:
         raise RutError(RutProblem.NOT_A_RUT)
     candidate = _PREFIX.sub("", text).strip()

@@ -1,12 +1,25 @@
-"""When the client is stuck: the problems of each step, their answers, and the firm in the loop."""
+"""When the client is stuck: the problems of each step, their answers, and the firm in the loop.
 
+Telegram measures texts in UTF-16 code units once their HTML is parsed (an emoji counts
+two): what is relayed is measured so and shortened to fit, and the client is told only what
+the firm really received.
+"""
+
+import html
+import logging
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from typing import NamedTuple
 
-from telegram import Message, Update
-from telegram.constants import MessageLimit
+from telegram import Document, Message, Update
+from telegram.constants import FileSizeLimit, MessageLimit, ParseMode
+from telegram.error import TelegramError
 
 from bot.deps import Deps, get_deps
-from bot.notifications import client_message_for_firm, problem_report
+from bot.notifications import MAX_ATTEMPTS, client_message_for_firm, problem_report
 from bot.repository import FirmMessage
 from bot.rut import format_rut
 from conversations import keyboards
@@ -23,14 +36,96 @@ from conversations.common import (
     settle_button,
     stale_button,
 )
-from conversations.guide import FINAL_STEP
+from conversations.guide import FINAL_STEP, Guide, telegram_length
 
-# Room left in a firm message for what the client wrote.
+logger = logging.getLogger(__name__)
+
+# Room left in a firm message for what the client wrote (UTF-16 code units).
 MAX_RELAYED_TEXT = MessageLimit.MAX_TEXT_LENGTH - 500
-# A photo's caption goes into a photo caption for the firm (1024 characters at most).
+# A photo's caption goes into a photo caption for the firm (1024 code units at most).
 MAX_CAPTION = 300
 # A photo this soon after completing is the screenshot of the SII's answer.
 PROOF_WINDOW = timedelta(days=1)
+# A screenshot sent as a file is told by its type or its name.
+IMAGE_FILE_ENDINGS = (".png", ".jpg", ".jpeg")
+# How many undelivered firm messages are looked through to tell whether one got out.
+UNSENT_LOOKUP = 10_000
+ELLIPSIS = "…"
+# Characters that belong with the one before them: a cut never separates them.
+_JOINERS = frozenset({"\u200d", "\ufe0e", "\ufe0f"})
+
+
+class Fitted(NamedTuple):
+    """A text fitted into a message: the part kept and the message rendered with it."""
+
+    kept: str
+    rendered: str
+    shortened: bool
+
+
+def visible_length(rendered_html: str) -> int:
+    """Return how long Telegram counts an HTML text: what shows, in UTF-16 code units."""
+    return telegram_length(html.unescape(re.sub(r"<[^>]+>", "", rendered_html)))
+
+
+def cut_to(text: str, units: int) -> str:
+    """Return the longest start of `text` of at most `units` UTF-16 code units."""
+    end, used = 0, 0
+    for char in text:
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > units:
+            break
+        end += 1
+    # Keep an emoji sequence or an accented letter whole.
+    while 0 < end < len(text) and (
+        text[end] in _JOINERS or text[end - 1] == "\u200d" or unicodedata.combining(text[end])
+    ):
+        end -= 1
+    return text[:end]
+
+
+def fit(
+    text: str, render: Callable[[str], str], limit: int, longest: int, mark: str = ELLIPSIS
+) -> Fitted:
+    """Keep at most `longest` units of `text` (then `mark`), fewer if rendered over `limit`."""
+    room = longest
+    while True:
+        kept = text if telegram_length(text) <= room else cut_to(text, room) + mark
+        rendered = render(kept)
+        excess = visible_length(rendered) - limit
+        if excess <= 0 or room <= 0:
+            return Fitted(kept, rendered, kept != text)
+        room = max(telegram_length(kept) - excess - telegram_length(mark), 0)
+
+
+def message_or(
+    guide: Guide, key: str, fallback: str, html_values: Mapping[str, str] | None = None
+) -> str:
+    """Render `key`, or `fallback` while the guide in effect has no such text yet."""
+    try:
+        return guide.message(key, html_values)
+    except KeyError as exc:
+        if exc.args != (key,):
+            raise
+        return guide.message(fallback, html_values)
+
+
+def is_image_document(message: Message) -> bool:
+    """Tell whether a message carries a picture sent as a file (PNG or JPEG)."""
+    document = message.document
+    if document is None:
+        return False
+    mime_type = (document.mime_type or "").lower()
+    name = (document.file_name or "").lower()
+    return mime_type.startswith("image/") or name.endswith(IMAGE_FILE_ENDINGS)
+
+
+async def reached_firm(deps: Deps, texts: Sequence[str]) -> bool:
+    """Tell whether each of these queued texts was accepted by at least one firm chat."""
+    firm_chats = set(deps.settings.firm_chat_ids)
+    unsent = await deps.repository.unsent_outbox(max_attempts=MAX_ATTEMPTS, limit=UNSENT_LOOKUP)
+    waiting = Counter(m.text for m in unsent if m.chat_id in firm_chats and m.text in texts)
+    return all(waiting[text] < len(firm_chats) for text in texts)
 
 
 async def problem_button(update: Update, context: Context) -> None:
@@ -90,23 +185,37 @@ async def report_problem(
     company_rut: str | None,
     step: int | None,
     photo_file_id: str | None = None,
-) -> None:
-    """Open a handoff for the client and tell every firm chat, with the context."""
+    caption: str | None = None,
+) -> Fitted:
+    """Open a handoff for the client and tell every firm chat; return the report queued."""
     chat_id, user_id = ids(update)
-    text = problem_report(deps.guide, problem, company_rut, client_info(update), step)
+    client = client_info(update)
+    limit = MessageLimit.CAPTION_LENGTH if photo_file_id else MessageLimit.MAX_TEXT_LENGTH
+
+    def named(quoted: str) -> str:
+        return f"{problem}: «{quoted}»" if quoted else problem
+
+    report = fit(
+        caption or "",
+        lambda quoted: problem_report(deps.guide, named(quoted), company_rut, client, step),
+        limit,
+        MAX_CAPTION,
+        mark="",
+    )
     await deps.repository.open_handoff(
         chat_id,
         user_id,
         company_rut,
         step,
-        problem,
+        named(report.kept),
         deps.clock.now(),
         lambda handoff: [
-            FirmMessage(firm_chat, text, handoff, photo_file_id)
+            FirmMessage(firm_chat, report.rendered, handoff, photo_file_id)
             for firm_chat in deps.settings.firm_chat_ids
         ],
     )
     await deps.notifier.deliver_pending(update.get_bot())
+    return report
 
 
 async def relay_to_firm(update: Update, deps: Deps, message: Message) -> bool:
@@ -115,16 +224,26 @@ async def relay_to_firm(update: Update, deps: Deps, message: Message) -> bool:
     handoff = await deps.repository.open_handoff_of(chat_id)
     if handoff is None or message.text is None:
         return False
-    text = message.text
-    if len(text) > MAX_RELAYED_TEXT:
-        text = text[:MAX_RELAYED_TEXT] + "…"
-    body = client_message_for_firm(deps.guide, client_info(update), handoff.company_rut, text)
+    client = client_info(update)
+    body = fit(
+        message.text,
+        lambda text: client_message_for_firm(deps.guide, client, handoff.company_rut, text),
+        MessageLimit.MAX_TEXT_LENGTH,
+        MAX_RELAYED_TEXT,
+    )
     await deps.repository.queue_firm_messages(
-        [FirmMessage(chat, body, handoff.id) for chat in deps.settings.firm_chat_ids],
+        [FirmMessage(chat, body.rendered, handoff.id) for chat in deps.settings.firm_chat_ids],
         deps.clock.now(),
     )
     await deps.notifier.deliver_pending(update.get_bot())
-    await say(update, deps.guide.message("client_message_forwarded"))
+    if not await reached_firm(deps, [body.rendered]):
+        # Queued: the outbox job delivers it as soon as Telegram takes it.
+        answer = message_or(deps.guide, "client_message_pending", "client_message_forwarded")
+    elif body.shortened:
+        answer = message_or(deps.guide, "client_message_shortened", "client_message_forwarded")
+    else:
+        answer = deps.guide.message("client_message_forwarded")
+    await say(update, answer)
     return True
 
 
@@ -141,13 +260,53 @@ async def receive_photo(update: Update, deps: Deps, message: Message) -> None:
         return
     else:
         problem = deps.guide.message("problem_photo")
-        if message.caption:
-            problem = f"{problem}: «{message.caption[:MAX_CAPTION]}»"
         company_rut = conversation.company_rut if conversation else None
-        await report_problem(update, deps, problem, company_rut, step, file_id)
-        await say(update, deps.guide.message("photo_forwarded", {"reply_when": reply_when(deps)}))
+        report = await report_problem(
+            update, deps, problem, company_rut, step, file_id, message.caption
+        )
+        promise = {"reply_when": reply_when(deps)}
+        if not await reached_firm(deps, [report.rendered]):
+            answer = message_or(deps.guide, "photo_pending", "photo_forwarded", promise)
+        elif report.shortened:
+            answer = message_or(deps.guide, "photo_caption_shortened", "photo_forwarded", promise)
+        else:
+            answer = deps.guide.message("photo_forwarded", promise)
+        await say(update, answer)
     if conversation is not None:
         await repeat_prompt(update, deps, conversation)
+
+
+async def receive_document(update: Update, context: Context) -> bool:
+    """Take a screenshot sent as a file at step 7 as the proof; False if it is not that."""
+    deps = get_deps(context)
+    message = update.effective_message
+    assert message is not None and message.document is not None
+    conversation = await conversation_of(update, deps)
+    step = await current_step(deps, conversation)
+    if conversation is None or not conversation.company_rut or step != FINAL_STEP:
+        return False
+    file_id = await _as_photo(update, message.document, deps.guide.message("proof_received"))
+    if file_id is None:
+        return False
+    await deps.repository.set_proof(conversation.company_rut, file_id)
+    await repeat_prompt(update, deps, conversation)
+    return True
+
+
+async def _as_photo(update: Update, document: Document, caption: str) -> str | None:
+    """Send a picture the client sent as a file back to them as a photo; return its file id."""
+    # The firm's notice goes out as a photo, and Telegram refuses a document's file id there.
+    if document.file_size is not None and document.file_size > FileSizeLimit.PHOTOSIZE_UPLOAD:
+        return None
+    chat = update.effective_chat
+    assert chat is not None
+    try:
+        content = await (await document.get_file()).download_as_bytearray()
+        sent = await chat.send_photo(bytes(content), caption=caption, parse_mode=ParseMode.HTML)
+    except TelegramError as exc:
+        logger.info("picture file from chat %s not taken as a photo: %s", chat.id, exc)
+        return None
+    return sent.photo[-1].file_id if sent.photo else None
 
 
 async def _late_proof(update: Update, deps: Deps, file_id: str) -> bool:

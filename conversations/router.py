@@ -50,6 +50,7 @@ class Input:
     button: str | None = None  # a pressed button's callback data
     text: str | None = None  # typed text that is not a command
     other_message: bool = False  # a sticker, photo, voice, document…
+    image_file: bool = False  # a picture sent as a file (a screenshot, say)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Accepts:
     commands: tuple[str, ...] = ()
     button: str | None = None  # a regular expression on the callback data
     text: bool = False
+    image_file: bool = False
 
     def matches(self, given: Input) -> bool:
         """Tell whether this line takes the input."""
@@ -67,6 +69,8 @@ class Accepts:
             return given.command in self.commands
         if self.button is not None:
             return given.button is not None and re.match(self.button, given.button) is not None
+        if self.image_file:
+            return given.image_file
         return self.text and given.text is not None
 
 
@@ -83,6 +87,17 @@ def button(pattern: str, callback: Callback) -> Accepts:
 def typed_text(callback: Callback) -> Accepts:
     """A line taking typed text."""
     return Accepts(callback, text=True)
+
+
+def image_file(callback: Callback) -> Accepts:
+    """A line taking a picture sent as a file."""
+    return Accepts(callback, image_file=True)
+
+
+async def picture_file(update: Update, context: Context) -> None:
+    """Take a screenshot sent as a file as the proof at step 7; else answer it as media."""
+    if not await problems.receive_document(update, context):
+        await authorization.unexpected_message(update, context)
 
 
 # What each stored state accepts, tried first.
@@ -111,6 +126,7 @@ ALWAYS: tuple[Accepts, ...] = (
     button(START_PATTERN, authorization.start_choice),
     button(STOP_REMINDERS_PATTERN, reminder_choices.stop_reminders),
     button(DELETE_PATTERN, privacy.delete_choice),
+    image_file(picture_file),
 )
 
 # What works only while a conversation is open.
@@ -132,7 +148,7 @@ def read_input(update: Update) -> Input | None:
         return None
     text = message.text
     if text is None:
-        return Input(other_message=True)
+        return Input(other_message=True, image_file=problems.is_image_document(message))
     first = message.entities[0] if message.entities else None
     if first is not None and first.type == MessageEntity.BOT_COMMAND and first.offset == 0:
         name = text[1 : first.length].split("@", 1)[0].lower()

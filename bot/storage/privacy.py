@@ -1,10 +1,19 @@
 """Deleting a client's data on request, and purging what is kept too long."""
 
+import html
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
+
+import aiosqlite
+from stdnum.cl import rut as stdnum_rut
 
 from bot.clock import to_timestamp
 from bot.storage.base import StoreBase, all_rows
 from bot.storage.records import (
+    ClientInfo,
     Deletion,
 )
 from bot.storage.sql import (
@@ -12,13 +21,72 @@ from bot.storage.sql import (
     DELETE_NOTICES,
 )
 
+# What replaces the client's name or id in a firm message that is kept for others' sake.
+REDACTED = "—"
+# Shorter names would blank ordinary words in the firm's messages.
+MIN_NAME_LENGTH = 2
+
+
+@dataclass
+class Identity:
+    """Every way the stored texts can name one client."""
+
+    ids: set[int] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)
+    # The RUTs of the client's unfinished authorizations (removed entirely): no line naming
+    # one of them is kept.
+    companies: set[str] = field(default_factory=set)
+
+    def add_names(self, names: Iterable[str | None]) -> None:
+        """Add names and usernames long enough to be told apart from ordinary words."""
+        for name in names:
+            if name and len(name.strip()) >= MIN_NAME_LENGTH:
+                self.names.add(name.strip())
+
+    def needles(self) -> list[str]:
+        """Return every string whose presence in a text may name the client."""
+        found = {str(number) for number in self.ids}
+        found |= {form for name in self.names for form in (name, html.escape(name))}
+        found |= {form for company in self.companies for form in _rut_forms(company)}
+        return sorted(found)
+
+    def id_pattern(self) -> re.Pattern[str] | None:
+        """Match one of the client's Telegram ids as a whole number."""
+        if not self.ids:
+            return None
+        return re.compile("|".join(rf"(?<!\d){number}(?!\d)" for number in sorted(self.ids)))
+
+    def name_pattern(self) -> re.Pattern[str] | None:
+        """Match one of the client's names or @usernames as whole words."""
+        forms = {form for name in self.names for form in (name, html.escape(name))}
+        if not forms:
+            return None
+        alternatives = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
+        return re.compile(rf"(?<![\w@])@?(?:{alternatives})(?!\w)")
+
+    def company_pattern(self) -> re.Pattern[str] | None:
+        """Match one of the removed companies' RUTs, written compact or with dots."""
+        forms = {form for company in self.companies for form in _rut_forms(company)}
+        if not forms:
+            return None
+        return re.compile("|".join(rf"(?<![\d.]){re.escape(form)}(?![\dkK])" for form in forms))
+
+
+def _rut_forms(company_rut: str) -> tuple[str, str]:
+    return company_rut, str(stdnum_rut.format(company_rut))
+
 
 class PrivacyStore(StoreBase):
     """Deletion and retention."""
 
-    async def delete_client_data(self, chat_id: int, now: datetime) -> Deletion:
-        """Erase what identifies this client; completions stay as anonymous facts."""
+    async def delete_client_data(
+        self, chat_id: int, now: datetime, client: ClientInfo | None = None
+    ) -> Deletion:
+        """Erase what names this client, by every identity it had; completions stay anonymous."""
+        # `client` (their name and @username now) also finds firm messages written while
+        # they worked on a company another chat's client has taken over since.
         async with self._transaction() as db:
+            identity = await self._identity(db, chat_id, client)
             # Ever completed (a repeat may be under way): the completion fact stays.
             rows = await all_rows(
                 db,
@@ -29,6 +97,7 @@ class PrivacyStore(StoreBase):
             )
             anonymized = [row[0] for row in rows if row[1]]
             removed = [row[0] for row in rows if not row[1]]
+            identity.companies.update(removed)
             for company_rut in anonymized:
                 # The firm's copies of the notices and of the proof name the client: they go.
                 await db.execute(DELETE_NOTICES, (company_rut,))
@@ -38,11 +107,83 @@ class PrivacyStore(StoreBase):
                     (company_rut,),
                 )
                 await db.execute(ANONYMIZE, (company_rut,))
+                await db.execute(
+                    "UPDATE invitations SET client_name = NULL WHERE company_rut = ?",
+                    (company_rut,),
+                )
                 await self._add_event(db, company_rut, now, "data_deleted", None)
             for company_rut in removed:
                 await self._remove_company(db, company_rut)
             await self._forget_chat(db, chat_id)
+            await self._scrub_outbox(db, identity)
         return Deletion(anonymized, removed)
+
+    @staticmethod
+    async def _identity(
+        db: aiosqlite.Connection, chat_id: int, client: ClientInfo | None
+    ) -> Identity:
+        """Gather the ids and names this chat's client was stored under."""
+        identity = Identity(ids={chat_id})
+        if client is not None:
+            identity.ids.add(client.user_id)
+            identity.add_names([client.name, client.username])
+        for sql in (
+            "SELECT user_id FROM conversations WHERE chat_id = ?",
+            "SELECT user_id FROM reminders WHERE chat_id = ?",
+            "SELECT user_id FROM handoffs WHERE chat_id = ?",
+            "SELECT client_user_id FROM authorizations WHERE client_chat_id = ?",
+        ):
+            identity.ids.update(row[0] for row in await all_rows(db, sql, (chat_id,)) if row[0])
+        named = await all_rows(
+            db,
+            "SELECT client_name, client_username, invited_name FROM authorizations "
+            "WHERE client_chat_id = ? OR client_user_id IN (SELECT value FROM json_each(?))",
+            (chat_id, json.dumps(sorted(identity.ids))),
+        )
+        identity.add_names(name for row in named for name in row)
+        invited = await all_rows(
+            db, "SELECT client_name FROM invitations WHERE used_by_chat = ?", (chat_id,)
+        )
+        identity.add_names(row[0] for row in invited)
+        return identity
+
+    @staticmethod
+    async def _scrub_outbox(db: aiosqlite.Connection, identity: Identity) -> None:
+        """Remove or blank every firm message still naming the client."""
+        # A message about the client alone (a completion notice or a problem report, which
+        # carry their Telegram id; a photo) goes. One about many (a digest) keeps the others:
+        # it loses the lines of the removed companies and has the client's name blanked.
+        needles = identity.needles()
+        if not needles:
+            return
+        rows = await all_rows(
+            db,
+            "SELECT id, text, ref IS NOT NULL OR handoff_id IS NOT NULL, "
+            "photo_file_id IS NOT NULL FROM outbox WHERE EXISTS "
+            "(SELECT 1 FROM json_each(?) WHERE instr(outbox.text, value) > 0)",
+            (json.dumps(needles),),
+        )
+        by_id, by_name = identity.id_pattern(), identity.name_pattern()
+        by_company = identity.company_pattern()
+        for outbox_id, text, about_one, photo in rows:
+            named_by_id = by_id is not None and by_id.search(text) is not None
+            named = named_by_id or (by_name is not None and by_name.search(text) is not None)
+            if (about_one and named_by_id) or (photo and named):
+                await db.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+                continue
+            lines = text.split("\n")
+            if by_company is not None:
+                lines = [line for line in lines if by_company.search(line) is None]
+            scrubbed = "\n".join(lines)
+            for pattern in (by_id, by_name):
+                if pattern is not None:
+                    scrubbed = pattern.sub(REDACTED, scrubbed)
+            if scrubbed == text:
+                continue
+            if not re.sub(r"<[^>]+>", "", scrubbed).strip():
+                await db.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+            else:
+                await db.execute("UPDATE outbox SET text = ? WHERE id = ?", (scrubbed, outbox_id))
 
     async def purge_inactive(self, before: datetime) -> int:
         """Remove unfinished authorizations idle since before `before`, and old messages."""
