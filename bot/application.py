@@ -4,13 +4,13 @@ import asyncio
 import datetime
 import logging
 import re
+import sqlite3
 import time
 from typing import Any
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationHandlerStop,
     CallbackContext,
@@ -31,6 +31,7 @@ from bot.deps import Deps, get_deps, get_poller, install
 from bot.digest import send_digest_if_due
 from bot.errors import on_error
 from bot.health import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS, beat, heartbeat_path
+from bot.rate_limit import PerChatRateLimiter
 from bot.retention import purge_if_due
 from conversations import router
 from conversations.callbacks import PAGE_PATTERN, VERIFY_PATTERN
@@ -72,7 +73,12 @@ async def record_activity(update: Update, context: Context) -> None:
     deps = get_deps(context)
     now = deps.clock.now()
     if deps.activity.should_record(chat.id, now):
-        await deps.repository.record_activity(chat.id, user.id, now, deps.first_reminder(now))
+        try:
+            await deps.repository.record_activity(chat.id, user.id, now, deps.first_reminder(now))
+        except sqlite3.Error as exc:
+            # Only the reminder clock is late; the handler that follows tells the client if
+            # the database really refuses (once, not twice).
+            logger.warning("activity of chat %s not recorded: %s", chat.id, exc)
 
 
 async def send_reminders(context: Context) -> None:
@@ -151,8 +157,8 @@ def build_application(
         builder = builder.request(request).get_updates_request(request)
     application: Application[Any, Any, Any, Any, Any, Any]
     if rate_limit:
-        # Telegram's limits: ~30 messages/s overall; RetryAfter answers are waited out.
-        application = builder.rate_limiter(AIORateLimiter(max_retries=3)).build()
+        # Telegram's limits: ~30 messages/s overall; a RetryAfter delays only its own chat.
+        application = builder.rate_limiter(PerChatRateLimiter(max_retries=3)).build()
     else:
         application = builder.build()
     install(application.bot_data, deps)

@@ -1,6 +1,6 @@
 """The services every handler needs, built once and reached through the context."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -36,6 +36,9 @@ class Deps:
     activity: ActivityThrottle
     pictures: PictureSender
     alerts: Alerts
+    # Updates whose replies Telegram could not take (it was unreachable): the poller
+    # processes them again once it answers, instead of acknowledging them unanswered.
+    undelivered: set[int] = field(default_factory=set)
 
     def first_reminder(self, now: datetime) -> datetime | None:
         """Return when the first automatic reminder falls due after activity at `now`."""
@@ -66,6 +69,11 @@ def install(bot_data: dict[Any, Any], deps: Deps) -> None:
 def get_deps(context: CallbackContext[Any, Any, Any, Any]) -> Deps:
     """Return the services installed for this application."""
     return cast(Deps, context.bot_data[_KEY])
+
+
+def deps_of(bot_data: dict[Any, Any]) -> Deps | None:
+    """Return the services installed in an application's bot_data, if any."""
+    return cast("Deps | None", bot_data.get(_KEY))
 
 
 def install_poller(bot_data: dict[Any, Any], poller: "Poller") -> None:

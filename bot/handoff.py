@@ -11,7 +11,7 @@ from telegram.ext import CallbackContext
 from bot.deps import Deps, get_deps
 from bot.repository import Handoff
 from conversations.common import actor_name
-from conversations.problems import fit, message_or
+from conversations.problems import fit
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ async def relay_reply(update: Update, context: Context) -> None:
         await message.reply_text(deps.guide.message("remind_failed"), parse_mode=ParseMode.HTML)
         return
     sent = (
-        message_or(deps.guide, "firm_reply_shortened", "firm_reply_sent")
+        deps.guide.message("firm_reply_shortened")
         if relayed.shortened
         else deps.guide.message("firm_reply_sent")
     )

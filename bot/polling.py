@@ -28,6 +28,7 @@ from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ExtBot
 
+from bot.deps import deps_of
 from bot.repository import Repository
 
 logger = logging.getLogger(__name__)
@@ -36,10 +37,12 @@ OFFSET_KEY = "update_offset"
 POLL_TIMEOUT_SECONDS = 10
 # Added to the long poll's own timeout for reading the answer (PTB's default read timeout).
 READ_MARGIN_SECONDS = 5.0
-MAX_BACKOFF_SECONDS = 30.0
-# A write the database refuses is retried this soon at first, doubling up to the cap.
-STORAGE_RETRY_SECONDS = 0.5
-MAX_STORAGE_BACKOFF_SECONDS = 4.0
+# Once Telegram answers again, polling resumes within this long at most.
+MAX_BACKOFF_SECONDS = 5.0
+# A write the database refuses, or replies Telegram could not take, are retried this soon at
+# first, doubling up to the cap.
+RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 4.0
 # While an older update is unfinished Telegram is asked this often whether newer ones came,
 # waiting this long at most for the answer.
 BUSY_POLL_SECONDS = 0.5
@@ -81,7 +84,7 @@ class Poller:
         self._done: set[int] = set()
         self._highest: int | None = None
         self._confirmed: int | None = None
-        self._storage_delay = STORAGE_RETRY_SECONDS
+        self._storage_delay = RETRY_SECONDS
         self.last_success: float | None = None
         self.unreadable = 0
         self.failed = 0
@@ -245,7 +248,29 @@ class Poller:
                 del self._queues[key]
 
     async def _handle(self, update: Update) -> bool:
-        """Process an update once and record it; False if stopped before it was recorded."""
+        """Process an update and record it; False if stopped before it was recorded.
+
+        An update whose replies Telegram could not take at all (unreachable) is processed
+        again, with a short backoff, until they go through: the handlers show the client
+        where the stored state is, so nothing is applied twice.
+        """
+        delay = RETRY_SECONDS
+        while True:
+            await self._process(update)
+            if not self._undelivered(update.update_id):
+                break
+            logger.warning(
+                "update %s: Telegram unreachable for its replies; again in %.1f s",
+                update.update_id,
+                delay,
+            )
+            if await self.wait_stopped(delay):
+                return False
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
+        return await self._record(update)
+
+    async def _process(self, update: Update) -> None:
+        """Run the handlers of one update; an error outside them is logged, not raised."""
         try:
             await self._application.process_update(update)
         except Exception:
@@ -256,9 +281,20 @@ class Poller:
                 update.update_id,
                 _kind(update),
             )
+
+    def _undelivered(self, update_id: int) -> bool:
+        """Take note (once) of whether the handlers could not deliver this update's replies."""
+        deps = deps_of(self._application.bot_data)
+        if deps is None or update_id not in deps.undelivered:
+            return False
+        deps.undelivered.discard(update_id)
+        return True
+
+    async def _record(self, update: Update) -> bool:
+        """Mark an update processed, retrying while the database refuses to write."""
         # Processed: only the marker is retried, so a client is never answered twice (nor
         # told twice that something failed) because the database refused a write.
-        delay, failures = STORAGE_RETRY_SECONDS, 0
+        delay, failures = RETRY_SECONDS, 0
         while True:
             try:
                 await self._repository.mark_processed(update.update_id)
@@ -276,7 +312,7 @@ class Poller:
                 return True
             if await self.wait_stopped(delay):
                 return False
-            delay = min(delay * 2, MAX_STORAGE_BACKOFF_SECONDS)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
 
     async def _confirm(self) -> int | None:
         """Store the offset up to the oldest unfinished update; return what may be told."""
@@ -295,13 +331,13 @@ class Poller:
             return self._confirmed
         self._confirmed = frontier
         self._done = {update_id for update_id in self._done if update_id >= frontier}
-        self._storage_delay = STORAGE_RETRY_SECONDS
+        self._storage_delay = RETRY_SECONDS
         return frontier
 
     async def _storage_failed(self, what: str, exc: sqlite3.Error) -> None:
         logger.warning("%s (%s); retrying in %.1f s", what, _one_line(exc), self._storage_delay)
         await self._pause(self._storage_delay)
-        self._storage_delay = min(self._storage_delay * 2, MAX_STORAGE_BACKOFF_SECONDS)
+        self._storage_delay = min(self._storage_delay * 2, MAX_RETRY_SECONDS)
 
     async def _news_waiting(self) -> bool:
         """Tell whether Telegram holds updates not fetched yet (True if it cannot say soon)."""

@@ -427,14 +427,15 @@ async def _complete(update: Update, deps: Deps, company_rut: str, at_step: int) 
         )
         return
     logger.info("chat %s completed an authorization", chat_id)
-    # The firm first: once the client reads "¡Listo!", the notice is out and recorded, so a
-    # crash from then on cannot send it twice.
-    await deps.notifier.deliver_pending(update.get_bot())
+    # The completion and the firm's notices are committed: the client hears "¡Listo!" now,
+    # and the notices follow (the outbox keeps them across a crash), so a firm group's pace
+    # never keeps a client waiting.
     await say(
         update,
         deps.guide.message("done", company_rut=format_rut(company_rut)),
         keyboards.after_done(deps.guide),
     )
+    await deps.notifier.deliver_pending(update.get_bot())
 
 
 # --- anywhere in the conversation -------------------------------------------------------

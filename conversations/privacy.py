@@ -9,7 +9,15 @@ from bot.repository import FirmMessage
 from bot.rut import format_rut
 from conversations import keyboards
 from conversations.callbacks import DELETE_YES
-from conversations.common import Context, conversation_of, ids, repeat_prompt, say, settle_button
+from conversations.common import (
+    Context,
+    client_info,
+    conversation_of,
+    ids,
+    repeat_prompt,
+    say,
+    settle_button,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +54,22 @@ async def delete_choice(update: Update, context: Context) -> None:
         return
     chat_id, _ = ids(update)
     now = deps.clock.now()
-    deletion = await deps.repository.delete_client_data(chat_id, now)
-    companies = [format_rut(rut) for rut in deletion.anonymized + deletion.removed]
-    if companies:
-        notice = deps.guide.message("firm_data_deleted", companies=", ".join(companies))
+    deletion = await deps.repository.delete_client_data(chat_id, now, client=client_info(update))
+    # The firm keeps only what it must (completed authorizations, anonymous): an unfinished
+    # one is gone entirely, so the notice counts it without naming its company.
+    if deletion.anonymized:
+        companies = ", ".join(format_rut(rut) for rut in deletion.anonymized)
+        notice = deps.guide.message("firm_data_deleted", companies=companies)
+    elif deletion.removed:
+        notice = deps.guide.message("firm_data_deleted_unfinished", count=len(deletion.removed))
+    if deletion.anonymized or deletion.removed:
         await deps.repository.queue_firm_messages(
             [FirmMessage(chat, notice) for chat in deps.settings.firm_chat_ids], now
         )
         await deps.notifier.deliver_pending(update.get_bot())
-    logger.info("chat %s deleted its data (%d companies)", chat_id, len(companies))
+    logger.info(
+        "chat %s deleted its data (%d companies)",
+        chat_id,
+        len(deletion.anonymized) + len(deletion.removed),
+    )
     await say(update, deps.guide.message("delete_done"))

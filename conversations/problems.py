@@ -10,7 +10,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -36,7 +36,7 @@ from conversations.common import (
     settle_button,
     stale_button,
 )
-from conversations.guide import FINAL_STEP, Guide, telegram_length
+from conversations.guide import FINAL_STEP, telegram_length
 
 logger = logging.getLogger(__name__)
 
@@ -96,18 +96,6 @@ def fit(
         if excess <= 0 or room <= 0:
             return Fitted(kept, rendered, kept != text)
         room = max(telegram_length(kept) - excess - telegram_length(mark), 0)
-
-
-def message_or(
-    guide: Guide, key: str, fallback: str, html_values: Mapping[str, str] | None = None
-) -> str:
-    """Render `key`, or `fallback` while the guide in effect has no such text yet."""
-    try:
-        return guide.message(key, html_values)
-    except KeyError as exc:
-        if exc.args != (key,):
-            raise
-        return guide.message(fallback, html_values)
 
 
 def is_image_document(message: Message) -> bool:
@@ -238,9 +226,9 @@ async def relay_to_firm(update: Update, deps: Deps, message: Message) -> bool:
     await deps.notifier.deliver_pending(update.get_bot())
     if not await reached_firm(deps, [body.rendered]):
         # Queued: the outbox job delivers it as soon as Telegram takes it.
-        answer = message_or(deps.guide, "client_message_pending", "client_message_forwarded")
+        answer = deps.guide.message("client_message_pending")
     elif body.shortened:
-        answer = message_or(deps.guide, "client_message_shortened", "client_message_forwarded")
+        answer = deps.guide.message("client_message_shortened")
     else:
         answer = deps.guide.message("client_message_forwarded")
     await say(update, answer)
@@ -266,9 +254,9 @@ async def receive_photo(update: Update, deps: Deps, message: Message) -> None:
         )
         promise = {"reply_when": reply_when(deps)}
         if not await reached_firm(deps, [report.rendered]):
-            answer = message_or(deps.guide, "photo_pending", "photo_forwarded", promise)
+            answer = deps.guide.message("photo_pending", promise)
         elif report.shortened:
-            answer = message_or(deps.guide, "photo_caption_shortened", "photo_forwarded", promise)
+            answer = deps.guide.message("photo_caption_shortened", promise)
         else:
             answer = deps.guide.message("photo_forwarded", promise)
         await say(update, answer)

@@ -10,11 +10,10 @@ answers; if it fails, the client is shown again what the stored state asks.
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from dataclasses import dataclass
 
 from telegram import MessageEntity, Update
-from telegram.error import Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 
 from bot.deps import get_deps
 from bot.errors import report_failure
@@ -191,5 +190,14 @@ async def route(update: Update, context: Context) -> None:
         # client what the stored state asks now (unless they blocked the bot).
         if not isinstance(exc, Forbidden):
             stored = await deps.repository.conversation(chat.id, update.effective_user.id)
-            with suppress(TelegramError):
+            try:
                 await repeat_prompt(update, deps, stored)
+            except TelegramError as again:
+                if _unreachable(again):
+                    # The client has no answer at all: have the poller process it again.
+                    deps.undelivered.add(update.update_id)
+
+
+def _unreachable(error: TelegramError) -> bool:
+    """Tell whether Telegram could not be reached (as opposed to refusing the request)."""
+    return isinstance(error, NetworkError) and not isinstance(error, BadRequest)

@@ -6,10 +6,12 @@ import html
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +153,10 @@ def test_whole_flow_survives_sigkill_at_every_step(bot_process: BotProcess) -> N
     _press(server, step, "g:7:yes", DONE)
     notice = server.wait_for(shown(GUIDE.message("firm_completed", **NOTICE)), FIRM, timeout=15)
     assert "76.086.428-5" in notice["text"] and "@juana_pyme" in notice["text"]
+    # "¡Listo!" goes out before the firm's notice: a kill between the notice reaching the
+    # firm and its being recorded would send it once more (at least once). Kill once the
+    # bot has recorded it, so no notice may repeat.
+    _wait_until_recorded(bot_process)
     bot_process.kill()
     bot_process.start()
     # Pressing the final button again after a restart completes nothing twice.
@@ -158,6 +164,18 @@ def test_whole_flow_survives_sigkill_at_every_step(bot_process: BotProcess) -> N
     time.sleep(1)
     assert server.texts_to(FIRM).count(notice["text"]) == 1
     assert server.bot_env()["TELEGRAM_BOT_TOKEN"] not in bot_process.log()
+
+
+def _wait_until_recorded(process: BotProcess, timeout: float = 10) -> None:
+    """Wait until every firm notice in the bot's outbox is recorded as delivered."""
+    database = process.cwd / "data" / "bot.sqlite3"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            if db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone() == (0,):
+                return
+        time.sleep(0.05)
+    raise AssertionError("the firm's notice was never recorded as delivered")
 
 
 def _press_stale(server: BotApiServer, message: dict[str, Any], data: str) -> None:

@@ -8,7 +8,6 @@ over 1,024 UTF-16 code units (after HTML parsing).
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +17,8 @@ from bot.notifications import problem_report
 from bot.repository import ClientInfo
 from bot.rut import parse_rut
 from bot.settings import Settings
-from conversations.guide import DEFAULT_GUIDE_PATH
 from conversations.problems import cut_to, fit
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, make_settings
+from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock
 from tests.fake_telegram import BOT_USER, message_update
 from tests.test_faults_serving import FaultyHarness, FaultyTelegram, visible_units
 
@@ -34,32 +32,6 @@ FIRM_CHATS = (FIRM_CHAT, FIRM_MEMBER)
 JUANA: dict[str, Any] = {"first_name": "Juana", "username": "juana_pyme"}
 PEDRO: dict[str, Any] = {"first_name": "Pedro", "username": "pedro_b"}
 EMOJI = "😀"  # two UTF-16 code units, one Python character
-
-# The texts this change proposes for guide.toml ([messages]); the tests run with a copy of
-# the packaged guide that has them.
-NEW_TEXTS = {
-    "client_message_pending": "⏳ Recibí su mensaje. Se lo haré llegar a {firm_name} apenas "
-    "se pueda: no necesita enviarlo de nuevo.",
-    "client_message_shortened": "✂️ Se lo pasé a {firm_name}, pero era muy largo y solo llegó "
-    "el comienzo. Envíe el resto en otro mensaje, por favor.",
-    "photo_pending": "⏳ Recibí su foto. Se la haré llegar a {firm_name} apenas se pueda: no "
-    "necesita enviarla de nuevo. {reply_when}",
-    "photo_caption_shortened": "📸 Se la envié a {firm_name}, pero el texto que la acompañaba "
-    "era muy largo y solo llegó el comienzo: envíe el resto como mensaje. {reply_when}",
-    "firm_reply_shortened": "✂️ Enviado al cliente, pero era muy largo: le llegó solo el "
-    "comienzo. Envía el resto en otro mensaje.",
-}
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Test settings whose guide is the packaged one plus the proposed texts."""
-    extra = "".join(f'{key} = """{text}"""\n' for key, text in NEW_TEXTS.items())
-    packaged = DEFAULT_GUIDE_PATH.read_text(encoding="utf-8")
-    guide = tmp_path / "guide" / "guide.toml"
-    guide.parent.mkdir()
-    guide.write_text(packaged.replace("[messages]\n", f"[messages]\n{extra}", 1), "utf-8")
-    return make_settings(tmp_path, guide_path=guide)
 
 
 @pytest.fixture
@@ -329,11 +301,6 @@ async def test_deleting_blanks_the_client_in_digests_and_drops_the_removed_compa
     assert traces(bot, "Juana", "juana_pyme", str(CLIENT)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="conversations/privacy.py (outside this change) lists deletion.removed in the "
-    "notice: it should list only deletion.anonymized",
-)
 async def test_the_firms_deletion_notice_does_not_name_a_removed_company(
     bot: FaultyHarness,
 ) -> None:

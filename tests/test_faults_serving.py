@@ -28,8 +28,8 @@ from telegram.ext import Application
 from bot.main import ALLOWED_UPDATES
 from bot.polling import OFFSET_KEY, Poller
 from bot.settings import Settings
-from tests.conftest import CLIENT, FakeClock, Harness, make_settings
-from tests.fake_telegram import Call, RecordingRequest, message_update
+from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness, make_settings
+from tests.fake_telegram import Call, RecordingRequest, callback_update, message_update
 
 OTHER = 777_002
 THIRD = 777_003
@@ -663,3 +663,97 @@ async def test_a_chat_timing_out_twice_is_put_off_and_the_others_go_out(bot: Fau
     )
     [(due_at,)] = bot.db_rows("SELECT due_at FROM reminders WHERE chat_id = ?", (CLIENT,))
     assert due_at == bot.clock.now().timestamp() + 120
+
+
+# --- replies Telegram could not take ---------------------------------------------------------
+
+
+async def test_replies_lost_in_an_outage_are_sent_once_telegram_answers_again(
+    bot: FaultyHarness,
+) -> None:
+    guide = bot.deps.guide
+    first = bot.request.queue_update(message_update(CLIENT, "/start"))
+    async with polling(bot) as (_, task):
+        await until(lambda: first in bot.request.acknowledged)
+        # The RUT is stored, and then Telegram answers 500 to everything sent for a while.
+        bot.request.answer_error("sendMessage", 500, "Internal Server Error", times=6)
+        rut = bot.request.queue_update(message_update(CLIENT, SHOWN))
+        confirm = guide.message("rut_confirm", company_rut=SHOWN)
+        await until(lambda: count_of(bot, confirm) == 1, within=10)
+        alive(task)
+        # Acknowledged only once the client had the question.
+        await until(lambda: rut in bot.request.acknowledged)
+    [(state, candidate)] = bot.db_rows("SELECT state, candidate_rut FROM conversations")
+    assert (state, candidate) == ("confirm_rut", "76086428-5")
+    assert count_of(bot, confirm) == 1
+
+
+async def test_a_429_on_one_chat_delays_only_that_chat(tmp_path: Path, clock: FakeClock) -> None:
+    from telegram.error import RetryAfter
+
+    bot = await FaultyHarness(
+        make_settings(tmp_path), clock, FaultyTelegram(), rate_limit=True
+    ).boot()
+    try:
+        guide = bot.deps.guide
+        bot.request.fail_next("sendMessage", RetryAfter(2))  # Telegram: this chat, wait 2 s
+        slow = bot.request.queue_update(message_update(CLIENT, "/start"))
+        async with polling(bot) as (_, task):
+            await until(lambda: not bot.request.faults["sendMessage"])
+            bot.request.queue_update(message_update(OTHER, "/start", first_name="Pedro"))
+            # The other client is answered while the first one's reply waits out its 429.
+            await until(lambda: answered(bot, OTHER) == 2, within=1.5)
+            assert answered(bot, CLIENT) == 0
+            await until(lambda: answered(bot, CLIENT) == 2, within=5)
+            await until(lambda: slow in bot.request.acknowledged)
+            alive(task)
+        assert bot.texts(CLIENT) == [guide.message("welcome"), guide.message("ask_device")]
+    finally:
+        await bot.close()
+
+
+async def test_a_paced_firm_group_never_delays_the_clients_listo(bot: FaultyHarness) -> None:
+    guide = bot.deps.guide
+    await bot.reach_step(7, rut=SHOWN)
+    gate = bot.request.hold("sendMessage", FIRM_CHAT)  # the group's 20-a-minute pace
+    done = guide.message("done", company_rut=SHOWN)
+    async with polling(bot) as (_, task):
+        bot.request.queue_update(callback_update(CLIENT, "g:7:yes"))
+        await until(lambda: count_of(bot, done) == 1, within=3)
+        other = bot.request.queue_update(message_update(OTHER, "/start", first_name="Pedro"))
+        await until(lambda: answered(bot, OTHER) == 2, within=3)
+        assert bot.texts(FIRM_CHAT) == []  # still held: the notice waits, nobody else does
+        gate.set()
+        await until(lambda: len(bot.texts(FIRM_CHAT)) == 1, within=5)
+        await until(lambda: other in bot.request.acknowledged)
+        alive(task)
+
+
+async def test_two_processes_on_one_database_route_by_the_stored_state(
+    settings: Settings, clock: FakeClock
+) -> None:
+    # An overlapping deploy: the old and the new process both answer the same client.
+    old = await Harness(settings, clock).boot()
+    new = await Harness(settings, clock).boot()
+    try:
+        await old.reach_step(2)
+        for number, process in zip(range(2, 7), [new, old, new, old, new], strict=True):
+            action = "save" if number == 6 else "next"
+            await process.press(f"g:{number}:{action}")
+            assert process.last_text() == process.deps.guide.step(number + 1, "76086428-5")
+        [(step,)] = old.db_rows("SELECT step FROM authorizations")
+        assert step == 7
+    finally:
+        await new.close()
+        await old.close()
+
+
+async def test_a_failed_spinner_answer_never_cancels_the_press(bot: FaultyHarness) -> None:
+    from telegram.error import NetworkError
+
+    await bot.reach_step(3)
+    bot.request.fail_next("answerCallbackQuery", NetworkError("Internal Server Error"))
+    bot.request.fail_next("editMessageReplyMarkup", NetworkError("Internal Server Error"))
+    await bot.press("g:3:next")
+    assert bot.last_text() == bot.deps.guide.step(4, "76086428-5")
+    assert bot.deps.guide.message("error") not in bot.texts()

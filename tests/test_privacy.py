@@ -280,8 +280,11 @@ async def test_deleting_an_unfinished_authorization_removes_every_row(bot: Harne
     )
     assert rows_of(bot, RUT_B, OTHER) == pedro_before
     assert traces(bot, "Juana", "juana_pyme", str(CLIENT)) == []
-    assert bot.texts(FIRM_CHAT)[firm_count[0] :] == [firm_deleted(bot, SHOWN)]
-    assert bot.texts(FIRM_MEMBER)[firm_count[1] :] == [firm_deleted(bot, SHOWN)]
+    # The unfinished authorization is gone entirely: the firm is told, without its RUT.
+    unfinished = bot.deps.guide.message("firm_data_deleted_unfinished", count=1)
+    assert bot.texts(FIRM_CHAT)[firm_count[0] :] == [unfinished]
+    assert bot.texts(FIRM_MEMBER)[firm_count[1] :] == [unfinished]
+    assert traces(bot, SHOWN, RUT) == []
 
     # The firm's reply to the old report no longer reaches anyone.
     mark = len(bot.request.calls)

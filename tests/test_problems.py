@@ -598,7 +598,7 @@ async def test_a_very_long_text_is_relayed_truncated(bot: Harness, chunk: str) -
         assert long_text[:3000] in shown
         assert long_text not in shown
         assert text == relayed_to_firm(bot.deps.guide, long_text[:MAX_RELAYED_TEXT] + "…")
-    assert new_texts(bot, mark, CLIENT) == [bot.deps.guide.message("client_message_forwarded")]
+    assert new_texts(bot, mark, CLIENT) == [bot.deps.guide.message("client_message_shortened")]
     assert_no_error(bot)
 
 
@@ -1025,7 +1025,7 @@ async def test_a_long_firm_reply_is_cut_to_fit_and_a_photo_reply_is_explained(
     relayed = bot.last_text(CLIENT)
     assert relayed == from_firm(guide, "x" * MAX_FIRM_REPLY + "…")
     assert len(relayed) <= 4096
-    assert bot.last_text(FIRM_CHAT) == guide.message("firm_reply_sent")
+    assert bot.last_text(FIRM_CHAT) == guide.message("firm_reply_shortened")
 
     photo = firm_update("", reply_to=report_in_group)
     del photo["message"]["text"]

@@ -360,11 +360,13 @@ async def test_delete_yes_by_someone_else_deletes_nothing_of_the_client(
     await complete(bot, SHOWN_B)  # the client finished one company ...
     await bot.reach_step(3, rut=SHOWN)  # ... and is mid-way with another
     if stranger == OTHER:
-        await bot.reach_step(2, rut="96.543.210-8", user=OTHER, first_name="Beto")
+        await bot.reach_step(2, rut="96.543.210-8", user=OTHER, first_name="Beto", username="beto")
     mine = [_rows_of(bot, CLIENT, RUT), _rows_of(bot, CLIENT, RUT_B)]
     firm_before = len(bot.request.sent(FIRM_CHAT))
 
-    await bot.press("del:yes", user=stranger, first_name="Beto")
+    # Usernames are unique in Telegram: the stranger's is their own (deletion finds a client
+    # by every identity, @username included).
+    await bot.press("del:yes", user=stranger, first_name="Beto", username="beto")
 
     assert bot.last_text(stranger) == bot.deps.guide.message("delete_done")
     after = [_rows_of(bot, CLIENT, RUT), _rows_of(bot, CLIENT, RUT_B)]
