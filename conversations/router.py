@@ -48,7 +48,6 @@ class Input:
     args: tuple[str, ...] = ()
     button: str | None = None  # a pressed button's callback data
     text: str | None = None  # typed text that is not a command
-    other_message: bool = False  # a sticker, photo, voice, document…
     image_file: bool = False  # a picture sent as a file (a screenshot, say)
 
 
@@ -147,7 +146,8 @@ def read_input(update: Update) -> Input | None:
         return None
     text = message.text
     if text is None:
-        return Input(other_message=True, image_file=problems.is_image_document(message))
+        # A sticker, photo, voice or document: only a picture sent as a file has its own line.
+        return Input(image_file=problems.is_image_document(message))
     first = message.entities[0] if message.entities else None
     if first is not None and first.type == MessageEntity.BOT_COMMAND and first.offset == 0:
         name = text[1 : first.length].split("@", 1)[0].lower()
