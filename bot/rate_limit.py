@@ -59,8 +59,8 @@ class PerChatRateLimiter(AIORateLimiter):
             except RetryAfter as exc:
                 if attempt == max_retries:
                     raise
-                wait = exc.retry_after
-                seconds = wait if isinstance(wait, int | float) else wait.total_seconds()
+                # As PTB's own limiter reads it (the public attribute is changing type).
+                seconds = exc._retry_after.total_seconds()
                 logger.info("chat %s asked to wait %.1f s; others go on", chat_id, seconds)
                 await asyncio.sleep(seconds + 0.1)
         raise AssertionError("unreachable")
