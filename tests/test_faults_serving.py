@@ -696,7 +696,7 @@ async def test_a_429_on_one_chat_delays_only_that_chat(tmp_path: Path, clock: Fa
     ).boot()
     try:
         guide = bot.deps.guide
-        bot.request.fail_next("sendMessage", RetryAfter(2))  # Telegram: this chat, wait 2 s
+        bot.request.fail_next("sendMessage", RetryAfter(timedelta(seconds=2)))  # this chat: wait
         slow = bot.request.queue_update(message_update(CLIENT, "/start"))
         async with polling(bot) as (_, task):
             await until(lambda: not bot.request.faults["sendMessage"])
