@@ -13,10 +13,10 @@ from telegram.constants import ParseMode
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
-    CallbackContext,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
+    ContextTypes,
     Defaults,
     MessageHandler,
     TypeHandler,
@@ -27,7 +27,7 @@ from telegram.request import BaseRequest
 from bot import firm_commands, handoff, membership
 from bot.alerts import AlertKind
 from bot.backup import BackupError, backup_database
-from bot.deps import Deps, get_deps, get_poller, install
+from bot.deps import BotContext, Deps, install
 from bot.digest import send_digest_if_due
 from bot.errors import on_error
 from bot.health import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS, beat, heartbeat_path
@@ -44,18 +44,17 @@ BACKUP_AT = datetime.time(3, 30)
 # How often undelivered firm notices (e.g. from before a crash) are retried.
 OUTBOX_RETRY_SECONDS = 30.0
 
-Context = CallbackContext[Any, Any, Any, Any]
 
 _FIRM_BUTTON = re.compile(f"{VERIFY_PATTERN}|{PAGE_PATTERN}")
 
 
-async def ignore_foreign_chats(update: Update, context: Context) -> None:
+async def ignore_foreign_chats(update: Update, context: BotContext) -> None:
     """Drop updates from groups and channels that are not the firm's."""
     chat = update.effective_chat
     query = update.callback_query
     if chat is not None and chat.type == chat.PRIVATE:
         return
-    served = chat is not None and chat.id in get_deps(context).settings.firm_chat_ids
+    served = chat is not None and chat.id in context.deps.settings.firm_chat_ids
     # In the firm's groups only the firm's own buttons mean something: a client's button
     # (say, on a forwarded message) must not start a client conversation there.
     if served and (query is None or _FIRM_BUTTON.match(query.data or "")):
@@ -65,12 +64,12 @@ async def ignore_foreign_chats(update: Update, context: Context) -> None:
     raise ApplicationHandlerStop
 
 
-async def record_activity(update: Update, context: Context) -> None:
+async def record_activity(update: Update, context: BotContext) -> None:
     """Restart the client's reminder clock: they are here now."""
     chat, user = update.effective_chat, update.effective_user
     if chat is None or user is None or chat.type != chat.PRIVATE:
         return
-    deps = get_deps(context)
+    deps = context.deps
     now = deps.clock.now()
     if deps.activity.should_record(chat.id, now):
         try:
@@ -81,38 +80,38 @@ async def record_activity(update: Update, context: Context) -> None:
             logger.warning("activity of chat %s not recorded: %s", chat.id, exc)
 
 
-async def send_reminders(context: Context) -> None:
+async def send_reminders(context: BotContext) -> None:
     """Send the reminders that are due (clients' replies go first)."""
-    deps = get_deps(context)
-    poller = get_poller(context)
+    deps = context.deps
+    poller = context.poller
     await deps.sweeper.sweep(context.bot, busy=lambda: poller is not None and poller.backlog > 0)
 
 
-async def send_digest(context: Context) -> None:
+async def send_digest(context: BotContext) -> None:
     """Send the firm's daily digest once its time has come."""
-    deps = get_deps(context)
+    deps = context.deps
     if deps.settings.firm_chat_ids and await send_digest_if_due(
         deps.settings, deps.repository, deps.guide, deps.clock, bot=context.bot
     ):
         await deps.notifier.deliver_pending(context.bot)
 
 
-async def purge_old_data(context: Context) -> None:
+async def purge_old_data(context: BotContext) -> None:
     """Purge the personal data of authorizations left unfinished for too long (daily)."""
-    deps = get_deps(context)
+    deps = context.deps
     await purge_if_due(deps.settings, deps.repository, deps.clock)
 
 
-async def heartbeat(context: Context) -> None:
+async def heartbeat(context: BotContext) -> None:
     """Tell the health check the bot is alive, while its polling succeeds."""
-    poller = get_poller(context)
+    poller = context.poller
     if poller is not None and poller.is_alive(time.time(), within=STALE_AFTER_SECONDS):
-        beat(heartbeat_path(get_deps(context).settings.database_path))
+        beat(heartbeat_path(context.deps.settings.database_path))
 
 
-async def back_up_database(context: Context) -> None:
+async def back_up_database(context: BotContext) -> None:
     """Take the daily online backup of the database (in a thread: it reads the whole file)."""
-    deps = get_deps(context)
+    deps = context.deps
     settings = deps.settings
     try:
         made = await asyncio.to_thread(
@@ -128,9 +127,9 @@ async def back_up_database(context: Context) -> None:
     logger.info("daily backup written to %s", made)
 
 
-async def retry_firm_notices(context: Context) -> None:
+async def retry_firm_notices(context: BotContext) -> None:
     """Deliver firm notices that could not be sent before."""
-    await get_deps(context).notifier.deliver_pending(context.bot)
+    await context.deps.notifier.deliver_pending(context.bot)
 
 
 def build_application(
@@ -141,6 +140,8 @@ def build_application(
     builder = (
         Application.builder()
         .token(deps.settings.token)
+        # Handlers and jobs reach the services as context.deps.
+        .context_types(ContextTypes(context=BotContext))
         .base_url(f"{api_url}/bot")
         .base_file_url(f"{api_url}/file/bot")
         # Every text of the guide is Telegram HTML; links never unfold into previews.

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from telegram.ext import CallbackContext
+from telegram.ext import CallbackContext, ExtBot
 
 from bot.alerts import Alerts
 from bot.clock import Clock
@@ -66,11 +66,6 @@ def install(bot_data: dict[Any, Any], deps: Deps) -> None:
     bot_data[_KEY] = deps
 
 
-def get_deps(context: CallbackContext[Any, Any, Any, Any]) -> Deps:
-    """Return the services installed for this application."""
-    return cast(Deps, context.bot_data[_KEY])
-
-
 def deps_of(bot_data: dict[Any, Any]) -> Deps | None:
     """Return the services installed in an application's bot_data, if any."""
     return cast("Deps | None", bot_data.get(_KEY))
@@ -81,6 +76,15 @@ def install_poller(bot_data: dict[Any, Any], poller: "Poller") -> None:
     bot_data[_POLLER_KEY] = poller
 
 
-def get_poller(context: CallbackContext[Any, Any, Any, Any]) -> "Poller | None":
-    """Return the running poller, if the bot is polling (not in tests)."""
-    return cast("Poller | None", context.bot_data.get(_POLLER_KEY))
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """What every handler and job is given: the bot's services as `deps`."""
+
+    @property
+    def deps(self) -> Deps:
+        """Return the services installed for this application."""
+        return cast(Deps, self.bot_data[_KEY])
+
+    @property
+    def poller(self) -> "Poller | None":
+        """Return the running poller, if the bot is polling (not in tests)."""
+        return cast("Poller | None", self.bot_data.get(_POLLER_KEY))

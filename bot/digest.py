@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from telegram import Bot
-from telegram.constants import MessageLimit, ParseMode
+from telegram.constants import MessageLimit
 from telegram.error import TelegramError
 
 from bot.clock import Clock
@@ -165,7 +165,7 @@ async def send_digest_picture(
         return
     for chat_id in settings.firm_chat_ids:
         try:
-            await bot.send_photo(chat_id, png, caption=caption, parse_mode=ParseMode.HTML)
+            await bot.send_photo(chat_id, png, caption=caption)
         except TelegramError as exc:
             logger.warning("digest picture not sent to chat %s: %s", chat_id, exc)
 

@@ -3,20 +3,17 @@
 import logging
 import sqlite3
 from contextlib import suppress
-from typing import Any
 
 from telegram import Update
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
-from telegram.ext import CallbackContext
 
 from bot.alerts import AlertKind
-from bot.deps import get_deps
+from bot.deps import BotContext
 
 logger = logging.getLogger(__name__)
 
 
-async def on_error(update: object, context: CallbackContext[Any, Any, Any, Any]) -> None:
+async def on_error(update: object, context: BotContext) -> None:
     """Report an error python-telegram-bot caught (the application's error handler)."""
     if not isinstance(update, Update):
         logger.error("background task failed", exc_info=context.error)
@@ -24,9 +21,7 @@ async def on_error(update: object, context: CallbackContext[Any, Any, Any, Any])
     await report_failure(update, context, context.error)
 
 
-async def report_failure(
-    update: Update, context: CallbackContext[Any, Any, Any, Any], error: BaseException | None
-) -> None:
+async def report_failure(update: Update, context: BotContext, error: BaseException | None) -> None:
     """Log a failed update by its ids only and tell the client something went wrong."""
     chat = update.effective_chat
     logger.error(
@@ -36,7 +31,7 @@ async def report_failure(
         # The press failed, but its spinner must still stop.
         with suppress(TelegramError):
             await update.callback_query.answer()
-    deps = get_deps(context)
+    deps = context.deps
     if isinstance(error, sqlite3.OperationalError):
         # Disk full, the file locked by another program, read-only: only a person can fix it.
         await deps.alerts.alert(
@@ -47,6 +42,6 @@ async def report_failure(
         return
     key = "firm_error" if chat.id in deps.settings.firm_chat_ids else "error"
     try:
-        await context.bot.send_message(chat.id, deps.guide.message(key), parse_mode=ParseMode.HTML)
+        await context.bot.send_message(chat.id, deps.guide.message(key))
     except TelegramError:
         logger.warning("could not tell chat %s about the failure", chat.id)

@@ -6,13 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from telegram import InputFile, Update
-from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
-from telegram.ext import CallbackContext, filters
+from telegram.ext import filters
 
 from bot import client_list, firm_views
 from bot.client_list import ClientListError, Rejected, read_client_list
-from bot.deps import Deps, get_deps
+from bot.deps import BotContext, Deps
 from bot.digest import progress_picture
 from bot.reminders import Delivery
 from bot.rut import RutError, format_rut, parse_rut
@@ -28,7 +27,6 @@ from conversations.guide import local_datetime
 
 logger = logging.getLogger(__name__)
 
-Context = CallbackContext[Any, Any, Any, Any]
 
 # The word after /recordar RUT that overrides quiet hours.
 FORCE_WORD = "ahora"
@@ -61,12 +59,10 @@ _LIST_ERRORS = {
 async def _reply(update: Update, text: str, **kwargs: Any) -> None:
     chat = update.effective_chat
     assert chat is not None
-    await chat.send_message(
-        text, parse_mode=ParseMode.HTML, disable_web_page_preview=True, **kwargs
-    )
+    await chat.send_message(text, disable_web_page_preview=True, **kwargs)
 
 
-def _rut_argument(context: Context) -> str | None:
+def _rut_argument(context: BotContext) -> str | None:
     if not context.args:
         return None
     try:
@@ -75,9 +71,9 @@ def _rut_argument(context: Context) -> str | None:
         return None
 
 
-async def invite(update: Update, context: Context) -> None:
+async def invite(update: Update, context: BotContext) -> None:
     """Make a one-client deep link for a company, plus a message ready to forward."""
-    deps = get_deps(context)
+    deps = context.deps
     if not context.args:
         await _reply(update, deps.guide.message("invite_usage"))
         return
@@ -109,14 +105,14 @@ async def invite(update: Update, context: Context) -> None:
     await _reply(update, deps.guide.message("invite_forward", link=link))
 
 
-async def pending(update: Update, context: Context) -> None:
+async def pending(update: Update, context: BotContext) -> None:
     """List the unfinished authorizations, oldest first, one page at a time."""
-    await _show_pending(update, get_deps(context), page=1, edit=False)
+    await _show_pending(update, context.deps, page=1, edit=False)
 
 
-async def completed(update: Update, context: Context) -> None:
+async def completed(update: Update, context: BotContext) -> None:
     """List the completed authorizations, optionally since a date."""
-    deps = get_deps(context)
+    deps = context.deps
     args = [a.lower() for a in context.args or []]
     since_text: str | None = None
     if args:
@@ -131,9 +127,9 @@ async def completed(update: Update, context: Context) -> None:
     await _show_completed(update, deps, page=1, since_text=since_text, edit=False)
 
 
-async def page_button(update: Update, context: Context) -> None:
+async def page_button(update: Update, context: BotContext) -> None:
     """Show another page of a listing, in place."""
-    deps = get_deps(context)
+    deps = context.deps
     query = update.callback_query
     assert query is not None and query.data is not None
     await answer_quietly(query)
@@ -185,7 +181,7 @@ async def _show(update: Update, text: str, markup: Any, *, edit: bool) -> None:
     query = update.callback_query
     if edit and query is not None:
         try:
-            await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+            await query.edit_message_text(text, reply_markup=markup)
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():
                 raise
@@ -193,9 +189,9 @@ async def _show(update: Update, text: str, markup: Any, *, edit: bool) -> None:
     await _reply(update, text, reply_markup=markup)
 
 
-async def status(update: Update, context: Context) -> None:
+async def status(update: Update, context: BotContext) -> None:
     """Show the whole history of one company."""
-    deps = get_deps(context)
+    deps = context.deps
     company_rut = _rut_argument(context)
     if company_rut is None:
         await _reply(update, deps.guide.message("status_usage"))
@@ -211,9 +207,9 @@ async def status(update: Update, context: Context) -> None:
         await _reply(update, text)
 
 
-async def export(update: Update, context: Context) -> None:
+async def export(update: Update, context: BotContext) -> None:
     """Send every authorization and its history as an Excel file (or, with 'csv', the CSV)."""
-    deps = get_deps(context)
+    deps = context.deps
     args = [a.lower() for a in context.args or []]
     if args not in ([], [CSV_WORD]):
         await _reply(update, deps.guide.message("export_usage"))
@@ -236,24 +232,23 @@ async def export(update: Update, context: Context) -> None:
     await chat.send_document(
         InputFile(data, filename=filename, attach=True),
         caption=deps.guide.message("export_caption", count=len(authorizations)),
-        parse_mode=ParseMode.HTML,
     )
 
 
-async def summary(update: Update, context: Context) -> None:
+async def summary(update: Update, context: BotContext) -> None:
     """Send a picture of where every client stands, with the numbers as its caption."""
-    deps = get_deps(context)
+    deps = context.deps
     png, caption = await progress_picture(
         deps.repository, deps.guide, deps.clock.now(), deps.settings.timezone
     )
     chat = update.effective_chat
     assert chat is not None
-    await chat.send_photo(png, caption=caption, parse_mode=ParseMode.HTML)
+    await chat.send_photo(png, caption=caption)
 
 
-async def client_list_upload(update: Update, context: Context) -> None:
+async def client_list_upload(update: Update, context: BotContext) -> None:
     """Invite every company of a spreadsheet sent in a firm chat; answer with an .xlsx."""
-    deps = get_deps(context)
+    deps = context.deps
     message = update.effective_message
     chat = update.effective_chat
     assert message is not None and message.document is not None and chat is not None
@@ -321,13 +316,12 @@ async def client_list_upload(update: Update, context: Context) -> None:
     await chat.send_document(
         InputFile(workbook, filename=f"invitaciones-{day}.xlsx", attach=True),
         caption=deps.guide.message("import_caption"),
-        parse_mode=ParseMode.HTML,
     )
 
 
-async def remind(update: Update, context: Context) -> None:
+async def remind(update: Update, context: BotContext) -> None:
     """Send one client a reminder now (quiet hours respected unless 'ahora')."""
-    deps = get_deps(context)
+    deps = context.deps
     company_rut = _rut_argument(context)
     if company_rut is None:
         await _reply(update, deps.guide.message("remind_usage"))
@@ -386,9 +380,9 @@ async def remind(update: Update, context: Context) -> None:
         await _reply(update, deps.guide.message("remind_failed"))
 
 
-async def verification(update: Update, context: Context) -> None:
+async def verification(update: Update, context: BotContext) -> None:
     """Record the firm's check in the SII: verified, or not found (reopen at step 3)."""
-    deps = get_deps(context)
+    deps = context.deps
     query = update.callback_query
     assert query is not None and query.data is not None
     _, verdict, number = query.data.split(":")
@@ -421,14 +415,13 @@ async def verification(update: Update, context: Context) -> None:
 
 
 async def _tell_client_not_found(
-    context: Context, deps: Deps, chat_id: int, company_rut: str
+    context: BotContext, deps: Deps, chat_id: int, company_rut: str
 ) -> bool:
     """Ask the client, kindly, to check the SII again; False if they could not be told."""
     try:
         await context.bot.send_message(
             chat_id,
             deps.guide.message("client_rejected", company_rut=format_rut(company_rut)),
-            parse_mode=ParseMode.HTML,
             reply_markup=keyboards.reminder(deps.guide),
         )
     except Forbidden:

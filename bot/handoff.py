@@ -1,21 +1,18 @@
 """The firm's side of a handoff: replies relayed to the client, and closing it."""
 
 import logging
-from typing import Any
 
 from telegram import Message, Update
-from telegram.constants import MessageLimit, ParseMode
+from telegram.constants import MessageLimit
 from telegram.error import Forbidden, TelegramError
-from telegram.ext import CallbackContext
 
-from bot.deps import Deps, get_deps
+from bot.deps import BotContext, Deps
 from bot.repository import Handoff
 from conversations.common import actor_name
 from conversations.problems import fit
 
 logger = logging.getLogger(__name__)
 
-Context = CallbackContext[Any, Any, Any, Any]
 
 # Room for the label around the firm's text in the client's message (UTF-16 code units,
 # as Telegram counts them).
@@ -23,7 +20,7 @@ MAX_RELAYED_TEXT = MessageLimit.MAX_TEXT_LENGTH - 200
 
 
 async def _replied_handoff(
-    update: Update, context: Context, deps: Deps
+    update: Update, context: BotContext, deps: Deps
 ) -> tuple[Message, Handoff | None] | None:
     """Return the firm's message and the handoff it answers; None if not a reply to the bot."""
     message = update.effective_message
@@ -36,20 +33,18 @@ async def _replied_handoff(
     return message, handoff
 
 
-async def relay_reply(update: Update, context: Context) -> None:
+async def relay_reply(update: Update, context: BotContext) -> None:
     """Pass a firm member's reply to the client whose problem it answers."""
-    deps = get_deps(context)
+    deps = context.deps
     found = await _replied_handoff(update, context, deps)
     if found is None:
         return
     message, handoff = found
     if handoff is None:
-        await message.reply_text(
-            deps.guide.message("firm_reply_not_handoff"), parse_mode=ParseMode.HTML
-        )
+        await message.reply_text(deps.guide.message("firm_reply_not_handoff"))
         return
     if handoff.closed_at is not None:
-        await message.reply_text(deps.guide.message("firm_reply_closed"), parse_mode=ParseMode.HTML)
+        await message.reply_text(deps.guide.message("firm_reply_closed"))
         return
     relayed = fit(
         message.text or "",
@@ -58,58 +53,52 @@ async def relay_reply(update: Update, context: Context) -> None:
         MAX_RELAYED_TEXT,
     )
     try:
-        await context.bot.send_message(handoff.chat_id, relayed.rendered, parse_mode=ParseMode.HTML)
+        await context.bot.send_message(handoff.chat_id, relayed.rendered)
     except Forbidden:
         await deps.repository.mark_blocked(handoff.chat_id, deps.clock.now())
         await message.reply_text(
             deps.guide.message("remind_blocked", {"client_name": deps.guide.message("the_client")}),
-            parse_mode=ParseMode.HTML,
         )
         return
     except TelegramError as exc:
         logger.warning("reply not relayed to chat %s: %s", handoff.chat_id, exc)
-        await message.reply_text(deps.guide.message("remind_failed"), parse_mode=ParseMode.HTML)
+        await message.reply_text(deps.guide.message("remind_failed"))
         return
     sent = (
         deps.guide.message("firm_reply_shortened")
         if relayed.shortened
         else deps.guide.message("firm_reply_sent")
     )
-    await message.reply_text(sent, parse_mode=ParseMode.HTML)
+    await message.reply_text(sent)
 
 
-async def reply_not_text(update: Update, context: Context) -> None:
+async def reply_not_text(update: Update, context: BotContext) -> None:
     """Tell a firm member that only text is passed on to the client."""
-    deps = get_deps(context)
+    deps = context.deps
     found = await _replied_handoff(update, context, deps)
     if found is not None and found[1] is not None and update.effective_message is not None:
-        await update.effective_message.reply_text(
-            deps.guide.message("firm_reply_text_only"), parse_mode=ParseMode.HTML
-        )
+        await update.effective_message.reply_text(deps.guide.message("firm_reply_text_only"))
 
 
-async def close(update: Update, context: Context) -> None:
+async def close(update: Update, context: BotContext) -> None:
     """Close the handoff whose message the firm member answered with /cerrar."""
-    deps = get_deps(context)
+    deps = context.deps
     found = await _replied_handoff(update, context, deps)
     message = update.effective_message
     assert message is not None
     if found is None or found[1] is None:
-        await message.reply_text(deps.guide.message("firm_close_usage"), parse_mode=ParseMode.HTML)
+        await message.reply_text(deps.guide.message("firm_close_usage"))
         return
     handoff = found[1]
     actor = actor_name(update)
     if not await deps.repository.close_handoff(handoff.id, actor, deps.clock.now()):
-        await message.reply_text(deps.guide.message("firm_reply_closed"), parse_mode=ParseMode.HTML)
+        await message.reply_text(deps.guide.message("firm_reply_closed"))
         return
-    await message.reply_text(
-        deps.guide.message("firm_handoff_closed", actor=actor), parse_mode=ParseMode.HTML
-    )
+    await message.reply_text(deps.guide.message("firm_handoff_closed", actor=actor))
     try:
         await context.bot.send_message(
             handoff.chat_id,
             deps.guide.message("client_handoff_closed"),
-            parse_mode=ParseMode.HTML,
         )
     except TelegramError as exc:
         logger.info("chat %s not told its handoff closed: %s", handoff.chat_id, exc)

@@ -1,19 +1,18 @@
 """What the bot does when it is blocked, unblocked, or added to a group."""
 
 import logging
-from typing import Any
 
 from telegram import ChatMember, Update
-from telegram.ext import ApplicationHandlerStop, CallbackContext
+from telegram.ext import ApplicationHandlerStop
 
-from bot.deps import get_deps
+from bot.deps import BotContext
 
 logger = logging.getLogger(__name__)
 
 _PRESENT = (ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.OWNER)
 
 
-async def my_membership(update: Update, context: CallbackContext[Any, Any, Any, Any]) -> None:
+async def my_membership(update: Update, context: BotContext) -> None:
     """Record a client blocking the bot; tell a group it was added to its chat id.
 
     Neither is the client doing something, so nothing else handles these updates (no
@@ -22,7 +21,7 @@ async def my_membership(update: Update, context: CallbackContext[Any, Any, Any, 
     change = update.my_chat_member
     if change is None:
         return
-    deps = get_deps(context)
+    deps = context.deps
     chat = change.chat
     was, now = change.old_chat_member.status, change.new_chat_member.status
     if chat.type == chat.PRIVATE:

@@ -7,7 +7,6 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from telegram import Bot, InlineKeyboardMarkup
-from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.alerts import AlertKind, Alerts
@@ -119,14 +118,12 @@ class FirmNotifier:
                             message.chat_id,
                             message.photo_file_id,
                             caption=message.text,
-                            parse_mode=ParseMode.HTML,
                             reply_markup=markup,
                         )
                     else:
                         sent = await bot.send_message(
                             message.chat_id,
                             message.text,
-                            parse_mode=ParseMode.HTML,
                             reply_markup=markup,
                         )
                 except (Forbidden, BadRequest) as exc:
@@ -164,7 +161,6 @@ class FirmNotifier:
                         chat_id=notice.chat_id,
                         message_id=notice.message_id,
                         caption=text,
-                        parse_mode=ParseMode.HTML,
                         reply_markup=None,
                     )
                 else:
@@ -172,7 +168,6 @@ class FirmNotifier:
                         text,
                         chat_id=notice.chat_id,
                         message_id=notice.message_id,
-                        parse_mode=ParseMode.HTML,
                         reply_markup=None,
                     )
             except BadRequest as exc:

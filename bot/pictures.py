@@ -40,9 +40,7 @@ class PictureSender:
         if file_id is not None:
             self._file_ids[key] = file_id
             try:
-                return await bot.send_photo(
-                    chat_id, file_id, caption=caption, reply_markup=markup, parse_mode="HTML"
-                )
+                return await bot.send_photo(chat_id, file_id, caption=caption, reply_markup=markup)
             except BadRequest as exc:
                 # Another bot's id (a new token), or Telegram forgot it: upload it again.
                 logger.info("stored photo id for %s refused (%s); uploading", picture.name, exc)
@@ -52,7 +50,6 @@ class PictureSender:
             picture,
             caption=caption,
             reply_markup=markup,
-            parse_mode="HTML",
         )
         if message.photo:
             self._file_ids[key] = message.photo[-1].file_id

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from telegram import Bot
-from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.clock import Clock
@@ -183,7 +182,6 @@ class ReminderSweeper:
             await bot.send_message(
                 chat_id,
                 text,
-                parse_mode=ParseMode.HTML,
                 reply_markup=keyboards.reminder(self._guide),
             )
         except Forbidden:

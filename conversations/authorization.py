@@ -10,7 +10,7 @@ import re
 
 from telegram import Update
 
-from bot.deps import Deps, get_deps
+from bot.deps import BotContext, Deps
 from bot.notifications import completion_notice
 from bot.rut import RutError, RutProblem, format_rut, parse_rut
 from conversations import keyboards, problems
@@ -26,7 +26,6 @@ from conversations.callbacks import (
     parse_guide_data,
 )
 from conversations.common import (
-    Context,
     ask_device,
     ask_rut,
     client_info,
@@ -116,9 +115,9 @@ async def _welcome(update: Update, deps: Deps, invited_rut: str | None = None) -
     await ask_device(update, deps)
 
 
-async def device_choice(update: Update, context: Context) -> None:
+async def device_choice(update: Update, context: BotContext) -> None:
     """Carry on at the computer, or explain how to open this chat there."""
-    deps = get_deps(context)
+    deps = context.deps
     query = update.callback_query
     assert query is not None
     conversation = await conversation_of(update, deps)
@@ -160,9 +159,9 @@ async def _begin_guide(update: Update, deps: Deps, company_rut: str, confirmed_i
     await send_step(update, deps, company_rut, authorization.step)
 
 
-async def pass_on(update: Update, context: Context) -> None:
+async def pass_on(update: Update, context: BotContext) -> None:
     """Prepare a message, with a fresh deep link, for the person who has the certificate."""
-    deps = get_deps(context)
+    deps = context.deps
     conversation = await conversation_of(update, deps)
     if conversation is None or conversation.state != GUIDE or not conversation.company_rut:
         await stale_button(update, context)
@@ -188,9 +187,9 @@ async def pass_on(update: Update, context: Context) -> None:
 # --- entry and RUT ----------------------------------------------------------------------
 
 
-async def start(update: Update, context: Context) -> None:
+async def start(update: Update, context: BotContext) -> None:
     """Welcome the client, or offer to carry on if they are mid-conversation."""
-    deps = get_deps(context)
+    deps = context.deps
     if context.args:
         return await _open_invitation(update, deps, context.args[0])
     conversation = await conversation_of(update, deps)
@@ -237,9 +236,9 @@ async def _ask_to_confirm(update: Update, deps: Deps, company_rut: str) -> None:
     )
 
 
-async def start_choice(update: Update, context: Context) -> None:
+async def start_choice(update: Update, context: BotContext) -> None:
     """Carry on, start over, or resume the stored authorization, as the client chose."""
-    deps = get_deps(context)
+    deps = context.deps
     query = update.callback_query
     assert query is not None
     await settle_button(update)
@@ -266,9 +265,9 @@ async def start_choice(update: Update, context: Context) -> None:
     return await _welcome(update, deps)
 
 
-async def receive_rut(update: Update, context: Context) -> None:
+async def receive_rut(update: Update, context: BotContext) -> None:
     """Check the company RUT the client typed and ask them to confirm it."""
-    deps = get_deps(context)
+    deps = context.deps
     message = update.effective_message
     assert message is not None and message.text is not None
     try:
@@ -287,9 +286,9 @@ async def receive_rut(update: Update, context: Context) -> None:
     return await _ask_to_confirm(update, deps, company_rut)
 
 
-async def confirm_rut(update: Update, context: Context) -> None:
+async def confirm_rut(update: Update, context: BotContext) -> None:
     """Start the guide for the confirmed RUT, or ask for it again."""
-    deps = get_deps(context)
+    deps = context.deps
     query = update.callback_query
     assert query is not None
     conversation = await conversation_of(update, deps)
@@ -313,9 +312,9 @@ async def confirm_rut(update: Update, context: Context) -> None:
     return await _begin_guide(update, deps, company_rut, CONFIRM_RUT)
 
 
-async def confirm_repeat(update: Update, context: Context) -> None:
+async def confirm_repeat(update: Update, context: BotContext) -> None:
     """Repeat a completed authorization only if the client insists."""
-    deps = get_deps(context)
+    deps = context.deps
     query = update.callback_query
     assert query is not None
     conversation = await conversation_of(update, deps)
@@ -336,9 +335,9 @@ async def confirm_repeat(update: Update, context: Context) -> None:
 # --- the seven steps --------------------------------------------------------------------
 
 
-async def guide_button(update: Update, context: Context) -> None:
+async def guide_button(update: Update, context: BotContext) -> None:
     """Move through the steps as the client presses each step's buttons."""
-    deps = get_deps(context)
+    deps = context.deps
     query = update.callback_query
     assert query is not None
     pressed = parse_guide_data(query.data)
@@ -441,9 +440,9 @@ async def _complete(update: Update, deps: Deps, company_rut: str, at_step: int) 
 # --- anywhere in the conversation -------------------------------------------------------
 
 
-async def cancel(update: Update, context: Context) -> None:
+async def cancel(update: Update, context: BotContext) -> None:
     """End the conversation politely, keeping the progress for later."""
-    deps = get_deps(context)
+    deps = context.deps
     conversation = await conversation_of(update, deps)
     if conversation is None:
         await say(update, deps.guide.message("nothing_to_cancel"))
@@ -452,29 +451,29 @@ async def cancel(update: Update, context: Context) -> None:
     await say(update, deps.guide.message("cancelled"))
 
 
-async def help_command(update: Update, context: Context) -> None:
+async def help_command(update: Update, context: BotContext) -> None:
     """Explain what the bot does and its commands, then repeat the current question."""
-    deps = get_deps(context)
+    deps = context.deps
     await say(update, deps.guide.message("help"))
     conversation = await conversation_of(update, deps)
     if conversation is not None:
         await repeat_prompt(update, deps, conversation)
 
 
-async def unknown_command(update: Update, context: Context) -> None:
+async def unknown_command(update: Update, context: BotContext) -> None:
     """Say the command is unknown and repeat the current question."""
-    deps = get_deps(context)
+    deps = context.deps
     await say(update, deps.guide.message("unknown_command"))
     await repeat_prompt(update, deps, await conversation_of(update, deps))
 
 
-async def unexpected_message(update: Update, context: Context) -> None:
+async def unexpected_message(update: Update, context: BotContext) -> None:
     """Answer media or text that does not fit here, and repeat the current question.
 
     A photo is a proof at step 7 and a problem report elsewhere; text goes to the firm
     while a handoff is open.
     """
-    deps = get_deps(context)
+    deps = context.deps
     message = update.effective_message
     if message is not None and message.photo:
         await problems.receive_photo(update, deps, message)

@@ -4,19 +4,15 @@ import logging
 import secrets
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
-from telegram.ext import ContextTypes
 
-from bot.deps import Deps, get_deps
+from bot.deps import BotContext, Deps
 from bot.repository import ClientInfo, Conversation
 from bot.rut import format_rut
 from conversations import keyboards
 from conversations.callbacks import parse_guide_data
 from conversations.guide import local_date
 from conversations.states import ASK_DEVICE, CONFIRM_REPEAT, CONFIRM_RUT, GUIDE
-
-Context = ContextTypes.DEFAULT_TYPE
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +54,7 @@ async def say(update: Update, text: str, markup: InlineKeyboardMarkup | None = N
     """Send an HTML message to the update's chat."""
     chat = update.effective_chat
     assert chat is not None
-    return await chat.send_message(
-        text, parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True
-    )
+    return await chat.send_message(text, reply_markup=markup, disable_web_page_preview=True)
 
 
 async def answer_quietly(
@@ -171,9 +165,9 @@ async def ask_rut(update: Update, deps: Deps) -> None:
     await say(update, deps.guide.message("ask_rut"), keyboards.ask_rut(deps.guide))
 
 
-async def stale_button(update: Update, context: Context) -> None:
+async def stale_button(update: Update, context: BotContext) -> None:
     """Tell the client a pressed button no longer applies, and show where they are."""
-    deps = get_deps(context)
+    deps = context.deps
     conversation = await conversation_of(update, deps)
     if conversation is None:
         chat_id, _ = ids(update)

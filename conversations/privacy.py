@@ -4,13 +4,12 @@ import logging
 
 from telegram import Update
 
-from bot.deps import get_deps
+from bot.deps import BotContext
 from bot.repository import FirmMessage
 from bot.rut import format_rut
 from conversations import keyboards
 from conversations.callbacks import DELETE_YES
 from conversations.common import (
-    Context,
     client_info,
     conversation_of,
     ids,
@@ -22,9 +21,9 @@ from conversations.common import (
 logger = logging.getLogger(__name__)
 
 
-async def privacy(update: Update, context: Context) -> None:
+async def privacy(update: Update, context: BotContext) -> None:
     """Explain what is stored, why, for how long, and how to delete it."""
-    deps = get_deps(context)
+    deps = context.deps
     await say(
         update,
         deps.guide.message("privacy", retention_days=deps.settings.data_retention_days),
@@ -34,15 +33,15 @@ async def privacy(update: Update, context: Context) -> None:
         await repeat_prompt(update, deps, conversation)
 
 
-async def ask_to_delete(update: Update, context: Context) -> None:
+async def ask_to_delete(update: Update, context: BotContext) -> None:
     """Ask the client to confirm the deletion of their data."""
-    deps = get_deps(context)
+    deps = context.deps
     await say(update, deps.guide.message("delete_confirm"), keyboards.confirm_deletion(deps.guide))
 
 
-async def delete_choice(update: Update, context: Context) -> None:
+async def delete_choice(update: Update, context: BotContext) -> None:
     """Delete the client's data if they confirmed, and tell the firm."""
-    deps = get_deps(context)
+    deps = context.deps
     query = update.callback_query
     assert query is not None
     await settle_button(update)

@@ -15,17 +15,16 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from telegram import Document, Message, Update
-from telegram.constants import FileSizeLimit, MessageLimit, ParseMode
+from telegram.constants import FileSizeLimit, MessageLimit
 from telegram.error import TelegramError
 
-from bot.deps import Deps, get_deps
+from bot.deps import BotContext, Deps
 from bot.notifications import MAX_ATTEMPTS, client_message_for_firm, problem_report
 from bot.repository import FirmMessage
 from bot.rut import format_rut
 from conversations import keyboards
 from conversations.callbacks import parse_problem_data
 from conversations.common import (
-    Context,
     client_info,
     conversation_of,
     current_step,
@@ -116,9 +115,9 @@ async def reached_firm(deps: Deps, texts: Sequence[str]) -> bool:
     return all(waiting[text] < len(firm_chats) for text in texts)
 
 
-async def problem_button(update: Update, context: Context) -> None:
+async def problem_button(update: Update, context: BotContext) -> None:
     """Show the problems of the client's step, or answer the one they picked."""
-    deps = get_deps(context)
+    deps = context.deps
     query = update.callback_query
     assert query is not None
     pressed = parse_problem_data(query.data)
@@ -264,9 +263,9 @@ async def receive_photo(update: Update, deps: Deps, message: Message) -> None:
         await repeat_prompt(update, deps, conversation)
 
 
-async def receive_document(update: Update, context: Context) -> bool:
+async def receive_document(update: Update, context: BotContext) -> bool:
     """Take a screenshot sent as a file at step 7 as the proof; False if it is not that."""
-    deps = get_deps(context)
+    deps = context.deps
     message = update.effective_message
     assert message is not None and message.document is not None
     conversation = await conversation_of(update, deps)
@@ -290,7 +289,7 @@ async def _as_photo(update: Update, document: Document, caption: str) -> str | N
     assert chat is not None
     try:
         content = await (await document.get_file()).download_as_bytearray()
-        sent = await chat.send_photo(bytes(content), caption=caption, parse_mode=ParseMode.HTML)
+        sent = await chat.send_photo(bytes(content), caption=caption)
     except TelegramError as exc:
         logger.info("picture file from chat %s not taken as a photo: %s", chat.id, exc)
         return None

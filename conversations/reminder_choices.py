@@ -1,20 +1,16 @@
 """The client's say over reminders: 'remind me later' and 'stop reminding me'."""
 
 from telegram import Update
-from telegram.constants import ParseMode
-from telegram.ext import ContextTypes
 
-from bot.deps import get_deps
+from bot.deps import BotContext
 from bot.schedule import later_option, remind_later_options
 from conversations import keyboards
 from conversations.common import answer_quietly
 
-Context = ContextTypes.DEFAULT_TYPE
 
-
-async def later_menu(update: Update, context: Context) -> None:
+async def later_menu(update: Update, context: BotContext) -> None:
     """Show the times the client can pick to be reminded."""
-    deps = get_deps(context)
+    deps = context.deps
     query = update.callback_query
     assert query is not None and update.effective_chat is not None
     await answer_quietly(query)
@@ -23,14 +19,13 @@ async def later_menu(update: Update, context: Context) -> None:
     )
     await update.effective_chat.send_message(
         deps.guide.message("later_menu"),
-        parse_mode=ParseMode.HTML,
         reply_markup=keyboards.later_options(deps.guide, options, deps.settings.timezone),
     )
 
 
-async def later_pick(update: Update, context: Context) -> None:
+async def later_pick(update: Update, context: BotContext) -> None:
     """Schedule the reminder at the time the client picked."""
-    deps = get_deps(context)
+    deps = context.deps
     query = update.callback_query
     chat, user = update.effective_chat, update.effective_user
     assert query is not None and query.data is not None and chat is not None and user is not None
@@ -42,7 +37,6 @@ async def later_pick(update: Update, context: Context) -> None:
         options = remind_later_options(now, settings.timezone, settings.quiet_hours)
         await chat.send_message(
             deps.guide.message("later_expired"),
-            parse_mode=ParseMode.HTML,
             reply_markup=keyboards.later_options(deps.guide, options, deps.settings.timezone),
         )
         return
@@ -52,16 +46,15 @@ async def later_pick(update: Update, context: Context) -> None:
     await answer_quietly(query)
     await chat.send_message(
         deps.guide.later_set(chosen, settings.timezone),
-        parse_mode=ParseMode.HTML,
     )
 
 
-async def stop_reminders(update: Update, context: Context) -> None:
+async def stop_reminders(update: Update, context: BotContext) -> None:
     """Stop every reminder to this client, and record it for the firm."""
-    deps = get_deps(context)
+    deps = context.deps
     query = update.callback_query
     chat = update.effective_chat
     assert query is not None and chat is not None
     await deps.repository.opt_out(chat.id, deps.clock.now())
     await answer_quietly(query)
-    await chat.send_message(deps.guide.message("opted_out"), parse_mode=ParseMode.HTML)
+    await chat.send_message(deps.guide.message("opted_out"))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from telegram import MessageEntity, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 
-from bot.deps import get_deps
+from bot.deps import BotContext
 from bot.errors import report_failure
 from bot.repository import Conversation
 from conversations import authorization, privacy, problems, reminder_choices
@@ -32,12 +32,12 @@ from conversations.callbacks import (
     START_PATTERN,
     STOP_REMINDERS_PATTERN,
 )
-from conversations.common import Context, repeat_prompt, stale_button
+from conversations.common import repeat_prompt, stale_button
 from conversations.states import ASK_DEVICE, ASK_RUT, CONFIRM_REPEAT, CONFIRM_RUT, GUIDE
 
 logger = logging.getLogger(__name__)
 
-Callback = Callable[[Update, Context], Awaitable[object]]
+Callback = Callable[[Update, BotContext], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def image_file(callback: Callback) -> Accepts:
     return Accepts(callback, image_file=True)
 
 
-async def picture_file(update: Update, context: Context) -> None:
+async def picture_file(update: Update, context: BotContext) -> None:
     """Take a screenshot sent as a file as the proof at step 7; else answer it as media."""
     if not await problems.receive_document(update, context):
         await authorization.unexpected_message(update, context)
@@ -171,7 +171,7 @@ def choose(given: Input, conversation: Conversation | None) -> Callback:
     return authorization.unexpected_message
 
 
-async def route(update: Update, context: Context) -> None:
+async def route(update: Update, context: BotContext) -> None:
     """Hand a client's update to what the stored state accepts."""
     chat = update.effective_chat
     if chat is None or chat.type != chat.PRIVATE or update.effective_user is None:
@@ -179,7 +179,7 @@ async def route(update: Update, context: Context) -> None:
     given = read_input(update)
     if given is None:
         return
-    deps = get_deps(context)
+    deps = context.deps
     conversation = await deps.repository.conversation(chat.id, update.effective_user.id)
     context.args = list(given.args)
     try:
