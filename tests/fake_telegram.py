@@ -212,8 +212,13 @@ def message_update(
     kind: str = "text",
     edited: bool = False,
     update_id: int | None = None,
+    reply_to: int | None = None,
+    replied_from: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build a message update; `kind` is text, sticker, photo, voice or document."""
+    """Build a message update; `kind` is text, sticker, photo, voice or document.
+
+    With `reply_to`, the message is a reply to that message id (by default one of the bot's).
+    """
     chat = {"id": chat_id if chat_id is not None else user_id, "type": chat_type}
     if chat_type == "private":
         chat["first_name"] = first_name
@@ -250,6 +255,14 @@ def message_update(
         message["document"] = {"file_id": "doc1", "file_unique_id": "d1", "file_name": "x.pdf"}
     else:
         raise ValueError(kind)
+    if reply_to is not None:
+        message["reply_to_message"] = {
+            "message_id": reply_to,
+            "date": 0,
+            "chat": chat,
+            "from": replied_from or BOT_USER,
+            "text": "…",
+        }
     key = "edited_message" if edited else "message"
     if edited:
         message["edit_date"] = message["date"] + 5

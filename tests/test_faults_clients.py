@@ -19,7 +19,7 @@ from bot.rut import parse_rut
 from bot.settings import Settings
 from conversations.problems import cut_to, fit
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock
-from tests.fake_telegram import BOT_USER, message_update
+from tests.fake_telegram import message_update
 from tests.test_faults_serving import FaultyHarness, FaultyTelegram, visible_units
 
 RUT = "76086428-5"
@@ -74,15 +74,16 @@ async def open_handoff(bot: FaultyHarness, step: int = 2) -> None:
 
 
 async def firm_reply(bot: FaultyHarness, text: str, reply_to: int) -> None:
-    raw = message_update(FIRM_USER, text, chat_id=FIRM_CHAT, chat_type="group", first_name="Ana")
-    raw["message"]["reply_to_message"] = {
-        "message_id": reply_to,
-        "date": 0,
-        "chat": raw["message"]["chat"],
-        "from": BOT_USER,
-        "text": "…",
-    }
-    await bot.feed(raw)
+    await bot.feed(
+        message_update(
+            FIRM_USER,
+            text,
+            chat_id=FIRM_CHAT,
+            chat_type="group",
+            first_name="Ana",
+            reply_to=reply_to,
+        )
+    )
 
 
 def photo_update(caption: str, **sender: Any) -> dict[str, Any]:

@@ -187,15 +187,11 @@ async def test_texts_to_the_firm_in_a_handoff_are_sent_as_html(bot: Harness) -> 
         "SELECT message_id FROM outbox WHERE chat_id = ? AND handoff_id IS NOT NULL", (FIRM_CHAT,)
     )
     bot.request.clear()
-    reply = message_update(FIRM_MEMBER, "Hola", chat_id=FIRM_CHAT, chat_type="supergroup")
-    reply["message"]["reply_to_message"] = {
-        "message_id": message_id,
-        "date": 1,
-        "chat": {"id": FIRM_CHAT, "type": "supergroup", "title": "Firma"},
-        "from": BOT_USER,
-        "text": "…",
-    }
-    await bot.feed(reply)
+    await bot.feed(
+        message_update(
+            FIRM_MEMBER, "Hola", chat_id=FIRM_CHAT, chat_type="supergroup", reply_to=message_id
+        )
+    )
     sent = [c for c in bot.request.calls if c.method == "sendMessage"]
     assert [c.text for c in sent] == [
         bot.deps.guide.message("client_firm_message", text="Hola"),

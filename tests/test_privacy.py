@@ -15,7 +15,7 @@ from bot.notifications import describe_duration
 from bot.retention import LAST_PURGE_KEY, purge_if_due
 from conversations.guide import local_date, local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
-from tests.fake_telegram import BOT_USER, button_data, buttons, message_update
+from tests.fake_telegram import button_data, buttons, message_update
 
 RUT = "76086428-5"
 SHOWN = "76.086.428-5"
@@ -124,15 +124,16 @@ def handoff_ids(bot: Harness, chat: int) -> list[int]:
 
 async def firm_reply(bot: Harness, text: str, reply_to: int) -> None:
     """A firm member replies, in the firm's group, to the bot's message `reply_to`."""
-    raw = message_update(FIRM_USER, text, chat_id=FIRM_CHAT, chat_type="group", first_name="Carla")
-    raw["message"]["reply_to_message"] = {
-        "message_id": reply_to,
-        "date": 0,
-        "chat": raw["message"]["chat"],
-        "from": BOT_USER,
-        "text": "…",
-    }
-    await bot.feed(raw)
+    await bot.feed(
+        message_update(
+            FIRM_USER,
+            text,
+            chat_id=FIRM_CHAT,
+            chat_type="group",
+            first_name="Carla",
+            reply_to=reply_to,
+        )
+    )
 
 
 def photo_update(user: int = CLIENT) -> dict[str, Any]:

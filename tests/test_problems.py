@@ -36,7 +36,6 @@ from conversations.guide import (
 from conversations.problems import MAX_CAPTION, MAX_RELAYED_TEXT
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 from tests.fake_telegram import (
-    BOT_USER,
     Call,
     RecordingRequest,
     button_data,
@@ -280,23 +279,20 @@ def firm_update(
     user: int = FIRM_USER,
 ) -> dict[str, Any]:
     """A firm member's message in a firm chat, optionally a reply to `reply_to`."""
+    replying = {"reply_to": reply_to, "replied_from": replied_from}
     if chat == FIRM_MEMBER:
-        raw = message_update(FIRM_MEMBER, text, first_name="Socio", username="socio")
-    elif chat < 0:
-        raw = message_update(
-            user, text, chat_id=chat, chat_type="group", first_name="Carla", username="contadora"
+        return message_update(FIRM_MEMBER, text, first_name="Socio", username="socio", **replying)
+    if chat < 0:
+        return message_update(
+            user,
+            text,
+            chat_id=chat,
+            chat_type="group",
+            first_name="Carla",
+            username="contadora",
+            **replying,
         )
-    else:
-        raw = message_update(chat, text, first_name="Extraño", username="extrano")
-    if reply_to is not None:
-        raw["message"]["reply_to_message"] = {
-            "message_id": reply_to,
-            "date": 0,
-            "chat": raw["message"]["chat"],
-            "from": replied_from or BOT_USER,
-            "text": "…",
-        }
-    return raw
+    return message_update(chat, text, first_name="Extraño", username="extrano", **replying)
 
 
 async def firm_reply(bot: Harness, text: str, reply_to: int, chat: int = FIRM_CHAT) -> None:
