@@ -179,7 +179,9 @@ class Guide:
             "portal_url": facts.portal_url,
             "total_steps": str(TOTAL_STEPS),
         }
-        self._images = tuple(_find_image(step, n, image_dirs) for n, step in _numbered(content))
+        self._images = tuple(
+            _find_image(step, n, image_dirs) for n, step in enumerate(content.steps, start=1)
+        )
         self._check(required or content)
 
     @property
@@ -315,7 +317,7 @@ class Guide:
             except (KeyError, ValueError, IndexError) as exc:
                 raise GuideError(f"{where}: bad placeholder {exc}") from None
             limit = _limit_of(where, self._images)
-            if telegram_length(_visible(rendered)) > limit:
+            if telegram_length(visible_text(rendered)) > limit:
                 raise GuideError(f"{where}: longer than Telegram's {limit} characters")
         if required is not self._content:
             self._check_placeholders_against(required)
@@ -374,7 +376,7 @@ def telegram_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _visible(rendered_html: str) -> str:
+def visible_text(rendered_html: str) -> str:
     """Return what the client reads of a Telegram-HTML text (tags out, entities decoded)."""
     return html.unescape(re.sub(r"<[^>]+>", "", rendered_html))
 
@@ -386,10 +388,6 @@ def _limit_of(where: str, images: tuple[Path | None, ...]) -> int:
     if where.startswith("buttons."):
         return 64  # longer labels are cut off on a phone's screen anyway
     return MessageLimit.MAX_TEXT_LENGTH
-
-
-def _numbered(content: GuideContent) -> list[tuple[int, Step]]:
-    return list(enumerate(content.steps, start=1))
 
 
 def _find_image(step: Step, number: int, folders: tuple[Path, ...]) -> Path | None:

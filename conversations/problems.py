@@ -5,9 +5,7 @@ two): what is relayed is measured so and shortened to fit, and the client is tol
 the firm really received.
 """
 
-import html
 import logging
-import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -35,7 +33,7 @@ from conversations.common import (
     settle_button,
     stale_button,
 )
-from conversations.guide import FINAL_STEP, telegram_length
+from conversations.guide import FINAL_STEP, telegram_length, visible_text
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +62,7 @@ class Fitted(NamedTuple):
 
 def visible_length(rendered_html: str) -> int:
     """Return how long Telegram counts an HTML text: what shows, in UTF-16 code units."""
-    return telegram_length(html.unescape(re.sub(r"<[^>]+>", "", rendered_html)))
+    return telegram_length(visible_text(rendered_html))
 
 
 def cut_to(text: str, units: int) -> str:
