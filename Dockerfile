@@ -39,6 +39,6 @@ VOLUME ["/app/data"]
 
 # Healthy while the bot's polling loop keeps writing its heartbeat beside the database.
 HEALTHCHECK --interval=60s --timeout=10s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "bot.health"]
+    CMD ["python", "-m", "bot.services.health"]
 
 CMD ["python", "-m", "bot"]

@@ -2,8 +2,9 @@
 
 Run with ``python -m bench.conversation_throughput [--clients 1000] [--rss-clients 10000]``.
 
-Everything goes through the real ``Application.process_update``, one update at a time (bot.polling
-keeps each chat's updates in order), with a fake Bot API (no network) and a real SQLite file:
+Everything goes through the real ``Application.process_update``, one update at a time
+(bot.services.polling keeps each chat's updates in order), with a fake Bot API (no network)
+and a real SQLite file:
 
 1. our bot: every client goes /start, types the RUT, rut:ok, g:1:next ... g:5:next, g:6:save,
    g:7:yes (10 updates per client);
@@ -68,11 +69,11 @@ from bench.reminder_sweep import (
     percentile,
     print_table,
 )
-from bot.assembly import assemble, firm_facts
-from bot.repository import Repository
-from bot.rut import format_rut
-from bot.settings import Settings
-from conversations.guide import Guide, load_guide
+from bot.domain.rut import format_rut
+from bot.domain.settings import Settings
+from bot.storage.repository import Repository
+from bot.wiring.assembly import assemble, firm_facts
+from conversations.texts.guide import Guide, load_guide
 
 TARGET_RATIO = 2.0
 FIRM_CHAT = -100_555_000
@@ -179,7 +180,7 @@ class Running:
 
 
 async def boot_ours(path: Path, guide: Guide) -> Running:
-    """Our bot as bot.main builds it, minus the rate limiter, polling and started jobs."""
+    """Our bot as bot.wiring.main builds it, minus the rate limiter, polling and started jobs."""
     request = InstantBotApi(date=DATE)
     built = await assemble(
         make_settings(path), clock=FixedClock(), request=request, guide=guide, rate_limit=False
@@ -607,7 +608,7 @@ async def bench_variants(
         plain.execute("SELECT 1")
     direct = (time.perf_counter() - started) / 2000
     plain.close()
-    # What bot.polling commits after each update, outside process_update.
+    # What bot.services.polling commits after each update, outside process_update.
     repository = ours.repository
     mark: Callable[[int], Awaitable[None]] | None = getattr(repository, "mark_processed", None)
     if mark is not None:

@@ -30,14 +30,14 @@ from typing import Any
 from stdnum.cl import rut as stdnum_rut
 from telegram import Bot
 
-import bot.reminders as reminders_module
+import bot.services.reminders as reminders_module
 from bench.fake_bot_api import InstantBotApi
-from bot.assembly import firm_facts
-from bot.clock import to_timestamp
-from bot.reminders import ReminderSweeper
-from bot.repository import Repository
-from bot.settings import Settings
-from conversations.guide import FINAL_STEP, Guide, load_guide
+from bot.domain.clock import to_timestamp
+from bot.domain.settings import Settings
+from bot.services.reminders import ReminderSweeper
+from bot.storage.repository import Repository
+from bot.wiring.assembly import firm_facts
+from conversations.texts.guide import FINAL_STEP, Guide, load_guide
 
 TOKEN = "123456789:AAHfakeTOKENfor-bench_0123456789abc"
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
@@ -150,7 +150,7 @@ async def create_filled(path: Path, rows: int, seed: int = 42) -> float:
     Each row is a pending authorization at some step with one automatic reminder (the first
     of the schedule) due at some moment of the 24 hours before NOW, in random order on disk.
     """
-    repository = await Repository.open(path)  # the schema comes from bot.schema
+    repository = await Repository.open(path)  # the schema comes from bot.storage.schema
     await repository.close()
     started = time.perf_counter()
     now = to_timestamp(NOW)

@@ -1,5 +1,5 @@
 """Allow `python -m bot`."""
 
-from bot.main import main
+from bot.wiring.main import main
 
 main()

@@ -12,10 +12,10 @@ import pytest
 from telegram import Update
 from telegram.ext import Application
 
-from bot.assembly import assemble
-from bot.repository import Repository
-from bot.rut import parse_rut
-from bot.settings import Settings
+from bot.domain.rut import parse_rut
+from bot.domain.settings import Settings
+from bot.storage.repository import Repository
+from bot.wiring.assembly import assemble
 from tests.fake_telegram import RecordingRequest, callback_update, message_update
 
 TOKEN = "123456789:AAHfakeTOKENfor-tests_0123456789abc"

@@ -5,7 +5,7 @@ Expected wording comes from the guide in effect (`bot.deps.guide`), never from c
 
 from datetime import timedelta
 
-from bot.notifications import describe_duration
+from bot.services.notifications import describe_duration
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
 from tests.fake_telegram import button_data, buttons, message_update
 

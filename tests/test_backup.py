@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.backup import (
+from bot.storage.backup import (
     BackupError,
     backup_database,
     backups_directory,
@@ -26,8 +26,8 @@ from bot.backup import (
     lock_path,
     restore_database,
 )
-from bot.repository import Repository
-from bot.schema import SCHEMA_VERSION
+from bot.storage.repository import Repository
+from bot.storage.schema import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2025, 3, 14, 15, 9, 26, tzinfo=UTC)
@@ -65,7 +65,7 @@ print(committed, flush=True)
 HOLDER = """
 import sys
 from pathlib import Path
-from bot.backup import hold_database_lock
+from bot.storage.backup import hold_database_lock
 with hold_database_lock(Path(sys.argv[1])):
     print("held", flush=True)
     sys.stdin.read()

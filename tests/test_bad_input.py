@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from telegram.error import BadRequest, NetworkError
 
-from conversations.guide import local_date
+from conversations.texts.guide import local_date
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, TOKEN, Harness
 from tests.fake_telegram import Call, button_data, message_update
 

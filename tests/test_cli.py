@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.repository import Repository
-from bot.schema import SCHEMA_VERSION
+from bot.storage.repository import Repository
+from bot.storage.schema import SCHEMA_VERSION
 from tests.botapi import BotApiServer
 from tests.conftest import TOKEN
 

@@ -8,7 +8,7 @@ import openpyxl
 import pytest
 from stdnum.cl import rut as stdnum_rut
 
-from bot.client_list import (
+from bot.formats.client_list import (
     ClientList,
     ClientListError,
     ClientRow,

@@ -1,7 +1,7 @@
 """Many things at once: clients finishing side by side while reminders go out.
 
 python-telegram-bot processes updates one by one by default, but `process_update` may be
-called concurrently (bot.polling does so, one chain per chat). Here a hundred clients run
+called concurrently (bot.services.polling does so, one chain per chat). Here a hundred clients run
 their whole flow at the same time, through one Application and one SQLite connection,
 while the reminder sweeper sends due reminders to other clients.
 
@@ -20,9 +20,9 @@ from stdnum.cl import rut as stdnum_rut
 from telegram import Update
 from telegram.ext import ConversationHandler
 
-from bot.notifications import describe_duration
-from bot.reminders import ReminderSweeper
-from conversations.guide import local_datetime
+from bot.services.notifications import describe_duration
+from bot.services.reminders import ReminderSweeper
+from conversations.texts.guide import local_datetime
 from tests.conftest import FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 from tests.fake_telegram import Call, button_data, callback_update, message_update
 
@@ -71,7 +71,7 @@ async def firm_notice(bot: Harness, user: int) -> str:
 def in_memory_states(bot: Harness, user: int) -> list[object]:
     """The client's state in every copy kept in memory (a ConversationHandler's, if any).
 
-    Where the database is the only copy (conversations.router), there is none to disagree.
+    Where the database is the only copy (conversations.flows.router), there is none to disagree.
     """
     key = (user, user)
     return [
@@ -126,7 +126,7 @@ async def walk_to_step(bot: Harness, user: int, step: int) -> None:
 async def finish(bot: Harness, user: int) -> None:
     """A whole flow, ending with a double tap on the final button.
 
-    One chat's updates run in order, as bot.polling runs them; chats run side by side.
+    One chat's updates run in order, as bot.services.polling runs them; chats run side by side.
     """
     await walk_to_step(bot, user, 7)
     await feed(bot, callback_update(user, "g:7:yes", first_name=f"C{user}"))

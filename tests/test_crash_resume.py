@@ -3,7 +3,7 @@
 import pytest
 from telegram.error import NetworkError
 
-from bot.settings import Settings
+from bot.domain.settings import Settings
 from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness
 
 RUT = "76086428-5"

@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from telegram.error import Forbidden
 
-from bot.digest import LAST_DIGEST_KEY, pack_lines
-from bot.repository import ClientInfo
-from bot.rut import format_rut
-from bot.settings import Settings
+from bot.domain.rut import format_rut
+from bot.domain.settings import Settings
+from bot.services.digest import LAST_DIGEST_KEY, pack_lines
+from bot.storage.repository import ClientInfo
 from tests.conftest import FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 
 SCL = ZoneInfo("America/Santiago")

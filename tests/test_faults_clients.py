@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from bot.digest import LAST_DIGEST_KEY
-from bot.notifications import problem_report
-from bot.repository import ClientInfo
-from bot.rut import parse_rut
-from bot.settings import Settings
-from conversations.problems import cut_to, fit
+from bot.domain.rut import parse_rut
+from bot.domain.settings import Settings
+from bot.services.digest import LAST_DIGEST_KEY
+from bot.services.notifications import problem_report
+from bot.storage.repository import ClientInfo
+from conversations.flows.problems import cut_to, fit
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock
 from tests.fake_telegram import message_update
 from tests.test_faults_serving import FaultyHarness, FaultyTelegram, visible_units

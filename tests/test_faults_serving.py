@@ -25,9 +25,9 @@ import pytest
 from telegram.error import TimedOut
 from telegram.ext import Application
 
-from bot.main import ALLOWED_UPDATES
-from bot.polling import OFFSET_KEY, Poller
-from bot.settings import Settings
+from bot.domain.settings import Settings
+from bot.services.polling import OFFSET_KEY, Poller
+from bot.wiring.main import ALLOWED_UPDATES
 from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness, make_settings
 from tests.fake_telegram import Call, RecordingRequest, callback_update, message_update
 
@@ -280,7 +280,7 @@ async def test_an_update_the_library_cannot_read_is_skipped_and_the_rest_are_ser
     bad = bot.request.queue_update(poll_update(CLIENT))
     bot.request.queue_update(message_update(CLIENT, "/start"))
     bot.request.queue_update(message_update(OTHER, "/start", first_name="Pedro"))
-    with caplog.at_level(logging.WARNING, logger="bot.polling"):
+    with caplog.at_level(logging.WARNING, logger="bot.services.polling"):
         async with polling(bot) as (poller, task):
             await until(lambda: answered(bot, CLIENT) == 2 and answered(bot, OTHER) == 2)
             # Telegram is told to move past all three, the unreadable one included.
@@ -330,7 +330,7 @@ async def test_an_update_whose_processing_raises_does_not_stop_the_poller(
         await real(self, update)
 
     monkeypatch.setattr(Application, "process_update", process_update)
-    with caplog.at_level(logging.ERROR, logger="bot.polling"):
+    with caplog.at_level(logging.ERROR, logger="bot.services.polling"):
         async with polling(bot) as (poller, task):
             await until(lambda: answered(bot, CLIENT) == 1 and answered(bot, OTHER) == 2)
             await until(lambda: len(bot.request.acknowledged) == 3, within=3)

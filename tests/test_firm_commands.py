@@ -18,10 +18,10 @@ import pytest
 from stdnum.cl import rut as stdnum_rut
 from telegram.error import BadRequest, Forbidden, NetworkError
 
-from bot.menus import publish_command_menus
-from bot.notifications import describe_duration
-from bot.repository import ClientInfo
-from conversations.guide import Guide
+from bot.services.menus import publish_command_menus
+from bot.services.notifications import describe_duration
+from bot.storage.repository import ClientInfo
+from conversations.texts.guide import Guide
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 from tests.fake_telegram import button_data, buttons, callback_update
 
@@ -1274,12 +1274,12 @@ async def test_command_menus_refused_is_only_a_warning(
 ) -> None:
     bot.request.clear()
     bot.request.fail_next("setMyCommands", BadRequest("Bad Request: chat not found"))
-    with caplog.at_level(logging.WARNING, logger="bot.menus"):
+    with caplog.at_level(logging.WARNING, logger="bot.services.menus"):
         result = await publish_command_menus(
             bot.app.bot, bot.deps.guide, bot.settings.firm_chat_ids
         )
     assert result is False
-    warnings = [r for r in caplog.records if r.name == "bot.menus"]
+    warnings = [r for r in caplog.records if r.name == "bot.services.menus"]
     assert [r.levelno for r in warnings] == [logging.WARNING]
     assert "command menus not set" in warnings[0].getMessage()
     assert "chat not found" in warnings[0].getMessage().lower()

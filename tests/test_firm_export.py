@@ -14,11 +14,11 @@ from typing import Any
 import openpyxl
 from stdnum.cl import rut as stdnum_rut
 
-from bot.firm_views import export_csv
-from bot.repository import ClientInfo
-from bot.rut import format_rut
-from bot.workbooks import AUTHORIZATION_FIELDS, EVENT_FIELDS, safe_text
-from conversations.guide import Guide
+from bot.domain.rut import format_rut
+from bot.formats.workbooks import AUTHORIZATION_FIELDS, EVENT_FIELDS, safe_text
+from bot.handlers.firm_views import export_csv
+from bot.storage.repository import ClientInfo
+from conversations.texts.guide import Guide
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
 
 RUT = "76086428-5"

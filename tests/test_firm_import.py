@@ -18,10 +18,10 @@ from stdnum.cl import rut as stdnum_rut
 from telegram.constants import MessageLimit
 from telegram.error import NetworkError
 
-from bot.repository import ClientInfo
-from bot.rut import format_rut
-from bot.workbooks import safe_text
-from conversations.guide import Guide, local_datetime
+from bot.domain.rut import format_rut
+from bot.formats.workbooks import safe_text
+from bot.storage.repository import ClientInfo
+from conversations.texts.guide import Guide, local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
 from tests.fake_telegram import message_update
 

@@ -1,7 +1,7 @@
 """/resumen and the digest's picture: where every client stands, drawn and in numbers.
 
 Driven through the real Application; the numbers are checked against the database, and the
-PNG against the one bot.progress_chart draws for them. Wording comes from the guide.
+PNG against the one bot.formats.progress_chart draws for them. Wording comes from the guide.
 """
 
 import logging
@@ -15,11 +15,11 @@ import pytest
 from stdnum.cl import rut as stdnum_rut
 from telegram.error import NetworkError
 
-from bot import digest
-from bot.progress_chart import ProgressCounts, progress_png
-from bot.repository import ClientInfo
-from bot.settings import Settings
-from conversations.guide import Guide
+from bot.domain.settings import Settings
+from bot.formats.progress_chart import ProgressCounts, progress_png
+from bot.services import digest
+from bot.storage.repository import ClientInfo
+from conversations.texts.guide import Guide
 from tests.conftest import FIRM_CHAT, FIRM_MEMBER, Harness, make_settings
 
 SCL = ZoneInfo("America/Santiago")
@@ -246,10 +246,10 @@ async def test_a_picture_that_cannot_be_sent_is_logged_and_the_digest_still_goes
     await run_job(bot)
     bot.clock.moment = at_nine(date(2026, 11, 25))
     bot.request.fail_next("sendPhoto", NetworkError("connection reset"))
-    with caplog.at_level(logging.WARNING, logger="bot.digest"):
+    with caplog.at_level(logging.WARNING, logger="bot.services.digest"):
         await run_job(bot)
     assert [chat for chat, _, _ in photos(bot)] == [FIRM_MEMBER]
-    [warning] = [r for r in caplog.records if r.name == "bot.digest"]
+    [warning] = [r for r in caplog.records if r.name == "bot.services.digest"]
     assert str(FIRM_CHAT) in warning.getMessage()
     header = bot.deps.guide.message("digest_header", date="25-11-2026")
     for chat in (FIRM_CHAT, FIRM_MEMBER):
@@ -265,9 +265,9 @@ async def test_a_picture_that_cannot_be_drawn_is_logged_and_the_digest_still_goe
     monkeypatch.setattr(digest, "progress_png", broken)
     await run_job(bot)
     bot.clock.moment = at_nine(date(2026, 11, 25))
-    with caplog.at_level(logging.ERROR, logger="bot.digest"):
+    with caplog.at_level(logging.ERROR, logger="bot.services.digest"):
         await run_job(bot)
     assert photos(bot) == []
-    assert [r.levelno for r in caplog.records if r.name == "bot.digest"] == [logging.ERROR]
+    assert [r.levelno for r in caplog.records if r.name == "bot.services.digest"] == [logging.ERROR]
     header = bot.deps.guide.message("digest_header", date="25-11-2026")
     assert any(text.startswith(header) for text in bot.texts(FIRM_CHAT))

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import firm_views
-from bot.assembly import firm_facts
-from bot.repository import Authorization, Event
-from conversations.guide import Guide, load_guide
+from bot.handlers import firm_views
+from bot.storage.repository import Authorization, Event
+from bot.wiring.assembly import firm_facts
+from conversations.texts.guide import Guide, load_guide
 from tests.conftest import make_settings
 
 TZ = ZoneInfo("America/Santiago")

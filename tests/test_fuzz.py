@@ -277,7 +277,7 @@ def build_update(bot: Harness, action: tuple[str, int, Any]) -> dict[str, Any] |
 
 
 class ErrorRecords(logging.Handler):
-    """Collects every ERROR logged anywhere (bot.errors logs one per crashed handler)."""
+    """Collects every ERROR logged anywhere (bot.services.errors logs one per crashed handler)."""
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
@@ -376,7 +376,7 @@ def check_database(path: Path) -> None:
 async def check_handler_agrees(bot: Harness) -> None:
     """Any copy of the states kept in memory (a ConversationHandler's) equals the database's.
 
-    Where the database is the only copy (conversations.router), there is nothing to disagree.
+    Where the database is the only copy (conversations.flows.router), there is nothing to disagree.
     """
     copies = [
         h._conversations

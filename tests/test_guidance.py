@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from telegram.error import BadRequest
 
-from conversations.guide import DEFAULT_GUIDE_PATH, GuideError, load_guide, telegram_length
+from conversations.texts.guide import DEFAULT_GUIDE_PATH, GuideError, load_guide, telegram_length
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, RUT, FakeClock, Harness, make_settings
 from tests.fake_telegram import Call, button_data, buttons
 
@@ -222,7 +222,7 @@ def test_the_packaged_pictures_are_small_enough_for_a_phone() -> None:
 
 
 def _facts() -> Any:
-    from bot.assembly import firm_facts
+    from bot.wiring.assembly import firm_facts
 
     return firm_facts(make_settings(Path("/nonexistent")))
 

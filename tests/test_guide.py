@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bot.assembly import firm_facts
-from bot.schedule import parse_firm_hours
-from conversations.guide import (
+from bot.domain.schedule import parse_firm_hours
+from bot.wiring.assembly import firm_facts
+from conversations.texts.guide import (
     DEFAULT_GUIDE_PATH,
     TOTAL_STEPS,
     Guide,

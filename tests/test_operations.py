@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from telegram.error import Forbidden
 
-from bot.alerts import FAILURES_TO_ALERT
-from bot.backup import list_backups
-from bot.notifications import MAX_ATTEMPTS
+from bot.services.alerts import FAILURES_TO_ALERT
+from bot.services.notifications import MAX_ATTEMPTS
+from bot.storage.backup import list_backups
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, RUT, FakeClock, Harness, make_settings
 from tests.fake_telegram import BOT_USER, RecordingRequest, callback_update, message_update
 

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot.health import STALE_AFTER_SECONDS, beat, heartbeat_path, is_fresh
+from bot.services.health import STALE_AFTER_SECONDS, beat, heartbeat_path, is_fresh
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +28,7 @@ def test_dockerfile_runs_the_bot_as_non_root_with_a_data_volume_and_health_check
     assert "USER 10001:10001" in lines
     assert 'VOLUME ["/app/data"]' in lines
     assert 'CMD ["python", "-m", "bot"]' in lines
-    assert any(line.strip() == 'CMD ["python", "-m", "bot.health"]' for line in lines)
+    assert any(line.strip() == 'CMD ["python", "-m", "bot.services.health"]' for line in lines)
 
 
 def test_heartbeat_is_fresh_only_while_recent(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_health_command_reports_unhealthy_without_a_heartbeat(tmp_path: Path) ->
         "TELEGRAM_BOT_TOKEN": "123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghi",
         "DATABASE_PATH": str(tmp_path / "data" / "bot.sqlite3"),
     }
-    command = [sys.executable, "-m", "bot.health"]
+    command = [sys.executable, "-m", "bot.services.health"]
     result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=30)
     assert result.returncode == 1
     (tmp_path / "data").mkdir()

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from bot.assembly import firm_facts
-from bot.preview import EXAMPLE_COMPANY_RUT, render_preview, telegram_html, write_preview
-from bot.settings import Settings
-from conversations import keyboards
-from conversations.guide import DEFAULT_GUIDE_PATH, TOTAL_STEPS, Guide, load_guide
+from bot.domain.settings import Settings
+from bot.wiring.assembly import firm_facts
+from bot.wiring.preview import EXAMPLE_COMPANY_RUT, render_preview, telegram_html, write_preview
+from conversations.texts import keyboards
+from conversations.texts.guide import DEFAULT_GUIDE_PATH, TOTAL_STEPS, Guide, load_guide
 
 TOKEN = "123456789:AAHfakeTOKENfor-tests_0123456789abc"
 CHROMIUM = Path("/usr/bin/chromium")

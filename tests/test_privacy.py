@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.notifications import describe_duration
-from bot.retention import LAST_PURGE_KEY, purge_if_due
-from conversations.guide import local_date, local_datetime
+from bot.services.notifications import describe_duration
+from bot.services.retention import LAST_PURGE_KEY, purge_if_due
+from conversations.texts.guide import local_date, local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 from tests.fake_telegram import button_data, buttons, message_update
 

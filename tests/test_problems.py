@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 from telegram.error import Forbidden
 
-from bot.assembly import firm_facts
-from bot.handoff import MAX_RELAYED_TEXT as MAX_FIRM_REPLY
-from bot.notifications import describe_duration
-from conversations.guide import (
+from bot.handlers.handoff import MAX_RELAYED_TEXT as MAX_FIRM_REPLY
+from bot.services.notifications import describe_duration
+from bot.wiring.assembly import firm_facts
+from conversations.flows.problems import MAX_CAPTION, MAX_RELAYED_TEXT
+from conversations.texts.guide import (
     DEFAULT_GUIDE_PATH,
     TOTAL_STEPS,
     Guide,
@@ -33,7 +34,6 @@ from conversations.guide import (
     load_guide,
     local_datetime,
 )
-from conversations.problems import MAX_CAPTION, MAX_RELAYED_TEXT
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 from tests.fake_telegram import (
     Call,

@@ -12,7 +12,7 @@ import matplotlib
 import pytest
 from PIL import Image
 
-from bot.progress_chart import (
+from bot.formats.progress_chart import (
     LABEL_KEYS,
     ProgressCounts,
     progress_png,
@@ -117,7 +117,7 @@ def test_weekly_completions_counts_by_local_monday_with_zeros() -> None:
 
 
 def test_importing_the_module_does_not_import_matplotlib() -> None:
-    code = "import sys, bot.progress_chart; print('matplotlib' in sys.modules)"
+    code = "import sys, bot.formats.progress_chart; print('matplotlib' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )

@@ -1,7 +1,7 @@
 """Reminders bring back clients who stopped: schedule, quiet hours, opt-out, crashes, later.
 
 Expected wording comes from the guide in effect (`bot.deps.guide`); the "remind me later"
-choices are named by `bot.schedule.remind_later_options`.
+choices are named by `bot.domain.schedule.remind_later_options`.
 """
 
 import asyncio
@@ -15,12 +15,12 @@ import pytest
 from stdnum.cl.rut import calc_check_digit
 from telegram.error import BadRequest, Forbidden, NetworkError
 
-from bot.clock import from_timestamp
-from bot.reminders import ReminderSweeper, next_after
-from bot.repository import DueReminder, ReminderKind
-from bot.schedule import LaterOption, remind_later_options
-from bot.settings import Settings
-from conversations.guide import local_date, local_datetime
+from bot.domain.clock import from_timestamp
+from bot.domain.schedule import LaterOption, remind_later_options
+from bot.domain.settings import Settings
+from bot.services.reminders import ReminderSweeper, next_after
+from bot.storage.repository import DueReminder, ReminderKind
+from conversations.texts.guide import local_date, local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness, db_rows, make_settings
 from tests.fake_telegram import Call, button_data, buttons
 

@@ -3,7 +3,7 @@
 import pytest
 from stdnum.util import clean
 
-from bot.rut import RutError, RutProblem, format_rut, parse_rut
+from bot.domain.rut import RutError, RutProblem, format_rut, parse_rut
 
 RUT = "76086428-5"
 

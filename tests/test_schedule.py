@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.schedule import (
+from bot.domain.schedule import (
     LaterOption,
     LaterWhen,
     QuietHours,

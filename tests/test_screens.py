@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from conversations.screens.draw import SCREENS
+from conversations.texts.screens.draw import SCREENS
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENS_DIR = ROOT / "conversations" / "screens"
+SCREENS_DIR = ROOT / "conversations" / "texts" / "screens"
 FILENAMES = [f"paso{number}.png" for number in range(1, 8)]
 MAX_BYTES = 1_000_000  # Telegram sends larger photos slowly; these should load at once
 # A FreeType or Pillow patch release may move a few anti-aliased text edges by a shade; more
@@ -42,7 +42,7 @@ def test_each_picture_is_a_small_png_fit_for_a_phone(name: str) -> None:
 
 def test_the_script_redraws_the_committed_pictures(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "conversations.screens.draw", str(tmp_path)],
+        [sys.executable, "-m", "conversations.texts.screens.draw", str(tmp_path)],
         cwd=ROOT,
         check=True,
         timeout=120,

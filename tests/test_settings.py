@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.logging_setup import configure_logging
-from bot.schedule import QuietHours
-from bot.settings import Settings, SettingsError, load_settings
+from bot.domain.schedule import QuietHours
+from bot.domain.settings import Settings, SettingsError, load_settings
+from bot.wiring.logging_setup import configure_logging
 
 VALID_TOKEN = "123456789:AAHvalidLOOKINGtoken_for-tests_abcd"
 

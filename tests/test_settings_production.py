@@ -12,7 +12,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.domain.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 VALID_TOKEN = "1234567890:AAH" + "a1B2c3_-" * 4
@@ -121,7 +121,7 @@ def test_the_time_zone_loads_from_tzdata_without_a_system_zone_database(tmp_path
     empty.mkdir()
     script = (
         "import datetime, zoneinfo\n"
-        "from bot.settings import load_settings\n"
+        "from bot.domain.settings import load_settings\n"
         "zone = load_settings().timezone\n"
         "summer = datetime.datetime(2024, 1, 15, 12, tzinfo=zone).utcoffset()\n"
         "winter = datetime.datetime(2024, 7, 15, 12, tzinfo=zone).utcoffset()\n"
@@ -365,9 +365,9 @@ def test_the_build_context_keeps_what_the_image_copies_and_nothing_private() -> 
         "requirements.lock",
         "pyproject.toml",
         "README.md",
-        "bot/main.py",
-        "conversations/guide.toml",
-        "conversations/screens/paso1.png",
+        "bot/wiring/main.py",
+        "conversations/texts/guide.toml",
+        "conversations/texts/screens/paso1.png",
     ):
         assert not dockerignored(needed), needed
     for private in (

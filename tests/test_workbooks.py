@@ -10,9 +10,7 @@ import openpyxl
 import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
-from bot import firm_views
-from bot.repository import Authorization
-from bot.workbooks import (
+from bot.formats.workbooks import (
     AUTHORIZATION_FIELDS,
     EVENT_FIELDS,
     INVITATION_FIELDS,
@@ -25,6 +23,8 @@ from bot.workbooks import (
     safe_text,
     whatsapp_link,
 )
+from bot.handlers import firm_views
+from bot.storage.repository import Authorization
 
 TZ = ZoneInfo("America/Santiago")
 # 12:00 in Santiago (summer time, UTC-3) and 09:30 in winter (UTC-4).

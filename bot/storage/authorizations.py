@@ -5,7 +5,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.clock import from_timestamp, to_timestamp
+from bot.domain.clock import from_timestamp, to_timestamp
 from bot.storage.base import StoreBase, one
 from bot.storage.records import (
     Authorization,

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.clock import to_timestamp
+from bot.domain.clock import to_timestamp
 from bot.storage.records import (
     Authorization,
     FirmMessage,

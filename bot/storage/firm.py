@@ -6,8 +6,8 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.clock import from_timestamp, to_timestamp
-from bot.progress_chart import STEPS, ProgressCounts
+from bot.domain.clock import from_timestamp, to_timestamp
+from bot.formats.progress_chart import STEPS, ProgressCounts
 from bot.storage.base import StoreBase, all_rows, one
 from bot.storage.records import (
     Authorization,

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.clock import to_timestamp
+from bot.domain.clock import to_timestamp
 from bot.storage.base import StoreBase
 from bot.storage.records import (
     DeliveredNotice,

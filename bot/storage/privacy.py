@@ -10,7 +10,7 @@ from datetime import datetime
 import aiosqlite
 from stdnum.cl import rut as stdnum_rut
 
-from bot.clock import to_timestamp
+from bot.domain.clock import to_timestamp
 from bot.storage.base import StoreBase, all_rows
 from bot.storage.records import (
     ClientInfo,

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.clock import from_timestamp
+from bot.domain.clock import from_timestamp
 
 
 @dataclass(frozen=True)

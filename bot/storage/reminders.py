@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from bot.clock import from_timestamp, to_timestamp
+from bot.domain.clock import from_timestamp, to_timestamp
 from bot.storage.base import StoreBase, all_rows, one
 from bot.storage.records import (
     DueReminder,

@@ -1,0 +1,1 @@
+"""The pure core: RUTs, the schedule's arithmetic, the clock and the validated settings."""

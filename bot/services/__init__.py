@@ -1,0 +1,1 @@
+"""What runs beside the conversations: notices, reminders, digest, polling, alerts."""

@@ -1,0 +1,90 @@
+"""The services every handler needs, built once and reached through the context."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from telegram.ext import CallbackContext, ExtBot
+
+from bot.domain.clock import Clock
+from bot.domain.schedule import reminder_due_at
+from bot.domain.settings import Settings
+from bot.services.alerts import Alerts
+from bot.services.notifications import FirmNotifier
+from bot.services.pictures import PictureSender
+from bot.services.reminders import ActivityThrottle, ReminderSweeper
+from bot.storage.repository import Repository
+from conversations.texts.guide import Guide
+
+if TYPE_CHECKING:
+    from bot.services.polling import Poller
+
+_KEY = "deps"
+_POLLER_KEY = "poller"
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Settings, storage, texts, time and the senders, shared by all handlers and jobs."""
+
+    settings: Settings
+    repository: Repository
+    guide: Guide
+    clock: Clock
+    notifier: FirmNotifier
+    sweeper: ReminderSweeper
+    activity: ActivityThrottle
+    pictures: PictureSender
+    alerts: Alerts
+    # Updates whose replies Telegram could not take (it was unreachable): the poller
+    # processes them again once it answers, instead of acknowledging them unanswered.
+    undelivered: set[int] = field(default_factory=set)
+
+    def first_reminder(self, now: datetime) -> datetime | None:
+        """Return when the first automatic reminder falls due after activity at `now`."""
+        return reminder_due_at(now, self.settings.reminder_schedule, 0)
+
+
+def build_deps(settings: Settings, repository: Repository, guide: Guide, clock: Clock) -> Deps:
+    """Assemble the services from their parts."""
+    alerts = Alerts(guide, settings.firm_chat_ids, clock)
+    return Deps(
+        settings=settings,
+        repository=repository,
+        guide=guide,
+        clock=clock,
+        notifier=FirmNotifier(repository, clock, alerts),
+        sweeper=ReminderSweeper(settings, repository, guide, clock),
+        activity=ActivityThrottle(settings.reminder_schedule),
+        pictures=PictureSender(repository),
+        alerts=alerts,
+    )
+
+
+def install(bot_data: dict[Any, Any], deps: Deps) -> None:
+    """Make `deps` reachable from every callback context."""
+    bot_data[_KEY] = deps
+
+
+def deps_of(bot_data: dict[Any, Any]) -> Deps | None:
+    """Return the services installed in an application's bot_data, if any."""
+    return cast("Deps | None", bot_data.get(_KEY))
+
+
+def install_poller(bot_data: dict[Any, Any], poller: "Poller") -> None:
+    """Let jobs see the poller (its backlog and health)."""
+    bot_data[_POLLER_KEY] = poller
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """What every handler and job is given: the bot's services as `deps`."""
+
+    @property
+    def deps(self) -> Deps:
+        """Return the services installed for this application."""
+        return cast(Deps, self.bot_data[_KEY])
+
+    @property
+    def poller(self) -> "Poller | None":
+        """Return the running poller, if the bot is polling (not in tests)."""
+        return cast("Poller | None", self.bot_data.get(_POLLER_KEY))

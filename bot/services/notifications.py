@@ -1,0 +1,177 @@
+"""Telling the firm's chats what happened, without losing a notice to a crash."""
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from telegram import Bot, InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+from bot.domain.clock import Clock
+from bot.domain.rut import format_rut
+from bot.services.alerts import AlertKind, Alerts
+from bot.storage.repository import Authorization, ClientInfo, Repository
+from conversations.texts import keyboards
+from conversations.texts.guide import Guide, local_datetime
+
+logger = logging.getLogger(__name__)
+
+# A firm chat that keeps refusing (bot removed from the group) is not retried forever.
+MAX_ATTEMPTS = 20
+
+
+def describe_duration(duration: timedelta) -> str:
+    """Say how long something took, in short Spanish ('12 min', '2 h 5 min', '3 días')."""
+    minutes = max(1, round(duration.total_seconds() / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} días"
+
+
+def completion_notice(
+    guide: Guide, authorization: Authorization, completion: int, tz: ZoneInfo
+) -> tuple[str, str]:
+    """Render the firm's completion notice and its verification buttons (as JSON)."""
+    completed_at = authorization.completed_at or authorization.last_activity_at
+    username = f"@{authorization.client_username}" if authorization.client_username else ""
+    text = guide.message(
+        "firm_completed",
+        company_rut=format_rut(authorization.company_rut),
+        client_name=authorization.display_name,
+        client_username=username,
+        client_id=authorization.client_user_id or "—",
+        completed_at=local_datetime(completed_at, tz),
+        duration=describe_duration(completed_at - authorization.started_at),
+    )
+    return text, keyboards.firm_verification(guide, completion).to_json()
+
+
+def problem_report(
+    guide: Guide, problem: str, company_rut: str | None, client: ClientInfo, step: int | None
+) -> str:
+    """Render the firm's notice of a client's problem, which the firm can reply to."""
+    # Texts of the guide itself are already rendered: they go in unescaped, the rest escaped.
+    rendered = {
+        "progress": (
+            guide.message("progress_step", step=step) if step else guide.message("no_company")
+        )
+    }
+    if not company_rut:
+        rendered["company_rut"] = guide.message("no_company")
+    return guide.message(
+        "firm_problem_report",
+        rendered,
+        problem=problem,
+        client_name=client.name,
+        client_username=f"@{client.username}" if client.username else "",
+        client_id=client.user_id,
+        **({"company_rut": format_rut(company_rut)} if company_rut else {}),
+    )
+
+
+def client_message_for_firm(
+    guide: Guide, client: ClientInfo, company_rut: str | None, text: str
+) -> str:
+    """Render what a client wrote during a handoff, for the firm's chats."""
+    if company_rut:
+        return guide.message(
+            "firm_client_message",
+            client_name=client.name,
+            company_rut=format_rut(company_rut),
+            text=text,
+        )
+    return guide.message(
+        "firm_client_message",
+        {"company_rut": guide.message("no_company")},
+        client_name=client.name,
+        text=text,
+    )
+
+
+class FirmNotifier:
+    """Delivers the outbox of firm messages: at least once, in order, never in parallel."""
+
+    def __init__(self, repository: Repository, clock: Clock, alerts: Alerts) -> None:
+        self._repository = repository
+        self._clock = clock
+        self._alerts = alerts
+        self._lock = asyncio.Lock()
+
+    async def deliver_pending(self, bot: Bot) -> int:
+        """Send every undelivered firm message; return how many went out."""
+        delivered = 0
+        async with self._lock:
+            for message in await self._repository.unsent_outbox(max_attempts=MAX_ATTEMPTS):
+                markup = (
+                    InlineKeyboardMarkup.de_json(json.loads(message.buttons), bot)
+                    if message.buttons
+                    else None
+                )
+                try:
+                    if message.photo_file_id:
+                        sent = await bot.send_photo(
+                            message.chat_id,
+                            message.photo_file_id,
+                            caption=message.text,
+                            reply_markup=markup,
+                        )
+                    else:
+                        sent = await bot.send_message(
+                            message.chat_id,
+                            message.text,
+                            reply_markup=markup,
+                        )
+                except (Forbidden, BadRequest) as exc:
+                    logger.warning(
+                        "firm chat %s refused notice %s: %s", message.chat_id, message.id, exc
+                    )
+                    await self._repository.mark_outbox(message.id, self._clock.now(), sent=False)
+                    if message.attempts + 1 >= MAX_ATTEMPTS:
+                        await self._alerts.alert(
+                            bot,
+                            AlertKind.OUTBOX_GAVE_UP,
+                            chat_id=message.chat_id,
+                            attempts=MAX_ATTEMPTS,
+                        )
+                    continue
+                except TelegramError as exc:
+                    # Unreachable or flooded: the retry job will try again; keep the order.
+                    logger.warning("could not reach Telegram for firm notices: %s", exc)
+                    break
+                # A crash right here sends this notice once more after restart: a duplicate
+                # notice is better than a lost one.
+                await self._repository.mark_outbox(
+                    message.id, self._clock.now(), sent=True, message_id=sent.message_id
+                )
+                delivered += 1
+        return delivered
+
+    async def annotate(self, bot: Bot, completion: int, line: str) -> None:
+        """Add an outcome line to every firm chat's notice of a completion, without buttons."""
+        for notice in await self._repository.delivered_notices(completion):
+            text = f"{notice.text}\n\n{line}"
+            try:
+                if notice.has_photo:
+                    await bot.edit_message_caption(
+                        chat_id=notice.chat_id,
+                        message_id=notice.message_id,
+                        caption=text,
+                        reply_markup=None,
+                    )
+                else:
+                    await bot.edit_message_text(
+                        text,
+                        chat_id=notice.chat_id,
+                        message_id=notice.message_id,
+                        reply_markup=None,
+                    )
+            except BadRequest as exc:
+                # Already annotated ("message is not modified"), or deleted in that chat.
+                logger.info("firm notice in chat %s not edited: %s", notice.chat_id, exc)
+            except TelegramError as exc:
+                logger.warning("firm notice in chat %s not edited: %s", notice.chat_id, exc)

@@ -1,0 +1,1 @@
+"""Everything put together: settings to a running application, the command line."""

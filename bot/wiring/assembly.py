@@ -1,0 +1,64 @@
+"""The bot built from its settings: the one assembly that main, the tests and benchmarks use."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from telegram.ext import Application
+from telegram.request import BaseRequest
+
+from bot.domain.clock import Clock, SystemClock
+from bot.domain.settings import Settings
+from bot.services.deps import Deps, build_deps
+from bot.storage.repository import Repository
+from bot.wiring.application import build_application
+from conversations.texts.guide import FirmFacts, Guide, load_guide
+
+
+def firm_facts(settings: Settings) -> FirmFacts:
+    """Return the configured facts the guide's texts mention."""
+    return FirmFacts(
+        firm_name=settings.firm_name,
+        representative_name=settings.representative_name,
+        representative_full_name=settings.representative_full_name,
+        representative_rut=settings.representative_rut,
+        permissions=settings.permissions,
+        portal_url=settings.portal_url,
+    )
+
+
+def guide_for(settings: Settings) -> Guide:
+    """Load the guide in effect (GUIDE_PATH, else the packaged one) with the firm's facts."""
+    return load_guide(settings.guide_path, firm_facts(settings))
+
+
+@dataclass
+class Assembly:
+    """A built bot: the Application and the services its handlers reach."""
+
+    application: Application[Any, Any, Any, Any, Any, Any]
+    deps: Deps
+
+    async def close(self) -> None:
+        """Shut the Application down (if it was initialized) and close the database."""
+        if self.application.running or getattr(self.application, "_initialized", False):
+            await self.application.shutdown()
+        await self.deps.repository.close()
+
+
+async def assemble(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    request: BaseRequest | None = None,
+    guide: Guide | None = None,
+    rate_limit: bool = True,
+) -> Assembly:
+    """Open the database and build the Application with every handler and job.
+
+    `clock` and `request` replace the real time and the HTTP layer (tests, benchmarks);
+    `guide` skips loading one already loaded.
+    """
+    repository = await Repository.open(settings.database_path)
+    deps = build_deps(settings, repository, guide or guide_for(settings), clock or SystemClock())
+    application = build_application(deps, request=request, rate_limit=rate_limit)
+    return Assembly(application, deps)
