@@ -76,14 +76,24 @@ async def test_happy_path_records_completion_and_tells_the_firm(bot: Harness) ->
     assert await bot.repository.conversation(CLIENT, CLIENT) is None
 
 
-async def test_pressed_buttons_are_removed_and_answered(bot: Harness) -> None:
-    await bot.say("/start")
-    await bot.say(RUT)
-    await bot.press("rut:ok", message_id=55)
-    methods = [call.method for call in bot.request.calls]
-    assert "answerCallbackQuery" in methods
-    edits = [c for c in bot.request.calls if c.method == "editMessageReplyMarkup"]
-    assert edits and edits[-1].params["message_id"] == 55
+async def test_a_step_press_is_one_commit_three_round_trips_and_two_api_calls(
+    bot: Harness,
+) -> None:
+    await bot.reach_step(4)
+    await bot.press("g:4:back")  # every picture involved is on Telegram already
+    counts = bot.repository.database.counts
+    commits, round_trips = counts.commits, counts.round_trips
+    bot.request.clear()
+    await bot.press("g:3:next")
+    # Answered and moved on: the spinner stopped, the next step sent; the pressed message
+    # is left as it is (no third call to take its buttons off).
+    assert [call.method for call in bot.request.calls] == ["answerCallbackQuery", "sendPhoto"]
+    assert bot.last_text() == step_text(bot, 4)
+    # Everything the press changed (the step, its event, the client's activity, the
+    # "processed" marker) is one commit, reached in at most three hops to the database.
+    assert counts.commits - commits == 1
+    assert counts.round_trips - round_trips <= 3
+    assert bot.db_rows("SELECT COUNT(*) FROM processed_updates") != [(0,)]
 
 
 async def test_data_mismatch_at_step_6_returns_to_step_5(bot: Harness) -> None:

@@ -238,3 +238,69 @@ def test_sigterm_stops_within_ten_seconds(bot_process: BotProcess) -> None:
     _say(bot_process.server, "/start", ASK_DEVICE)
     assert bot_process.terminate() < 10
     assert "Traceback" not in bot_process.log()
+
+
+OTHER = 610_003
+
+
+def _events(process: BotProcess, kind: str) -> list[tuple[Any, ...]]:
+    database = process.cwd / "data" / "bot.sqlite3"
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        return db.execute(
+            "SELECT company_rut, step FROM events WHERE kind = ? ORDER BY id", (kind,)
+        ).fetchall()
+
+
+def test_a_kill_between_the_handlers_commit_and_its_answer_applies_the_press_once(
+    bot_process: BotProcess,
+) -> None:
+    server = bot_process.server
+    _say(server, "/start", ASK_DEVICE)
+    confirm = _say(server, RUT, CONFIRM)
+    step = _press(server, confirm, "rut:ok", step_shown(1))
+    step = _press(server, step, "g:1:next", step_shown(2))
+    # The press is applied and committed (step 3, with its "processed" marker), then its
+    # answer is held by Telegram's 429 and the process dies before it goes out.
+    server.fail_next("sendPhoto", 429, retry_after=30)
+    calls = server.call_mark()
+    mark = server.mark()
+    server.press_button(CLIENT, step["message_id"], "g:2:next")
+    server.wait_for_call("sendPhoto", lambda call: call["status"] == 429, after=calls)
+    bot_process.kill()
+
+    bot_process.start()
+    # Delivered again: not applied a second time (still step 3, one event), but answered.
+    shown_again = server.wait_for(step_shown(3), CLIENT, after=mark, timeout=20)
+    assert shown_again.get("photo")
+    assert _events(bot_process, "step") == [(COMPACT_RUT, 2), (COMPACT_RUT, 3)]
+    _press(server, shown_again, "g:3:next", step_shown(4))
+
+
+def test_a_kill_with_a_batch_half_processed_applies_each_update_once(
+    bot_process: BotProcess,
+) -> None:
+    server = bot_process.server
+    _say(server, "/start", ASK_DEVICE)
+    # The client's RUT is committed but its answer hangs (429); meanwhile another client's
+    # two updates are processed and answered. Telegram may not be told past the first one,
+    # so all three come again after the kill.
+    server.fail_next("sendMessage", 429, retry_after=30)
+    calls = server.call_mark()
+    mark = server.mark()
+    server.send_text(CLIENT, RUT)
+    server.wait_for_call("sendMessage", lambda call: call["status"] == 429, after=calls)
+    other = server.mark()
+    server.send_text(OTHER, "/start", first_name="Pedro")
+    server.wait_for(ASK_DEVICE, OTHER, after=other, timeout=15)
+    server.send_text(OTHER, "96.543.210-8", first_name="Pedro")
+    server.wait_for(shown(GUIDE.message("rut_confirm", company_rut="96.543.210-8")), OTHER)
+    bot_process.kill()
+
+    bot_process.start()
+    server.wait_for(CONFIRM, CLIENT, after=mark, timeout=20)
+    texts = server.texts_to(OTHER)
+    # The other client's /start was answered and noted so by the next commit: it is neither
+    # applied nor shown again (one welcome, one question); only the last answer before the
+    # kill may be shown once more.
+    assert texts.count(texts[0]) == 1
+    assert sum(ASK_DEVICE in t for t in texts) == 1

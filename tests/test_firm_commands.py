@@ -707,7 +707,7 @@ async def _completions(bot: Harness) -> None:
         bot.clock.moment = moment
         client = ClientInfo(900 + n, 900 + n, f"Cliente {n}", None)
         await bot.repository.start_guide(client, rut, "guide", moment, None)
-        done = await bot.repository.complete(rut, 1, client, moment, lambda a, c: ("", ""), ())
+        done = await bot.repository.complete(rut, 1, client, moment, "", ())
         assert done is not None
 
 
@@ -772,7 +772,7 @@ async def test_completed_pages_keep_the_date(bot: Harness) -> None:
         client = ClientInfo(900 + n, 900 + n, f"Cliente {n}", None)
         bot.clock.advance(minutes=1)
         await bot.repository.start_guide(client, rut, "guide", bot.clock.now(), None)
-        await bot.repository.complete(rut, 1, client, bot.clock.now(), lambda a, c: ("", ""), ())
+        await bot.repository.complete(rut, 1, client, bot.clock.now(), "", ())
     await firm_say(bot, "/completadas desde 2026-11-24")
     first = bot.request.last(FIRM_CHAT)
     assert first.text.split("\n")[0] == completed_title(guide, 16, "24-11-2026", 1, 2)
@@ -890,7 +890,7 @@ async def test_export_sends_a_csv_that_excel_reads(bot: Harness) -> None:
     third = make_rut(96_543_210)
     client = ClientInfo(OTHER, OTHER, "=1+2", "otro")
     await bot.repository.start_guide(client, third, "guide", bot.clock.now(), None)
-    await bot.repository.complete(third, 1, client, bot.clock.now(), lambda a, c: ("", ""), ())
+    await bot.repository.complete(third, 1, client, bot.clock.now(), "", ())
     await bot.repository.count_reminder(RUT, bot.clock.now(), "@contadora")
     bot.request.clear()
 

@@ -71,7 +71,7 @@ async def practice(bot: Harness) -> None:
     client = ClientInfo(OTHER, OTHER, "=1+2", "otro")
     repository, now = bot.repository, bot.clock.now()
     await repository.start_guide(client, THIRD, "guide", now, None)
-    await repository.complete(THIRD, 1, client, now, lambda a, c: ("", ""), ())
+    await repository.complete(THIRD, 1, client, now, "", ())
     [(completion,)] = bot.db_rows("SELECT id FROM events WHERE kind = 'completed'")
     bot.clock.advance(minutes=2)
     assert await repository.verify(completion, "@contadora", bot.clock.now()) is not None

@@ -20,7 +20,7 @@ from telegram.error import NetworkError
 
 from bot.domain.rut import format_rut
 from bot.formats.workbooks import safe_text
-from bot.storage.repository import ClientInfo
+from bot.storage.repository import ClientInfo, EventKind
 from conversations.texts.guide import Guide, local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
 from tests.fake_telegram import message_update
@@ -333,12 +333,14 @@ async def test_completed_companies_are_not_invited_and_only_valid_firm_invitatio
     # D: an invitation already opened. E: a link a client passed on to someone else.
     client = ClientInfo(CLIENT, CLIENT, "Juana", None)
     await repository.start_guide(client, A, "guide", now, None)
-    await repository.complete(A, 1, client, now, lambda a, c: ("", ""), ())
+    await repository.complete(A, 1, client, now, "", ())
     await bot.say(f"/invitar {format_rut(B)} Beto", user=FIRM_MEMBER)
     await repository.create_invitation("tok-c", C, None, FIRM_CHAT, now - ttl, now)
     await repository.create_invitation("tok-d", D, None, FIRM_CHAT, now, now + ttl)
     await repository.claim_invitation("tok-d", 555, now)
-    await repository.create_invitation("tok-e", E, None, 31_337, now, now + ttl, "passed_on")
+    await repository.create_invitation(
+        "tok-e", E, None, 31_337, now, now + ttl, EventKind.PASSED_ON
+    )
     (b_token,) = [r[1] for r in invitations(bot) if r[0] == B]
     bot.clock.advance(hours=1)
     bot.request.clear()

@@ -55,9 +55,7 @@ async def completed(bot: Harness, count: int = 1) -> None:
     for _ in range(count):
         rut, chat = await started(bot)
         client = ClientInfo(chat, chat, f"Cliente {chat}", None)
-        done = await bot.repository.complete(
-            rut, 1, client, bot.clock.now(), lambda a, c: ("", ""), ()
-        )
+        done = await bot.repository.complete(rut, 1, client, bot.clock.now(), "", ())
         assert done is not None
 
 

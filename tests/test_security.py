@@ -63,9 +63,12 @@ def firm_callback(user: int, data: str | None, chat: int = FIRM_CHAT) -> dict[st
 
 
 def dump(bot: Harness) -> list[str]:
-    """Every row of every table, and the schema: what 'nothing written' compares."""
+    """Every row of every table, and the schema: what 'nothing written' compares.
+
+    The poller's own markers of processed updates are left out (every update adds one).
+    """
     with closing(sqlite3.connect(bot.settings.database_path)) as db:
-        return list(db.iterdump())
+        return [line for line in db.iterdump() if '"processed_updates" VALUES' not in line]
 
 
 def schema(bot: Harness) -> list[tuple[Any, ...]]:

@@ -355,45 +355,12 @@ async def test_forbidden_on_a_reply_is_logged_and_the_state_stays_consistent(
     assert await assert_agree(bot) == "guide"
 
 
-# --- editing the pressed message fails ----------------------------------------------------
+# --- a press is answered and moves on: no edit of the pressed message ----------------------
 
 
-@pytest.mark.parametrize(
-    "message",
-    [
-        "Bad Request: message is not modified: specified new message content and reply "
-        "markup are exactly the same as a current content and reply markup of the message",
-        "Message to edit not found",
-        "Message can't be edited",
-    ],
-    ids=["not-modified", "not-found", "cant-edit"],
-)
-@pytest.mark.parametrize(
-    ("start", "press", "steps"),
-    [(0, "rut:ok", [1]), (2, "g:2:next", [3]), (6, "g:6:save", [7])],
-    ids=["rut", "next", "save"],
-)
-async def test_a_failed_keyboard_removal_is_ignored_and_the_step_advances(
-    bot: Harness,
-    caplog: pytest.LogCaptureFixture,
-    message: str,
-    start: int,
-    press: str,
-    steps: list[int],
-) -> None:
-    new = await press_failing(
-        bot, caplog, start, press, "editMessageReplyMarkup", BadRequest(message)
-    )
-    # A confirmed RUT is answered with "who can do it" first, then step 1.
-    before_steps = [bot.deps.guide.message("who_can", company_rut=SHOWN)] if start == 0 else []
-    assert new == [*before_steps, *(step_text(bot, n) for n in steps)]
-    assert errors_logged(caplog) == []
-    assert await assert_agree(bot) == "guide"
-
-
-async def test_not_modified_on_the_final_press_still_completes(bot: Harness) -> None:
+async def test_a_too_old_answer_on_the_final_press_still_completes(bot: Harness) -> None:
     await bot.reach_step(7, rut=SHOWN)
-    bot.request.fail_next("editMessageReplyMarkup", BadRequest("Message is not modified"))
+    bot.request.fail_next("answerCallbackQuery", BadRequest(TOO_OLD))
     await bot.press("g:7:yes")
     assert bot.last_text() == done_text(bot)
     assert len(bot.texts(FIRM_CHAT)) == 1

@@ -53,7 +53,7 @@ def build_deps(settings: Settings, repository: Repository, guide: Guide, clock: 
         repository=repository,
         guide=guide,
         clock=clock,
-        notifier=FirmNotifier(repository, clock, alerts),
+        notifier=FirmNotifier(repository, guide, clock, alerts),
         sweeper=ReminderSweeper(settings, repository, guide, clock),
         activity=ActivityThrottle(settings.reminder_schedule),
         pictures=PictureSender(repository),

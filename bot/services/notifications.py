@@ -12,7 +12,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from bot.domain.clock import Clock
 from bot.domain.rut import format_rut
 from bot.services.alerts import AlertKind, Alerts
-from bot.storage.repository import Authorization, ClientInfo, Repository
+from bot.storage.repository import Authorization, ClientInfo, OutboxMessage, Repository
 from conversations.texts import keyboards
 from conversations.texts.guide import Guide, local_datetime
 
@@ -33,10 +33,8 @@ def describe_duration(duration: timedelta) -> str:
     return f"{hours // 24} días"
 
 
-def completion_notice(
-    guide: Guide, authorization: Authorization, completion: int, tz: ZoneInfo
-) -> tuple[str, str]:
-    """Render the firm's completion notice and its verification buttons (as JSON)."""
+def completion_notice(guide: Guide, authorization: Authorization, tz: ZoneInfo) -> str:
+    """Render the firm's notice of a completed authorization."""
     completed_at = authorization.completed_at or authorization.last_activity_at
     username = f"@{authorization.client_username}" if authorization.client_username else ""
     text = guide.message(
@@ -48,7 +46,7 @@ def completion_notice(
         completed_at=local_datetime(completed_at, tz),
         duration=describe_duration(completed_at - authorization.started_at),
     )
-    return text, keyboards.firm_verification(guide, completion).to_json()
+    return text
 
 
 def problem_report(
@@ -96,8 +94,9 @@ def client_message_for_firm(
 class FirmNotifier:
     """Delivers the outbox of firm messages: at least once, in order, never in parallel."""
 
-    def __init__(self, repository: Repository, clock: Clock, alerts: Alerts) -> None:
+    def __init__(self, repository: Repository, guide: Guide, clock: Clock, alerts: Alerts) -> None:
         self._repository = repository
+        self._guide = guide
         self._clock = clock
         self._alerts = alerts
         self._lock = asyncio.Lock()
@@ -107,11 +106,7 @@ class FirmNotifier:
         delivered = 0
         async with self._lock:
             for message in await self._repository.unsent_outbox(max_attempts=MAX_ATTEMPTS):
-                markup = (
-                    InlineKeyboardMarkup.de_json(json.loads(message.buttons), bot)
-                    if message.buttons
-                    else None
-                )
+                markup = self._markup(message, bot)
                 try:
                     if message.photo_file_id:
                         sent = await bot.send_photo(
@@ -150,6 +145,14 @@ class FirmNotifier:
                 )
                 delivered += 1
         return delivered
+
+    def _markup(self, message: OutboxMessage, bot: Bot) -> InlineKeyboardMarkup | None:
+        """The buttons under a firm message: stored ones, or a completion's verification."""
+        if message.buttons:
+            return InlineKeyboardMarkup.de_json(json.loads(message.buttons), bot)
+        if message.ref is not None:
+            return keyboards.firm_verification(self._guide, message.ref)
+        return None
 
     async def annotate(self, bot: Bot, completion: int, line: str) -> None:
         """Add an outcome line to every firm chat's notice of a completion, without buttons."""

@@ -4,9 +4,18 @@ python-telegram-bot's Updater confirms updates (the next getUpdates offset) befo
 handlers have run, so a killed process could lose a client's message. Here every chat has
 its own queue, worked in order by its own task, chats side by side; the poller keeps
 fetching meanwhile, so one slow chat (a 429 being waited out, a firm group's pacing) never
-holds the others. Each processed update is marked in the database, and Telegram is told an
-offset only up to the oldest update not yet done: after a crash everything unfinished is
-delivered again (at least once), and the updates already processed are skipped.
+holds the others. Telegram is told an offset only up to the oldest update not yet done, so
+after a crash everything unfinished is delivered again.
+
+One commit per update. The "processed" marker is written inside the handler's own
+transaction (bot/storage/database.py), and the offset lives in memory: Telegram itself keeps
+it, as the updates it delivers again. Markers are consulted only for updates delivered again
+after a restart (at most the ids up to the highest marker found at start). Such an update
+was applied before the process died; the next commit notes that its answer went out. One
+applied and answered is skipped; one applied but maybe not answered is not processed again
+either: the client is shown where the stored state is (`show_again`). So nothing is applied
+twice, no client is left without an answer, and at most the last answers before a crash
+are shown twice.
 
 Updates are read one by one from getUpdates' raw answer: one python-telegram-bot cannot
 parse is logged by id and type, counted and skipped, and the rest are processed. A database
@@ -20,7 +29,7 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -29,11 +38,11 @@ from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, Tel
 from telegram.ext import Application, ExtBot
 
 from bot.services.deps import deps_of
+from bot.storage.database import UpdateWrites
 from bot.storage.repository import Repository
 
 logger = logging.getLogger(__name__)
 
-OFFSET_KEY = "update_offset"
 POLL_TIMEOUT_SECONDS = 10
 # Added to the long poll's own timeout for reading the answer (PTB's default read timeout).
 READ_MARGIN_SECONDS = 5.0
@@ -57,6 +66,8 @@ MAX_CONCURRENT_CHATS = 32
 
 # Updates of one chat share a key; an update without a chat is a chain of its own.
 ChainKey = tuple[str, int]
+# Shows a client, whose update was applied before a crash, where the stored state is.
+ShowAgain = Callable[[Update], Awaitable[None]]
 
 
 class Poller:
@@ -68,10 +79,18 @@ class Poller:
         repository: Repository,
         allowed_updates: list[str],
         *,
+        show_again: ShowAgain | None = None,
         stop_grace: float = STOP_GRACE_SECONDS,
     ) -> None:
         self._application = application
         self._repository = repository
+        self._database = repository.database
+        self._show_again = show_again
+        # Updates at or below this id may have been processed before a restart.
+        self._marked_until: int | None = None
+        self._again: set[int] = set()
+        # Answered, but not yet noted so in the database (the next commit does it).
+        self._answered: set[int] = set()
         self._allowed_updates = allowed_updates
         self._stop_grace = stop_grace
         self._stop = asyncio.Event()
@@ -84,6 +103,8 @@ class Poller:
         self._done: set[int] = set()
         self._highest: int | None = None
         self._confirmed: int | None = None
+        # The offset of the last getUpdates Telegram answered: it has forgotten what is below.
+        self._told: int | None = None
         self._storage_delay = RETRY_SECONDS
         self.last_success: float | None = None
         self.unreadable = 0
@@ -97,7 +118,7 @@ class Poller:
 
     @property
     def confirmed_offset(self) -> int | None:
-        """Return the offset stored and told to Telegram: every update below it is done."""
+        """Return the offset told (or to tell) Telegram: every update below it is done."""
         return self._confirmed
 
     def stop(self) -> None:
@@ -115,20 +136,29 @@ class Poller:
 
     async def run(self) -> None:
         """Poll until stopped; raises InvalidToken when the token is refused."""
-        stored = await self._repository.meta(OFFSET_KEY)
-        self._confirmed = int(stored) if stored else None
+        self._marked_until = await self._last_marked()
         try:
             await self._poll()
         finally:
             await self._finish_chains()
-        offset = await self._confirm()
+        offset = self._confirm()
         if offset is not None:
             await self._acknowledge(offset)
+
+    async def _last_marked(self) -> int | None:
+        """Read the highest processed marker, retrying while the database cannot be read."""
+        while True:
+            try:
+                return await self._repository.last_processed()
+            except sqlite3.Error as exc:
+                await self._storage_failed("the processed updates could not be read", exc)
+                if self._stop.is_set():
+                    return None
 
     async def _poll(self) -> None:
         backoff = 1.0
         while not self._stop.is_set():
-            offset = await self._confirm()
+            offset = self._confirm()
             self._progress.clear()
             if self._unfinished and not await self._news_waiting():
                 await self._wait_for_progress()
@@ -181,18 +211,25 @@ class Poller:
         ]
         if not new:
             return False
+        maybe = [
+            item["update_id"]
+            for item in new
+            if self._marked_until is not None and item["update_id"] <= self._marked_until
+        ]
         # Read before anything is taken: if this fails, the batch is simply fetched again.
-        processed = await self._repository.processed_among([item["update_id"] for item in new])
+        processed = await self._repository.processed_among(maybe) if maybe else {}
         for item in new:
             update_id = int(item["update_id"])
             self._highest = update_id if self._highest is None else max(self._highest, update_id)
-            if update_id in processed:
-                self._done.add(update_id)
-                continue
             update = self._parse(item)
             if update is None:
                 self._done.add(update_id)
                 continue
+            if processed.get(update_id):
+                self._done.add(update_id)  # applied and answered before the restart
+                continue
+            if update_id in processed:
+                self._again.add(update_id)
             self._unfinished.add(update_id)
             self._enqueue(update)
         return True
@@ -254,11 +291,33 @@ class Poller:
         again, with a short backoff, until they go through: the handlers show the client
         where the stored state is, so nothing is applied twice.
         """
+        if update.update_id in self._again:
+            self._again.discard(update.update_id)
+            await self._show(update)
+            return True
+        # Updates answered since the last commit are noted in this one (prune what Telegram
+        # will never deliver again).
+        told = self._told
+        if told is not None:
+            self._answered = {done for done in self._answered if done >= told}
+        answered = sorted(self._answered)
+        with self._database.for_update(
+            update.update_id, answered=answered, prune_below=told
+        ) as writes:
+            delivered = await self._process_until_delivered(update)
+            if not (delivered and await self._record(writes)):
+                return False
+        self._answered.difference_update(answered)
+        self._answered.add(update.update_id)
+        return True
+
+    async def _process_until_delivered(self, update: Update) -> bool:
+        """Process an update, again while Telegram could not take its replies at all."""
         delay = RETRY_SECONDS
         while True:
             await self._process(update)
             if not self._undelivered(update.update_id):
-                break
+                return True
             logger.warning(
                 "update %s: Telegram unreachable for its replies; again in %.1f s",
                 update.update_id,
@@ -267,7 +326,15 @@ class Poller:
             if await self.wait_stopped(delay):
                 return False
             delay = min(delay * 2, MAX_RETRY_SECONDS)
-        return await self._record(update)
+
+    async def _show(self, update: Update) -> None:
+        """Answer an update applied before a restart by showing where the client is."""
+        if self._show_again is None:
+            return
+        try:
+            await self._show_again(update)
+        except Exception:
+            logger.exception("update %s: could not show the stored state again", update.update_id)
 
     async def _process(self, update: Update) -> None:
         """Run the handlers of one update; an error outside them is logged, not raised."""
@@ -290,44 +357,38 @@ class Poller:
         deps.undelivered.discard(update_id)
         return True
 
-    async def _record(self, update: Update) -> bool:
-        """Mark an update processed, retrying while the database refuses to write."""
+    async def _record(self, writes: UpdateWrites) -> bool:
+        """Commit what the handler's own transaction did not carry, retrying while refused."""
         # Processed: only the marker is retried, so a client is never answered twice (nor
         # told twice that something failed) because the database refused a write.
         delay, failures = RETRY_SECONDS, 0
+        update_id = writes.update_id
         while True:
             try:
-                await self._repository.mark_processed(update.update_id)
+                await self._database.finish_update(writes)
             except sqlite3.Error as exc:
                 failures += 1
                 (logger.warning if failures == 1 else logger.debug)(
                     "update %s processed but not recorded (%s); retrying in %.1f s",
-                    update.update_id,
+                    update_id,
                     _one_line(exc),
                     delay,
                 )
             else:
                 if failures:
-                    logger.info("update %s recorded; the database writes again", update.update_id)
+                    logger.info("update %s recorded; the database writes again", update_id)
                 return True
             if await self.wait_stopped(delay):
                 return False
             delay = min(delay * 2, MAX_RETRY_SECONDS)
 
-    async def _confirm(self) -> int | None:
-        """Store the offset up to the oldest unfinished update; return what may be told."""
-        # Telegram is never told more than what is stored: if the database refuses, the
-        # last stored offset is kept, and polling slows down until it works again.
+    def _confirm(self) -> int | None:
+        """Return the offset that may be told: up to the oldest unfinished update."""
         if self._unfinished:
             frontier: int | None = min(self._unfinished)
         else:
             frontier = None if self._highest is None else self._highest + 1
         if frontier is None or (self._confirmed is not None and frontier <= self._confirmed):
-            return self._confirmed
-        try:
-            await self._repository.advance_offset(OFFSET_KEY, frontier)
-        except sqlite3.Error as exc:
-            await self._storage_failed("the polling offset could not be stored", exc)
             return self._confirmed
         self._confirmed = frontier
         self._done = {update_id for update_id in self._done if update_id >= frontier}
@@ -400,6 +461,8 @@ class Poller:
         result = await self._application.bot._post(
             "getUpdates", data, read_timeout=wait + READ_MARGIN_SECONDS
         )
+        if offset is not None:
+            self._told = offset
         return list(result) if isinstance(result, list) else []
 
     async def _fetch(self, offset: int | None) -> list[Any] | None:
@@ -419,7 +482,7 @@ class Poller:
         try:
             await self._get_updates(offset, 0, 1)
         except TelegramError as exc:
-            logger.info("final acknowledgement skipped (%s); the offset is stored", exc)
+            logger.info("final acknowledgement skipped (%s); those updates come again", exc)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -1,16 +1,23 @@
 """Each company's authorization: started, moved through the steps, completed."""
 
-from collections.abc import Callable, Sequence
+import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 
-import aiosqlite
-
 from bot.domain.clock import from_timestamp, to_timestamp
-from bot.storage.base import StoreBase, one
+from bot.storage.base import (
+    StoreBase,
+    add_event,
+    one_row,
+    read_authorization,
+    schedule_auto,
+    upsert_conversation,
+)
 from bot.storage.records import (
     Authorization,
     ClientInfo,
     Event,
+    EventKind,
     authorization_from_row,
 )
 from bot.storage.sql import (
@@ -55,15 +62,16 @@ class AuthorizationStore(StoreBase):
         finds it moved on and changes nothing (None).
         """
         stamp = to_timestamp(now)
-        async with self._transaction() as db:
-            if only_from is not None and not await one(
+
+        def body(db: sqlite3.Connection) -> Authorization | None:
+            if only_from is not None and not one_row(
                 db,
                 "SELECT 1 FROM conversations WHERE chat_id = ? AND user_id = ? AND state = ? "
                 "AND candidate_rut = ?",
                 (client.chat_id, client.user_id, only_from, company_rut),
             ):
                 return None
-            await db.execute(
+            db.execute(
                 "INSERT INTO authorizations (company_rut, client_chat_id, client_user_id, "
                 "client_name, client_username, step, started_at, last_activity_at, completed_at) "
                 "VALUES (?, ?, ?, ?, ?, 1, ?, ?, NULL) ON CONFLICT (company_rut) DO UPDATE SET "
@@ -84,8 +92,10 @@ class AuthorizationStore(StoreBase):
                     stamp,
                 ),
             )
-            await self._add_event(db, company_rut, now, "started", 1)
-            return await self._enter_guide(db, client, company_rut, state, now, first_reminder)
+            add_event(db, company_rut, now, EventKind.STARTED, 1)
+            return self._enter_guide(db, client, company_rut, state, now, first_reminder)
+
+        return await self._write(body)
 
     async def resume_guide(
         self,
@@ -96,19 +106,22 @@ class AuthorizationStore(StoreBase):
         first_reminder: datetime | None,
     ) -> Authorization | None:
         """Put this chat back into an unfinished authorization at its stored step."""
-        async with self._transaction() as db:
-            cursor = await db.execute(
+
+        def body(db: sqlite3.Connection) -> Authorization | None:
+            cursor = db.execute(
                 "UPDATE authorizations SET client_chat_id = ?, client_user_id = ?, "
                 "last_activity_at = ? WHERE company_rut = ? AND completed_at IS NULL",
                 (client.chat_id, client.user_id, to_timestamp(now), company_rut),
             )
             if cursor.rowcount != 1:
                 return None
-            return await self._enter_guide(db, client, company_rut, state, now, first_reminder)
+            return self._enter_guide(db, client, company_rut, state, now, first_reminder)
 
-    async def _enter_guide(
+        return await self._write(body)
+
+    def _enter_guide(
         self,
-        db: aiosqlite.Connection,
+        db: sqlite3.Connection,
         client: ClientInfo,
         company_rut: str,
         state: str,
@@ -116,35 +129,39 @@ class AuthorizationStore(StoreBase):
         first_reminder: datetime | None,
     ) -> Authorization:
         """Put the client's conversation on this company and start its reminder clock."""
-        await self._upsert_conversation(
-            db, client.chat_id, client.user_id, state, now, company_rut, None
-        )
-        row = await self._read_authorization(db, company_rut)
-        await self._schedule_auto(db, row, client.chat_id, client.user_id, now, first_reminder)
+        upsert_conversation(db, client.chat_id, client.user_id, state, now, company_rut, None)
+        row = read_authorization(db, company_rut)
+        schedule_auto(db, row, client.chat_id, client.user_id, now, first_reminder)
         return row
 
     async def move_to_step(
         self, company_rut: str, from_step: int, to_step: int, now: datetime
     ) -> bool:
         """Move an unfinished authorization from one step to another; False if it was not there."""
-        async with self._transaction() as db:
-            cursor = await db.execute(
+
+        def body(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
                 "UPDATE authorizations SET step = ?, last_activity_at = ? "
                 "WHERE company_rut = ? AND step = ? AND completed_at IS NULL",
                 (to_step, to_timestamp(now), company_rut, from_step),
             )
             if cursor.rowcount != 1:
                 return False
-            await self._add_event(db, company_rut, now, "step", to_step)
-        return True
+            add_event(db, company_rut, now, EventKind.STEP, to_step)
+            return True
+
+        return await self._write(body)
 
     async def touch(self, company_rut: str, now: datetime) -> None:
         """Record activity by the client without changing the step."""
-        async with self._transaction() as db:
-            await db.execute(
+
+        def body(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE authorizations SET last_activity_at = ? WHERE company_rut = ?",
                 (to_timestamp(now), company_rut),
             )
+
+        return await self._write(body)
 
     async def complete(
         self,
@@ -152,10 +169,13 @@ class AuthorizationStore(StoreBase):
         at_step: int,
         client: ClientInfo,
         now: datetime,
-        firm_notice: Callable[[Authorization, int], tuple[str, str]],
+        firm_notice: str,
         firm_chat_ids: Sequence[int],
     ) -> Authorization | None:
         """Record a completion once, queueing the firm's notice in the same transaction.
+
+        The notice is rendered by the caller beforehand; its verification buttons are drawn
+        when it is delivered, from the completion it refers to (`ref`).
 
         The client who completed is the one the firm is told about. Anyone else who was
         working on the same company is done too: their conversation and reminders end.
@@ -163,8 +183,9 @@ class AuthorizationStore(StoreBase):
         completed, or moved on), so a repeated update never completes twice.
         """
         stamp = to_timestamp(now)
-        async with self._transaction() as db:
-            cursor = await db.execute(
+
+        def body(db: sqlite3.Connection) -> Authorization | None:
+            cursor = db.execute(
                 "UPDATE authorizations SET completed_at = ?, last_activity_at = ?, "
                 "client_chat_id = ?, client_user_id = ?, client_name = ?, client_username = ? "
                 "WHERE company_rut = ? AND step = ? AND completed_at IS NULL",
@@ -181,23 +202,24 @@ class AuthorizationStore(StoreBase):
             )
             if cursor.rowcount != 1:
                 return None
-            completion = await self._add_event(db, company_rut, now, "completed", at_step)
-            await db.execute("DELETE FROM conversations WHERE company_rut = ?", (company_rut,))
-            await db.execute(
+            completion = add_event(db, company_rut, now, EventKind.COMPLETED, at_step)
+            db.execute("DELETE FROM conversations WHERE company_rut = ?", (company_rut,))
+            db.execute(
                 "DELETE FROM reminders WHERE company_rut = ? OR chat_id = ?",
                 (company_rut, client.chat_id),
             )
-            row = await self._read_authorization(db, company_rut)
-            text, buttons = firm_notice(row, completion)
-            await db.executemany(
-                "INSERT INTO outbox (chat_id, text, created_at, ref, buttons, photo_file_id) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+            row = read_authorization(db, company_rut)
+            db.executemany(
+                "INSERT INTO outbox (chat_id, text, created_at, ref, photo_file_id) "
+                "VALUES (?, ?, ?, ?, ?)",
                 [
-                    (firm_chat, text, stamp, completion, buttons, row.proof_file_id)
+                    (firm_chat, firm_notice, stamp, completion, row.proof_file_id)
                     for firm_chat in firm_chat_ids
                 ],
             )
-        return row
+            return row
+
+        return await self._write(body)
 
     async def events(self, company_rut: str) -> list[Event]:
         """Return the history of one company, oldest first."""
@@ -209,8 +231,11 @@ class AuthorizationStore(StoreBase):
 
     async def set_proof(self, company_rut: str, file_id: str) -> None:
         """Keep the Telegram file id of the client's screenshot of the SII's answer."""
-        async with self._transaction() as db:
-            await db.execute(
+
+        def body(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE authorizations SET proof_file_id = ? WHERE company_rut = ?",
                 (file_id, company_rut),
             )
+
+        return await self._write(body)

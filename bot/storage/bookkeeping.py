@@ -1,35 +1,29 @@
-"""Small values the bot keeps for itself: update offsets, digest and purge times."""
+"""Small values the bot keeps for itself: processed updates, digest and purge times."""
 
+import sqlite3
 from collections.abc import Sequence
 
-from bot.storage.base import StoreBase
+from bot.storage.base import StoreBase, put_meta
 
 
 class BookkeepingStore(StoreBase):
-    """Polling offsets, processed updates and other bookkeeping."""
+    """Processed updates and other bookkeeping."""
 
-    async def processed_among(self, update_ids: Sequence[int]) -> set[int]:
-        """Return which of these updates were already processed (before a crash)."""
+    async def processed_among(self, update_ids: Sequence[int]) -> dict[int, bool]:
+        """Return which of these updates were applied (before a crash), and if answered."""
         if not update_ids:
-            return set()
+            return {}
         rows = await self._fetchall(
-            "SELECT update_id FROM processed_updates WHERE update_id BETWEEN ? AND ?",
+            "SELECT update_id, answered FROM processed_updates WHERE update_id BETWEEN ? AND ?",
             (min(update_ids), max(update_ids)),
         )
-        return {int(row[0]) for row in rows} & set(update_ids)
+        wanted = set(update_ids)
+        return {int(row[0]): bool(row[1]) for row in rows if int(row[0]) in wanted}
 
-    async def mark_processed(self, update_id: int) -> None:
-        """Record that one update was fully processed."""
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT OR IGNORE INTO processed_updates (update_id) VALUES (?)", (update_id,)
-            )
-
-    async def advance_offset(self, key: str, offset: int) -> None:
-        """Store the next update to ask Telegram for; older markers are no longer needed."""
-        async with self._transaction() as db:
-            await self._put_meta(db, key, str(offset))
-            await db.execute("DELETE FROM processed_updates WHERE update_id < ?", (offset,))
+    async def last_processed(self) -> int | None:
+        """Return the highest update id marked processed (None if none is)."""
+        rows = await self._fetchall("SELECT MAX(update_id) FROM processed_updates")
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     async def meta(self, key: str) -> str | None:
         """Return a stored bookkeeping value."""
@@ -38,5 +32,8 @@ class BookkeepingStore(StoreBase):
 
     async def set_meta(self, key: str, value: str) -> None:
         """Store a bookkeeping value."""
-        async with self._transaction() as db:
-            await self._put_meta(db, key, value)
+
+        def body(db: sqlite3.Connection) -> None:
+            put_meta(db, key, value)
+
+        return await self._write(body)

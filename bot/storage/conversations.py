@@ -1,8 +1,9 @@
 """Where each chat stands in its conversation with the bot."""
 
+import sqlite3
 from datetime import datetime
 
-from bot.storage.base import StoreBase
+from bot.storage.base import StoreBase, upsert_conversation
 from bot.storage.records import (
     Authorization,
     Conversation,
@@ -51,18 +52,22 @@ class ConversationStore(StoreBase):
         candidate_rut: str | None = None,
     ) -> None:
         """Record the state a conversation is in now."""
-        async with self._transaction() as db:
-            await self._upsert_conversation(
-                db, chat_id, user_id, state, now, company_rut, candidate_rut
-            )
+
+        def body(db: sqlite3.Connection) -> None:
+            upsert_conversation(db, chat_id, user_id, state, now, company_rut, candidate_rut)
+
+        return await self._write(body)
 
     async def end_conversation(self, chat_id: int, user_id: int) -> None:
         """Forget the conversation of this chat and user, and its reminders.
 
         The authorization itself stays, so the firm still sees it as pending.
         """
-        async with self._transaction() as db:
-            await db.execute(
+
+        def body(db: sqlite3.Connection) -> None:
+            db.execute(
                 "DELETE FROM conversations WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
             )
-            await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
+            db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
+
+        return await self._write(body)

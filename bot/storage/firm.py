@@ -1,17 +1,25 @@
 """What the firm asks for: invitations, listings, verification of completions."""
 
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-
-import aiosqlite
+from typing import Any
 
 from bot.domain.clock import from_timestamp, to_timestamp
 from bot.formats.progress_chart import STEPS, ProgressCounts
-from bot.storage.base import StoreBase, all_rows, one
+from bot.storage.base import (
+    StoreBase,
+    add_event,
+    all_rows_of,
+    one_row,
+    read_authorization,
+    schedule_auto,
+)
 from bot.storage.records import (
     Authorization,
     Event,
+    EventKind,
     Invitation,
     ListInvitation,
     ListOutcome,
@@ -58,7 +66,7 @@ class FirmStore(StoreBase):
         created_by: int,
         now: datetime,
         expires_at: datetime,
-        event: str = "invited",
+        event: EventKind = EventKind.INVITED,
     ) -> None:
         """Store a new invitation and show the company as pending (step 0) if it is new.
 
@@ -66,13 +74,16 @@ class FirmStore(StoreBase):
         the procedure on to the person with the certificate ("passed_on").
         """
         stamp = to_timestamp(now)
-        async with self._transaction() as db:
-            await db.execute(
+
+        def body(db: sqlite3.Connection) -> None:
+            db.execute(
                 _INSERT_INVITATION,
                 (token, company_rut, client_name, created_by, stamp, to_timestamp(expires_at)),
             )
-            await db.execute(_UPSERT_INVITED, (company_rut, stamp, stamp, client_name))
-            await self._add_event(db, company_rut, now, event, None, str(created_by))
+            db.execute(_UPSERT_INVITED, (company_rut, stamp, stamp, client_name))
+            add_event(db, company_rut, now, event, None, str(created_by))
+
+        return await self._write(body)
 
     async def invite_list(
         self,
@@ -90,17 +101,18 @@ class FirmStore(StoreBase):
         # order, a repeated company once.
         stamp = to_timestamp(now)
         firm = {*firm_chat_ids, created_by}
-        async with self._transaction() as db:
+
+        def body(db: sqlite3.Connection) -> list[ListInvitation]:
             completed = {
                 str(row[0])
-                for row in await all_rows(
+                for row in all_rows_of(
                     db, "SELECT company_rut FROM authorizations WHERE completed_at IS NOT NULL"
                 )
             }
             # Soonest to expire first, so the one valid the longest wins.
             valid = {
                 str(row[0]): str(row[1])
-                for row in await all_rows(
+                for row in all_rows_of(
                     db,
                     "SELECT company_rut, token, created_by FROM invitations "
                     "WHERE used_by_chat IS NULL AND expires_at > ? ORDER BY expires_at, token",
@@ -124,19 +136,19 @@ class FirmStore(StoreBase):
                     invited.append((token, company_rut, client_name))
                     done[company_rut] = ListInvitation(company_rut, ListOutcome.NEW, token)
             expires = to_timestamp(expires_at)
-            await db.executemany(
+            db.executemany(
                 _INSERT_INVITATION,
                 [(token, rut, name, created_by, stamp, expires) for token, rut, name in invited],
             )
-            await db.executemany(
-                _UPSERT_INVITED, [(rut, stamp, stamp, name) for _, rut, name in invited]
-            )
-            await db.executemany(
+            db.executemany(_UPSERT_INVITED, [(rut, stamp, stamp, name) for _, rut, name in invited])
+            db.executemany(
                 "INSERT INTO events (company_rut, at, kind, step, actor) "
                 "VALUES (?, ?, 'invited', NULL, ?)",
                 [(rut, stamp, str(created_by)) for _, rut, _ in invited],
             )
-        return list(done.values())
+            return list(done.values())
+
+        return await self._write(body)
 
     async def claim_invitation(self, token: str, chat_id: int, now: datetime) -> Invitation | None:
         """Bind an unexpired invitation to the first chat that opens it.
@@ -144,8 +156,9 @@ class FirmStore(StoreBase):
         Returns the invitation when this chat may use it, None when it is unknown, expired or
         already used by another chat.
         """
-        async with self._transaction() as db:
-            row = await one(
+
+        def body(db: sqlite3.Connection) -> Invitation | None:
+            row = one_row(
                 db,
                 "SELECT token, company_rut, client_name, expires_at, used_by_chat "
                 "FROM invitations WHERE token = ?",
@@ -156,12 +169,14 @@ class FirmStore(StoreBase):
             if row[4] is not None and row[4] != chat_id:
                 return None
             if row[4] is None:
-                await db.execute(
+                db.execute(
                     "UPDATE invitations SET used_at = ?, used_by_chat = ? WHERE token = ?",
                     (to_timestamp(now), chat_id, token),
                 )
-                await self._add_event(db, row[1], now, "invitation_opened", None)
-        return Invitation(row[0], row[1], row[2], from_timestamp(row[3]), chat_id)
+                add_event(db, row[1], now, EventKind.INVITATION_OPENED, None)
+            return Invitation(row[0], row[1], row[2], from_timestamp(row[3]), chat_id)
+
+        return await self._write(body)
 
     async def pending(self, offset: int, limit: int) -> tuple[list[Authorization], int]:
         """Return one page of unfinished authorizations, oldest first, and their total."""
@@ -206,20 +221,24 @@ class FirmStore(StoreBase):
 
     async def progress(self, completed_since: datetime) -> tuple[ProgressCounts, list[datetime]]:
         """Count where every company stands, and list completions since a time (oldest first)."""
+
         # Each company counts once: completed; else opted out of reminders; else blocked the
         # bot; else not started (invited, step 0); else at its step.
-        async with self._lock:
-            groups = await all_rows(
-                self._db,
+        def read(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            groups = all_rows_of(
+                db,
                 "SELECT completed_at IS NOT NULL, opted_out_at IS NOT NULL, "
                 "blocked_at IS NOT NULL, step, COUNT(*) FROM authorizations GROUP BY 1, 2, 3, 4",
             )
-            moments = await all_rows(
-                self._db,
+            moments = all_rows_of(
+                db,
                 "SELECT completed_at FROM authorizations WHERE completed_at >= ? "
                 "ORDER BY completed_at",
                 (to_timestamp(completed_since),),
             )
+            return groups, moments
+
+        groups, moments = await self._read(read)
         tally: Counter[str] = Counter()
         steps: Counter[int] = Counter()
         for completed, opted_out, blocked, step, count in groups:
@@ -244,19 +263,22 @@ class FirmStore(StoreBase):
 
     async def verify(self, completion: int, actor: str, now: datetime) -> Authorization | None:
         """Record that the firm saw the user in the SII; None if not (or no longer) open to it."""
-        async with self._transaction() as db:
-            company_rut = await self._current_completion(db, completion)
+
+        def body(db: sqlite3.Connection) -> Authorization | None:
+            company_rut = self._current_completion(db, completion)
             if company_rut is None:
                 return None
-            cursor = await db.execute(
+            cursor = db.execute(
                 "UPDATE authorizations SET verified_at = ?, verified_by = ? "
                 "WHERE company_rut = ? AND completed_at IS NOT NULL AND verified_at IS NULL",
                 (to_timestamp(now), actor, company_rut),
             )
             if cursor.rowcount != 1:
                 return None
-            await self._add_event(db, company_rut, now, "verified", None, actor)
-            return await self._read_authorization(db, company_rut)
+            add_event(db, company_rut, now, EventKind.VERIFIED, None, actor)
+            return read_authorization(db, company_rut)
+
+        return await self._write(body)
 
     async def reopen(
         self,
@@ -270,24 +292,25 @@ class FirmStore(StoreBase):
 
         The client is reminded on the usual schedule if they do not come back.
         """
-        async with self._transaction() as db:
-            company_rut = await self._current_completion(db, completion)
+
+        def body(db: sqlite3.Connection) -> Authorization | None:
+            company_rut = self._current_completion(db, completion)
             if company_rut is None:
                 return None
-            cursor = await db.execute(
+            cursor = db.execute(
                 "UPDATE authorizations SET completed_at = NULL, step = ?, last_activity_at = ? "
                 "WHERE company_rut = ? AND completed_at IS NOT NULL AND verified_at IS NULL",
                 (step, to_timestamp(now), company_rut),
             )
             if cursor.rowcount != 1:
                 return None
-            await self._add_event(db, company_rut, now, "rejected", step, actor)
-            row = await self._read_authorization(db, company_rut)
+            add_event(db, company_rut, now, EventKind.REJECTED, step, actor)
+            row = read_authorization(db, company_rut)
             if row.client_chat_id is not None and row.client_user_id is not None:
-                await self._schedule_auto(
-                    db, row, row.client_chat_id, row.client_user_id, now, first_reminder
-                )
+                schedule_auto(db, row, row.client_chat_id, row.client_user_id, now, first_reminder)
             return row
+
+        return await self._write(body)
 
     async def completion_company(self, completion: int) -> str | None:
         """Return the company a completion event belongs to."""
@@ -297,9 +320,9 @@ class FirmStore(StoreBase):
         return str(rows[0][0]) if rows else None
 
     @staticmethod
-    async def _current_completion(db: aiosqlite.Connection, completion: int) -> str | None:
+    def _current_completion(db: sqlite3.Connection, completion: int) -> str | None:
         """Return the company of a completion event if it is that company's latest one."""
-        row = await one(
+        row = one_row(
             db,
             "SELECT e.company_rut FROM events AS e WHERE e.id = ? AND e.kind = 'completed' "
             "AND NOT EXISTS (SELECT 1 FROM events AS later WHERE later.company_rut = "

@@ -1,11 +1,13 @@
 """Clients' problems put in the firm's hands, and the conversation that follows."""
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from bot.domain.clock import to_timestamp
-from bot.storage.base import StoreBase, one
+from bot.storage.base import StoreBase, add_event, one_row, queue
 from bot.storage.records import (
+    EventKind,
     FirmMessage,
     Handoff,
     handoff_from_row,
@@ -29,18 +31,19 @@ class HandoffStore(StoreBase):
         report: Callable[[int], Sequence[FirmMessage]],
     ) -> int:
         """Open (or reuse) this client's handoff and queue the report for the firm."""
-        async with self._transaction() as db:
-            found = await one(
+
+        def body(db: sqlite3.Connection) -> int:
+            found = one_row(
                 db, "SELECT id FROM handoffs WHERE chat_id = ? AND closed_at IS NULL", (chat_id,)
             )
             if found is not None:
                 handoff_id = int(found[0])
-                await db.execute(
+                db.execute(
                     "UPDATE handoffs SET company_rut = ?, step = ?, problem = ? WHERE id = ?",
                     (company_rut, step, problem, handoff_id),
                 )
             else:
-                cursor = await db.execute(
+                cursor = db.execute(
                     "INSERT INTO handoffs (chat_id, user_id, company_rut, step, problem, "
                     "opened_at) VALUES (?, ?, ?, ?, ?, ?)",
                     (chat_id, user_id, company_rut, step, problem, to_timestamp(now)),
@@ -48,9 +51,11 @@ class HandoffStore(StoreBase):
                 assert cursor.lastrowid is not None
                 handoff_id = cursor.lastrowid
             if company_rut is not None:
-                await self._add_event(db, company_rut, now, "problem", step)
-            await self._queue(db, report(handoff_id), now)
-        return handoff_id
+                add_event(db, company_rut, now, EventKind.PROBLEM, step)
+            queue(db, report(handoff_id), now)
+            return handoff_id
+
+        return await self._write(body)
 
     async def open_handoff_of(self, chat_id: int) -> Handoff | None:
         """Return the client's open handoff, if any."""
@@ -71,10 +76,13 @@ class HandoffStore(StoreBase):
 
     async def close_handoff(self, handoff_id: int, actor: str, now: datetime) -> bool:
         """Close a handoff; False if it was closed already."""
-        async with self._transaction() as db:
-            cursor = await db.execute(
+
+        def body(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
                 "UPDATE handoffs SET closed_at = ?, closed_by = ? "
                 "WHERE id = ? AND closed_at IS NULL",
                 (to_timestamp(now), actor, handoff_id),
             )
             return cursor.rowcount == 1
+
+        return await self._write(body)

@@ -1,10 +1,11 @@
 """Messages to the firm's chats, delivered at least once even across crashes."""
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
 from bot.domain.clock import to_timestamp
-from bot.storage.base import StoreBase
+from bot.storage.base import StoreBase, put_meta, queue
 from bot.storage.records import (
     DeliveredNotice,
     FirmMessage,
@@ -22,15 +23,18 @@ class OutboxStore(StoreBase):
         meta: tuple[str, str] | None = None,
     ) -> None:
         """Queue firm messages for delivery, with an optional bookkeeping value, atomically."""
-        async with self._transaction() as db:
-            await self._queue(db, messages, now)
+
+        def body(db: sqlite3.Connection) -> None:
+            queue(db, messages, now)
             if meta is not None:
-                await self._put_meta(db, *meta)
+                put_meta(db, *meta)
+
+        return await self._write(body)
 
     async def unsent_outbox(self, max_attempts: int, limit: int = 100) -> list[OutboxMessage]:
         """Return firm messages not yet delivered nor given up on, oldest first."""
         rows = await self._fetchall(
-            "SELECT id, chat_id, text, buttons, photo_file_id, attempts FROM outbox "
+            "SELECT id, chat_id, text, buttons, photo_file_id, attempts, ref FROM outbox "
             "WHERE sent_at IS NULL AND attempts < ? ORDER BY id LIMIT ?",
             (max_attempts, limit),
         )
@@ -40,12 +44,15 @@ class OutboxStore(StoreBase):
         self, outbox_id: int, now: datetime, *, sent: bool, message_id: int | None = None
     ) -> None:
         """Record a delivery attempt of a firm message, and its success."""
-        async with self._transaction() as db:
-            await db.execute(
+
+        def body(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, "
                 "sent_at = CASE WHEN ? THEN ? ELSE sent_at END, message_id = ? WHERE id = ?",
                 (sent, to_timestamp(now), message_id, outbox_id),
             )
+
+        return await self._write(body)
 
     async def delivered_notices(self, ref: int) -> list[DeliveredNotice]:
         """Return the firm notices about one completion that reached their chats."""

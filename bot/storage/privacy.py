@@ -3,18 +3,19 @@
 import html
 import json
 import re
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import aiosqlite
 from stdnum.cl import rut as stdnum_rut
 
 from bot.domain.clock import to_timestamp
-from bot.storage.base import StoreBase, all_rows
+from bot.storage.base import StoreBase, add_event, all_rows_of, forget_chat, remove_company
 from bot.storage.records import (
     ClientInfo,
     Deletion,
+    EventKind,
 )
 from bot.storage.sql import (
     ANONYMIZE,
@@ -83,12 +84,13 @@ class PrivacyStore(StoreBase):
         self, chat_id: int, now: datetime, client: ClientInfo | None = None
     ) -> Deletion:
         """Erase what names this client, by every identity it had; completions stay anonymous."""
+
         # `client` (their name and @username now) also finds firm messages written while
         # they worked on a company another chat's client has taken over since.
-        async with self._transaction() as db:
-            identity = await self._identity(db, chat_id, client)
+        def body(db: sqlite3.Connection) -> Deletion:
+            identity = self._identity(db, chat_id, client)
             # Ever completed (a repeat may be under way): the completion fact stays.
-            rows = await all_rows(
+            rows = all_rows_of(
                 db,
                 "SELECT a.company_rut, EXISTS (SELECT 1 FROM events AS e WHERE "
                 "e.company_rut = a.company_rut AND e.kind = 'completed') "
@@ -100,28 +102,28 @@ class PrivacyStore(StoreBase):
             identity.companies.update(removed)
             for company_rut in anonymized:
                 # The firm's copies of the notices and of the proof name the client: they go.
-                await db.execute(DELETE_NOTICES, (company_rut,))
-                await db.execute(
+                db.execute(DELETE_NOTICES, (company_rut,))
+                db.execute(
                     "DELETE FROM outbox WHERE photo_file_id IN "
                     "(SELECT proof_file_id FROM authorizations WHERE company_rut = ?)",
                     (company_rut,),
                 )
-                await db.execute(ANONYMIZE, (company_rut,))
-                await db.execute(
+                db.execute(ANONYMIZE, (company_rut,))
+                db.execute(
                     "UPDATE invitations SET client_name = NULL WHERE company_rut = ?",
                     (company_rut,),
                 )
-                await self._add_event(db, company_rut, now, "data_deleted", None)
+                add_event(db, company_rut, now, EventKind.DATA_DELETED, None)
             for company_rut in removed:
-                await self._remove_company(db, company_rut)
-            await self._forget_chat(db, chat_id)
-            await self._scrub_outbox(db, identity)
-        return Deletion(anonymized, removed)
+                remove_company(db, company_rut)
+            forget_chat(db, chat_id)
+            self._scrub_outbox(db, identity)
+            return Deletion(anonymized, removed)
+
+        return await self._write(body)
 
     @staticmethod
-    async def _identity(
-        db: aiosqlite.Connection, chat_id: int, client: ClientInfo | None
-    ) -> Identity:
+    def _identity(db: sqlite3.Connection, chat_id: int, client: ClientInfo | None) -> Identity:
         """Gather the ids and names this chat's client was stored under."""
         identity = Identity(ids={chat_id})
         if client is not None:
@@ -133,22 +135,22 @@ class PrivacyStore(StoreBase):
             "SELECT user_id FROM handoffs WHERE chat_id = ?",
             "SELECT client_user_id FROM authorizations WHERE client_chat_id = ?",
         ):
-            identity.ids.update(row[0] for row in await all_rows(db, sql, (chat_id,)) if row[0])
-        named = await all_rows(
+            identity.ids.update(row[0] for row in all_rows_of(db, sql, (chat_id,)) if row[0])
+        named = all_rows_of(
             db,
             "SELECT client_name, client_username, invited_name FROM authorizations "
             "WHERE client_chat_id = ? OR client_user_id IN (SELECT value FROM json_each(?))",
             (chat_id, json.dumps(sorted(identity.ids))),
         )
         identity.add_names(name for row in named for name in row)
-        invited = await all_rows(
+        invited = all_rows_of(
             db, "SELECT client_name FROM invitations WHERE used_by_chat = ?", (chat_id,)
         )
         identity.add_names(row[0] for row in invited)
         return identity
 
     @staticmethod
-    async def _scrub_outbox(db: aiosqlite.Connection, identity: Identity) -> None:
+    def _scrub_outbox(db: sqlite3.Connection, identity: Identity) -> None:
         """Remove or blank every firm message still naming the client."""
         # A message about the client alone (a completion notice or a problem report, which
         # carry their Telegram id; a photo) goes. One about many (a digest) keeps the others:
@@ -156,7 +158,7 @@ class PrivacyStore(StoreBase):
         needles = identity.needles()
         if not needles:
             return
-        rows = await all_rows(
+        rows = all_rows_of(
             db,
             "SELECT id, text, ref IS NOT NULL OR handoff_id IS NOT NULL, "
             "photo_file_id IS NOT NULL FROM outbox WHERE EXISTS "
@@ -169,7 +171,7 @@ class PrivacyStore(StoreBase):
             named_by_id = by_id is not None and by_id.search(text) is not None
             named = named_by_id or (by_name is not None and by_name.search(text) is not None)
             if (about_one and named_by_id) or (photo and named):
-                await db.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+                db.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
                 continue
             lines = text.split("\n")
             if by_company is not None:
@@ -181,17 +183,18 @@ class PrivacyStore(StoreBase):
             if scrubbed == text:
                 continue
             if not re.sub(r"<[^>]+>", "", scrubbed).strip():
-                await db.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+                db.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
             else:
-                await db.execute("UPDATE outbox SET text = ? WHERE id = ?", (scrubbed, outbox_id))
+                db.execute("UPDATE outbox SET text = ? WHERE id = ?", (scrubbed, outbox_id))
 
     async def purge_inactive(self, before: datetime) -> int:
         """Remove unfinished authorizations idle since before `before`, and old messages."""
         stamp = to_timestamp(before)
-        async with self._transaction() as db:
+
+        def body(db: sqlite3.Connection) -> int:
             # Never completed: one that was completed and is being repeated keeps its
             # completion, which the firm must be able to show.
-            rows = await all_rows(
+            rows = all_rows_of(
                 db,
                 "SELECT company_rut FROM authorizations AS a "
                 "WHERE completed_at IS NULL AND last_activity_at < ? AND NOT EXISTS ("
@@ -201,16 +204,18 @@ class PrivacyStore(StoreBase):
             )
             for (company_rut,) in rows:
                 # Only what belongs to this company: the same chat may be busy with another.
-                await self._remove_company(db, company_rut)
+                remove_company(db, company_rut)
             # Delivered firm messages and closed handoffs keep names and texts: not forever.
-            await db.execute(
+            db.execute(
                 "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? AND ("
                 "handoff_id IS NULL OR handoff_id NOT IN "
                 "(SELECT id FROM handoffs WHERE closed_at IS NULL))",
                 (stamp,),
             )
-            await db.execute(
+            db.execute(
                 "DELETE FROM handoffs WHERE closed_at IS NOT NULL AND closed_at < ?", (stamp,)
             )
-            await db.execute("DELETE FROM invitations WHERE expires_at < ?", (stamp,))
-        return len(rows)
+            db.execute("DELETE FROM invitations WHERE expires_at < ?", (stamp,))
+            return len(rows)
+
+        return await self._write(body)

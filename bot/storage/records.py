@@ -78,6 +78,26 @@ class DueReminder:
     step: int | None
 
 
+class EventKind(StrEnum):
+    """What one line of a company's history records (stored as its value)."""
+
+    INVITED = "invited"
+    PASSED_ON = "passed_on"
+    INVITATION_OPENED = "invitation_opened"
+    STARTED = "started"
+    STEP = "step"
+    COMPLETED = "completed"
+    PROBLEM = "problem"
+    REMINDER = "reminder"
+    REMIND_LATER = "remind_later"
+    REMINDER_SCHEDULED = "reminder_scheduled"
+    OPTED_OUT = "opted_out"
+    BLOCKED = "blocked"
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    DATA_DELETED = "data_deleted"
+
+
 @dataclass(frozen=True)
 class Event:
     """One entry in a company's history."""
@@ -98,6 +118,8 @@ class OutboxMessage:
     buttons: str | None = None
     photo_file_id: str | None = None
     attempts: int = 0
+    # The completion event a notice is about: its verification buttons are drawn from it.
+    ref: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,24 @@
 """Reminders: activity, chosen times, due rows, opt-outs and blocked clients."""
 
+import sqlite3
 from datetime import datetime
 from typing import Any
 
 from bot.domain.clock import from_timestamp, to_timestamp
-from bot.storage.base import StoreBase, all_rows, one
+from bot.storage.base import (
+    StoreBase,
+    add_event,
+    all_rows_of,
+    count_reminder,
+    one_row,
+    read_authorization,
+    schedule_auto,
+    upsert_reminder,
+)
+from bot.storage.database import Database
 from bot.storage.records import (
     DueReminder,
+    EventKind,
     ReminderKind,
 )
 from bot.storage.sql import (
@@ -24,10 +36,12 @@ class ReminderStore(StoreBase):
 
         Only a client in an open conversation counts; after /cancelar nothing is rescheduled.
         A reminder the client asked for at a chosen time is kept. A client who writes again
-        has evidently unblocked the bot.
+        has evidently unblocked the bot. While an update is processed, this is written in
+        the same commit as whatever its handler changes (see bot/storage/database.py).
         """
-        async with self._transaction() as db:
-            found = await one(
+
+        def body(db: sqlite3.Connection) -> None:
+            found = one_row(
                 db,
                 "SELECT company_rut FROM conversations WHERE chat_id = ? AND user_id = ?",
                 (chat_id, user_id),
@@ -37,18 +51,24 @@ class ReminderStore(StoreBase):
             if found[0] is None:
                 # No company yet: nothing to remind automatically, but a time the client
                 # chose stays chosen.
-                await db.execute(
+                db.execute(
                     "DELETE FROM reminders WHERE chat_id = ? AND kind = ?",
                     (chat_id, ReminderKind.AUTO.value),
                 )
                 return
-            await db.execute(
+            db.execute(
                 "UPDATE authorizations SET last_activity_at = ?, blocked_at = NULL "
                 "WHERE company_rut = ? AND completed_at IS NULL",
                 (to_timestamp(now), found[0]),
             )
-            authorization = await self._read_authorization(db, found[0])
-            await self._schedule_auto(db, authorization, chat_id, user_id, now, first_reminder)
+            authorization = read_authorization(db, found[0])
+            schedule_auto(db, authorization, chat_id, user_id, now, first_reminder)
+
+        writes = Database.current_update()
+        if writes is not None:
+            writes.add(body)
+            return
+        await self._write(body)
 
     async def remind_later(
         self,
@@ -60,13 +80,14 @@ class ReminderStore(StoreBase):
         actor: str | None = None,
     ) -> None:
         """Schedule one reminder at a chosen time (by the client, or by the firm as `actor`)."""
-        async with self._transaction() as db:
-            await self._upsert_reminder(
-                db, chat_id, user_id, company_rut, ReminderKind.LATER, 0, now, due
-            )
+
+        def body(db: sqlite3.Connection) -> None:
+            upsert_reminder(db, chat_id, user_id, company_rut, ReminderKind.LATER, 0, now, due)
             if company_rut is not None:
-                kind = "remind_later" if actor is None else "reminder_scheduled"
-                await self._add_event(db, company_rut, now, kind, None, actor)
+                kind = EventKind.REMIND_LATER if actor is None else EventKind.REMINDER_SCHEDULED
+                add_event(db, company_rut, now, kind, None, actor)
+
+        return await self._write(body)
 
     async def due_reminders(self, now: datetime, limit: int) -> list[DueReminder]:
         """Return up to `limit` reminders due at `now`, the most overdue first."""
@@ -100,7 +121,8 @@ class ReminderStore(StoreBase):
         next_anchor: datetime,
     ) -> None:
         """Record a delivered reminder and schedule the next one (None: no more)."""
-        async with self._transaction() as db:
+
+        def body(db: sqlite3.Connection) -> None:
             # The client may have acted while the message was in flight: their new schedule wins.
             params: tuple[Any, ...] = (
                 reminder.chat_id,
@@ -108,11 +130,11 @@ class ReminderStore(StoreBase):
                 reminder.kind.value,
             )
             if next_due is None:
-                cursor = await db.execute(
+                cursor = db.execute(
                     "DELETE FROM reminders WHERE chat_id = ? AND due_at = ? AND kind = ?", params
                 )
             else:
-                cursor = await db.execute(
+                cursor = db.execute(
                     "UPDATE reminders SET kind = ?, sequence = ?, anchor_at = ?, due_at = ? "
                     "WHERE chat_id = ? AND due_at = ? AND kind = ?",
                     (
@@ -124,12 +146,17 @@ class ReminderStore(StoreBase):
                     ),
                 )
             if reminder.company_rut is not None and cursor.rowcount == 1:
-                await self._count_reminder(db, reminder.company_rut, now, reminder.step, None)
+                count_reminder(db, reminder.company_rut, now, reminder.step, None)
+
+        return await self._write(body)
 
     async def count_reminder(self, company_rut: str, now: datetime, actor: str) -> None:
         """Record a reminder the firm had sent by hand."""
-        async with self._transaction() as db:
-            await self._count_reminder(db, company_rut, now, None, actor)
+
+        def body(db: sqlite3.Connection) -> None:
+            count_reminder(db, company_rut, now, None, actor)
+
+        return await self._write(body)
 
     async def reminder_is_current(self, reminder: DueReminder) -> bool:
         """Tell whether a due reminder still stands (nobody acted or completed since)."""
@@ -143,16 +170,20 @@ class ReminderStore(StoreBase):
 
     async def drop_reminder(self, reminder: DueReminder) -> None:
         """Forget a reminder that cannot be delivered (unless it was rescheduled meanwhile)."""
-        async with self._transaction() as db:
-            await db.execute(
+
+        def body(db: sqlite3.Connection) -> None:
+            db.execute(
                 "DELETE FROM reminders WHERE chat_id = ? AND due_at = ? AND kind = ?",
                 (reminder.chat_id, to_timestamp(reminder.due_at), reminder.kind.value),
             )
 
+        return await self._write(body)
+
     async def postpone_reminder(self, reminder: DueReminder, due: datetime) -> None:
         """Move a reminder that could not be delivered to `due` (unless rescheduled meanwhile)."""
-        async with self._transaction() as db:
-            await db.execute(
+
+        def body(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE reminders SET due_at = ? WHERE chat_id = ? AND due_at = ? AND kind = ?",
                 (
                     to_timestamp(due),
@@ -162,22 +193,24 @@ class ReminderStore(StoreBase):
                 ),
             )
 
+        return await self._write(body)
+
     async def opt_out(self, chat_id: int, now: datetime) -> int:
         """Stop all reminders to this chat for good; return how many authorizations it marks."""
-        return await self._stop_reminders_marking(chat_id, now, "opted_out_at", "opted_out")
+        return await self._stop_reminders_marking(chat_id, now, "opted_out_at", EventKind.OPTED_OUT)
 
     async def mark_blocked(self, chat_id: int, now: datetime) -> int:
         """Record that the client blocked the bot: no more reminders, visible to the firm."""
-        return await self._stop_reminders_marking(chat_id, now, "blocked_at", "blocked")
+        return await self._stop_reminders_marking(chat_id, now, "blocked_at", EventKind.BLOCKED)
 
     async def _stop_reminders_marking(
-        self, chat_id: int, now: datetime, column: str, event: str
+        self, chat_id: int, now: datetime, column: str, event: EventKind
     ) -> int:
-        async with self._transaction() as db:
-            await db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
+        def body(db: sqlite3.Connection) -> int:
+            db.execute("DELETE FROM reminders WHERE chat_id = ?", (chat_id,))
             companies = [
                 row[0]
-                for row in await all_rows(
+                for row in all_rows_of(
                     db,
                     "SELECT company_rut FROM authorizations "
                     "WHERE client_chat_id = ? AND completed_at IS NULL",
@@ -185,6 +218,8 @@ class ReminderStore(StoreBase):
                 )
             ]
             for company_rut in companies:
-                await db.execute(MARK_SQL[column], (to_timestamp(now), company_rut))
-                await self._add_event(db, company_rut, now, event, None)
-        return len(companies)
+                db.execute(MARK_SQL[column], (to_timestamp(now), company_rut))
+                add_event(db, company_rut, now, event, None)
+            return len(companies)
+
+        return await self._write(body)

@@ -12,6 +12,7 @@ import aiosqlite
 from bot.storage.authorizations import AuthorizationStore
 from bot.storage.bookkeeping import BookkeepingStore
 from bot.storage.conversations import ConversationStore
+from bot.storage.database import Database
 from bot.storage.firm import FirmStore
 from bot.storage.handoffs import HandoffStore
 from bot.storage.outbox import OutboxStore
@@ -24,6 +25,7 @@ from bot.storage.records import (
     DeliveredNotice,
     DueReminder,
     Event,
+    EventKind,
     FirmMessage,
     Handoff,
     Invitation,
@@ -43,6 +45,7 @@ __all__ = [
     "DeliveredNotice",
     "DueReminder",
     "Event",
+    "EventKind",
     "FirmMessage",
     "Handoff",
     "Invitation",
@@ -77,9 +80,14 @@ class Repository(
         await connection.execute("PRAGMA busy_timeout = 5000")
         await connection.execute("PRAGMA foreign_keys = ON")
         await migrate(connection)
-        return cls(connection)
+        return cls(Database(connection))
+
+    @property
+    def database(self) -> Database:
+        """The connection and its transactions (the poller opens each update's writes)."""
+        return self._database
 
     async def close(self) -> None:
         """Close the connection."""
         async with self._lock:
-            await self._db.close()
+            await self._database.close()

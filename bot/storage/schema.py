@@ -129,6 +129,11 @@ MIGRATIONS: tuple[str, ...] = (
         update_id INTEGER PRIMARY KEY
     );
     """,
+    # 6: the marker is written with the handler's changes, before the answer goes out; a later
+    # commit notes that the answer did (markers from before this one were written after it).
+    """
+    ALTER TABLE processed_updates ADD COLUMN answered INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

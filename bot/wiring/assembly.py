@@ -3,14 +3,17 @@
 from dataclasses import dataclass
 from typing import Any
 
+from telegram import Update
 from telegram.ext import Application
 from telegram.request import BaseRequest
 
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.settings import Settings
-from bot.services.deps import Deps, build_deps
+from bot.services.deps import BotContext, Deps, build_deps, install_poller
+from bot.services.polling import Poller
 from bot.storage.repository import Repository
 from bot.wiring.application import build_application
+from conversations.flows import router
 from conversations.texts.guide import FirmFacts, Guide, load_guide
 
 
@@ -37,6 +40,23 @@ class Assembly:
 
     application: Application[Any, Any, Any, Any, Any, Any]
     deps: Deps
+
+    def poller(self, allowed_updates: list[str], **options: Any) -> Poller:
+        """The poller that feeds this bot, visible to its jobs (backlog, health)."""
+
+        async def show_again(update: Update) -> None:
+            context = BotContext.from_update(update, self.application)
+            await router.show_again(update, context)
+
+        poller = Poller(
+            self.application,
+            self.deps.repository,
+            allowed_updates,
+            show_again=show_again,
+            **options,
+        )
+        install_poller(self.application.bot_data, poller)
+        return poller
 
     async def close(self) -> None:
         """Shut the Application down (if it was initialized) and close the database."""

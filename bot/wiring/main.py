@@ -19,7 +19,6 @@ from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from bot.domain.settings import Settings, SettingsError, describe_validation_error, load_settings
-from bot.services.deps import install_poller
 from bot.services.menus import publish_command_menus
 from bot.services.polling import Poller
 from bot.storage.backup import BackupError, backup_database, hold_database_lock, restore_database
@@ -51,8 +50,7 @@ async def run(settings: Settings, guide: Guide) -> None:
     built = await assemble(settings, guide=guide)
     application, deps = built.application, built.deps
     repository = deps.repository
-    poller = Poller(application, repository, ALLOWED_UPDATES)
-    install_poller(application.bot_data, poller)
+    poller = built.poller(ALLOWED_UPDATES)
     if not settings.firm_chat_ids:
         logger.warning("FIRM_CHAT_IDS is empty: completions will not be notified to anyone")
 

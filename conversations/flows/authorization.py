@@ -7,12 +7,14 @@ state.
 
 import logging
 import re
+from dataclasses import replace
 
 from telegram import Update
 
 from bot.domain.rut import RutError, RutProblem, format_rut, parse_rut
 from bot.services.deps import BotContext, Deps
 from bot.services.notifications import completion_notice
+from bot.storage.repository import Authorization, EventKind
 from conversations.flows import problems
 from conversations.flows.common import (
     ask_device,
@@ -174,7 +176,7 @@ async def pass_on(update: Update, context: BotContext) -> None:
     expires = now + deps.settings.invitation_ttl
     token = new_invitation_token()
     await deps.repository.create_invitation(
-        token, company_rut, None, chat_id, now, expires, event="passed_on"
+        token, company_rut, None, chat_id, now, expires, event=EventKind.PASSED_ON
     )
     values: dict[str, object] = {
         "company_rut": format_rut(company_rut),
@@ -369,7 +371,7 @@ async def guide_button(update: Update, context: BotContext) -> None:
     rut = authorization.company_rut
 
     if action in (GuideAction.SUCCESS, GuideAction.ALREADY_AUTHORIZED):
-        return await _complete(update, deps, rut, step)
+        return await _complete(update, deps, authorization, step)
     if action is GuideAction.NOT_SAVED:
         await deps.repository.touch(rut, now)
         await say(update, deps.guide.message("not_saved"), keyboards.not_saved(deps.guide))
@@ -409,17 +411,22 @@ def _is_repeat(pressed: GuideButton, current: int) -> bool:
     )
 
 
-async def _complete(update: Update, deps: Deps, company_rut: str, at_step: int) -> None:
+async def _complete(update: Update, deps: Deps, authorization: Authorization, at_step: int) -> None:
     chat_id, _ = ids(update)
+    company_rut, client, now = authorization.company_rut, client_info(update), deps.clock.now()
+    # Rendered before the transaction: the authorization as this completion leaves it.
+    completed_as = replace(
+        authorization,
+        completed_at=now,
+        last_activity_at=now,
+        client_chat_id=client.chat_id,
+        client_user_id=client.user_id,
+        client_name=client.name,
+        client_username=client.username,
+    )
+    notice = completion_notice(deps.guide, completed_as, deps.settings.timezone)
     completed = await deps.repository.complete(
-        company_rut,
-        at_step,
-        client_info(update),
-        deps.clock.now(),
-        lambda authorization, completion: completion_notice(
-            deps.guide, authorization, completion, deps.settings.timezone
-        ),
-        deps.settings.firm_chat_ids,
+        company_rut, at_step, client, now, notice, deps.settings.firm_chat_ids
     )
     if completed is None:
         await say(

@@ -72,18 +72,14 @@ async def answer_quietly(
 
 
 async def settle_button(update: Update, notice: str | None = None) -> None:
-    """Stop the button's spinner and take the keyboard off the message it was on."""
+    """Stop the button's spinner (with a short notice, if given).
+
+    The pressed message keeps its buttons: taking them off would cost every press a second
+    call to Telegram, and an old button pressed later is answered by where the client is.
+    """
     query = update.callback_query
-    if query is None:
-        return
-    await answer_quietly(query, notice)
-    if notice is None and query.message is not None:
-        # Already without buttons, too old to edit, or Telegram failing: nothing to tidy, and
-        # no reason to stop the press.
-        try:
-            await query.edit_message_reply_markup(None)
-        except TelegramError as exc:
-            logger.info("keyboard not removed: %s", exc)
+    if query is not None:
+        await answer_quietly(query, notice)
 
 
 async def send_step(update: Update, deps: Deps, company_rut: str, number: int) -> None:

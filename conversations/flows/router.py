@@ -19,7 +19,7 @@ from bot.services.deps import BotContext
 from bot.services.errors import report_failure
 from bot.storage.repository import Conversation
 from conversations.flows import authorization, privacy, problems, reminder_choices
-from conversations.flows.common import repeat_prompt, stale_button
+from conversations.flows.common import answer_quietly, repeat_prompt, stale_button
 from conversations.flows.states import ASK_DEVICE, ASK_RUT, CONFIRM_REPEAT, CONFIRM_RUT, GUIDE
 from conversations.texts.callbacks import (
     DELETE_PATTERN,
@@ -196,6 +196,20 @@ async def route(update: Update, context: BotContext) -> None:
                 if _unreachable(again):
                     # The client has no answer at all: have the poller process it again.
                     deps.undelivered.add(update.update_id)
+
+
+async def show_again(update: Update, context: BotContext) -> None:
+    """Answer an update applied before a crash: show the client where the stored state is.
+
+    Its own answer may never have gone out; running it again could apply it twice.
+    """
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or chat.type != chat.PRIVATE or user is None or read_input(update) is None:
+        return
+    if update.callback_query is not None:
+        await answer_quietly(update.callback_query)
+    deps = context.deps
+    await repeat_prompt(update, deps, await deps.repository.conversation(chat.id, user.id))
 
 
 def _unreachable(error: TelegramError) -> bool:
