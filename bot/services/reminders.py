@@ -12,6 +12,7 @@ row) does the sweep stop, leaving the rest for the next one.
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -86,13 +87,24 @@ class ActivityThrottle:
 
     def __init__(self, delays: tuple[timedelta, ...]) -> None:
         self._window = min(self.MAX_WINDOW, delays[0] / 10) if delays else self.MAX_WINDOW
-        self._last: dict[int, datetime] = {}
+        # Oldest first; a chat not seen within the window is forgotten, so this holds only
+        # the chats active in the last minute, not every chat ever seen.
+        self._last: OrderedDict[int, datetime] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._last)
 
     def should_record(self, chat_id: int, now: datetime) -> bool:
         """Tell whether to record activity in this chat now (and remember that it was)."""
+        while self._last:
+            oldest, at = next(iter(self._last.items()))
+            if timedelta(0) <= now - at < self._window:
+                break
+            del self._last[oldest]
         last = self._last.get(chat_id)
         if last is not None and timedelta(0) <= now - last < self._window:
             return False
+        self._last.pop(chat_id, None)
         self._last[chat_id] = now
         return True
 
