@@ -197,8 +197,8 @@ def queue(db: sqlite3.Connection, messages: Sequence[FirmMessage], now: datetime
 
 def remove_company(db: sqlite3.Connection, company_rut: str) -> None:
     """Delete everything kept about one company."""
+    db.execute(DELETE_NOTICES, (company_rut, EventKind.COMPLETED.value))
     for statement in (
-        DELETE_NOTICES,
         "DELETE FROM outbox WHERE handoff_id IN (SELECT id FROM handoffs WHERE company_rut = ?)",
         "DELETE FROM handoffs WHERE company_rut = ?",
         "DELETE FROM conversations WHERE company_rut = ? OR candidate_rut = ?",

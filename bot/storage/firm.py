@@ -315,7 +315,8 @@ class FirmStore(StoreBase):
     async def completion_company(self, completion: int) -> str | None:
         """Return the company a completion event belongs to."""
         rows = await self._fetchall(
-            "SELECT company_rut FROM events WHERE id = ? AND kind = 'completed'", (completion,)
+            "SELECT company_rut FROM events WHERE id = ? AND kind = ?",
+            (completion, EventKind.COMPLETED.value),
         )
         return str(rows[0][0]) if rows else None
 
@@ -324,10 +325,15 @@ class FirmStore(StoreBase):
         """Return the company of a completion event if it is that company's latest one."""
         row = one_row(
             db,
-            "SELECT e.company_rut FROM events AS e WHERE e.id = ? AND e.kind = 'completed' "
+            "SELECT e.company_rut FROM events AS e WHERE e.id = ? AND e.kind = ? "
             "AND NOT EXISTS (SELECT 1 FROM events AS later WHERE later.company_rut = "
-            "e.company_rut AND later.id > e.id AND later.kind IN ('completed', 'started', "
-            "'rejected'))",
-            (completion,),
+            "e.company_rut AND later.id > e.id AND later.kind IN (?, ?, ?))",
+            (
+                completion,
+                EventKind.COMPLETED.value,
+                EventKind.COMPLETED.value,
+                EventKind.STARTED.value,
+                EventKind.REJECTED.value,
+            ),
         )
         return str(row[0]) if row else None

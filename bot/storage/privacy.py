@@ -93,16 +93,16 @@ class PrivacyStore(StoreBase):
             rows = all_rows_of(
                 db,
                 "SELECT a.company_rut, EXISTS (SELECT 1 FROM events AS e WHERE "
-                "e.company_rut = a.company_rut AND e.kind = 'completed') "
+                "e.company_rut = a.company_rut AND e.kind = ?) "
                 "FROM authorizations AS a WHERE a.client_chat_id = ?",
-                (chat_id,),
+                (EventKind.COMPLETED.value, chat_id),
             )
             anonymized = [row[0] for row in rows if row[1]]
             removed = [row[0] for row in rows if not row[1]]
             identity.companies.update(removed)
             for company_rut in anonymized:
                 # The firm's copies of the notices and of the proof name the client: they go.
-                db.execute(DELETE_NOTICES, (company_rut,))
+                db.execute(DELETE_NOTICES, (company_rut, EventKind.COMPLETED.value))
                 db.execute(
                     "DELETE FROM outbox WHERE photo_file_id IN "
                     "(SELECT proof_file_id FROM authorizations WHERE company_rut = ?)",
@@ -199,8 +199,8 @@ class PrivacyStore(StoreBase):
                 "SELECT company_rut FROM authorizations AS a "
                 "WHERE completed_at IS NULL AND last_activity_at < ? AND NOT EXISTS ("
                 "SELECT 1 FROM events AS e WHERE e.company_rut = a.company_rut "
-                "AND e.kind = 'completed')",
-                (stamp,),
+                "AND e.kind = ?)",
+                (stamp, EventKind.COMPLETED.value),
             )
             for (company_rut,) in rows:
                 # Only what belongs to this company: the same chat may be busy with another.

@@ -15,9 +15,9 @@ ANONYMIZE = (
     "WHERE company_rut = ?"
 )
 
+# Parameters: the company, then EventKind.COMPLETED.
 DELETE_NOTICES = (
-    "DELETE FROM outbox WHERE ref IN "
-    "(SELECT id FROM events WHERE company_rut = ? AND kind = 'completed')"
+    "DELETE FROM outbox WHERE ref IN (SELECT id FROM events WHERE company_rut = ? AND kind = ?)"
 )
 
 MARK_SQL = {
