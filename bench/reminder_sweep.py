@@ -224,7 +224,7 @@ async def bench_select(path: Path, batch: int, repetitions: int) -> None:
     repository = await Repository.open(path)
     captured: list[str] = []
     # The Repository's own connection: catch the exact SQL it runs (parameters expanded).
-    connection = repository._db
+    connection = repository.database.connection
     await connection.set_trace_callback(captured.append)
     first = await repository.due_reminders(NOW, batch)
     await connection.set_trace_callback(None)  # type: ignore[arg-type]  # sqlite3 takes None

@@ -91,26 +91,31 @@ class ReminderStore(StoreBase):
 
     async def due_reminders(self, now: datetime, limit: int) -> list[DueReminder]:
         """Return up to `limit` reminders due at `now`, the most overdue first."""
-        rows = await self._fetchall(
-            "SELECT r.chat_id, r.user_id, r.company_rut, r.kind, r.sequence, r.anchor_at, "
-            "r.due_at, a.step FROM reminders AS r "
-            "LEFT JOIN authorizations AS a ON a.company_rut = r.company_rut "
-            "WHERE r.due_at <= ? ORDER BY r.due_at LIMIT ?",
-            (to_timestamp(now), limit),
-        )
-        return [
-            DueReminder(
-                chat_id=row[0],
-                user_id=row[1],
-                company_rut=row[2],
-                kind=ReminderKind(row[3]),
-                sequence=row[4],
-                anchor_at=from_timestamp(row[5]),
-                due_at=from_timestamp(row[6]),
-                step=row[7],
+
+        # Rows become reminders on the database thread, in the same hop as the query.
+        def read(db: sqlite3.Connection) -> list[DueReminder]:
+            rows = db.execute(
+                "SELECT r.chat_id, r.user_id, r.company_rut, r.kind, r.sequence, r.anchor_at, "
+                "r.due_at, a.step FROM reminders AS r "
+                "LEFT JOIN authorizations AS a ON a.company_rut = r.company_rut "
+                "WHERE r.due_at <= ? ORDER BY r.due_at LIMIT ?",
+                (to_timestamp(now), limit),
             )
-            for row in rows
-        ]
+            return [
+                DueReminder(
+                    chat_id=chat_id,
+                    user_id=user_id,
+                    company_rut=company_rut,
+                    kind=ReminderKind(kind),
+                    sequence=sequence,
+                    anchor_at=from_timestamp(anchor),
+                    due_at=from_timestamp(due),
+                    step=step,
+                )
+                for chat_id, user_id, company_rut, kind, sequence, anchor, due, step in rows
+            ]
+
+        return await self._read(read)
 
     async def reminder_sent(
         self,
