@@ -25,7 +25,6 @@ from bot.storage.backup import BackupError, backup_database, hold_database_lock,
 from bot.wiring.assembly import assemble, guide_for
 from bot.wiring.checks import check_database, database_problem
 from bot.wiring.logging_setup import configure_logging
-from bot.wiring.preview import write_preview
 from conversations.texts.guide import Guide, GuideError
 
 logger = logging.getLogger("bot")
@@ -284,6 +283,8 @@ def _preview(out: Path) -> None:
     except SettingsError as exc:
         _fail(str(exc))
     guide = _guide(settings)
+    from bot.wiring.preview import write_preview  # only this command draws the page
+
     try:
         write_preview(out, settings, guide)
     except OSError as exc:

@@ -179,6 +179,22 @@ class Guide:
             "portal_url": facts.portal_url,
             "total_steps": str(TOTAL_STEPS),
         }
+        # What every render starts from, escaped once: the common values, and the permission
+        # lists (built here, so their markup is ours and stays unescaped).
+        self._escaped_common = {key: html.escape(value) for key, value in self._common.items()}
+        self._permission_lists = {
+            "permissions_checklist": "\n".join(
+                f"☑️ <b>{html.escape(name)}</b>" for name in facts.permissions
+            ),
+            "permissions_confirmation": "\n".join(
+                f"• {html.escape(name)}: SI" for name in facts.permissions
+            ),
+            "permissions_explained": "\n".join(
+                f"• <b>{html.escape(name)}</b>: {content.permission_help[name]}"
+                for name in facts.permissions
+                if name in content.permission_help
+            ),
+        }
         self._images = tuple(
             _find_image(step, n, image_dirs) for n, step in enumerate(content.steps, start=1)
         )
@@ -281,22 +297,11 @@ class Guide:
         rendered: Mapping[str, str] | None = None,
     ) -> str:
         """Fill a template: `values` are escaped for Telegram HTML, `rendered` already are."""
-        escaped = {key: html.escape(value) for key, value in self._common.items()}
+        escaped = _Values(self._escaped_common)
         escaped.update({key: html.escape(str(value)) for key, value in values.items()})
         escaped.update(rendered or {})
-        # The permission lists are built here, so their markup is ours and stays unescaped.
-        escaped["permissions_checklist"] = "\n".join(
-            f"☑️ <b>{html.escape(name)}</b>" for name in self._facts.permissions
-        )
-        escaped["permissions_confirmation"] = "\n".join(
-            f"• {html.escape(name)}: SI" for name in self._facts.permissions
-        )
-        escaped["permissions_explained"] = "\n".join(
-            f"• <b>{html.escape(name)}</b>: {self._content.permission_help[name]}"
-            for name in self._facts.permissions
-            if name in self._content.permission_help
-        )
-        return template.format_map(_Values(escaped))
+        escaped.update(self._permission_lists)
+        return template.format_map(escaped)
 
     def _check(self, required: GuideContent) -> None:
         samples = {**_company_values("76086428-5", 1), **_EXTRA_SAMPLES}
@@ -324,11 +329,7 @@ class Guide:
 
     def _check_placeholders_against(self, packaged: GuideContent) -> None:
         """Refuse a reworded text using a placeholder its packaged text is never given."""
-        common = set(self._common) | {
-            "permissions_checklist",
-            "permissions_confirmation",
-            "permissions_explained",
-        }
+        common = set(self._common) | set(self._permission_lists)
         pairs = [
             (f"messages.{key}", text, packaged.messages[key])
             for key, text in self._content.messages.items()
