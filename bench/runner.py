@@ -391,6 +391,8 @@ def rss_section(directory: Path, conversations: int) -> None:
         f"+{(r['after_kb'] - r['before_kb']) / 1024:.1f} MB = {per:.2f} kB per conversation "
         f"-- goal <= {GOAL_RSS_KB:g} kB: {verdict(per, GOAL_RSS_KB)}"
     )
+    if r["conversations"] < DEFAULT.rss:
+        print(f"(fewer than {DEFAULT.rss:,}: fixed costs weigh more per conversation)")
     print(
         f"({r['updates']:,} updates in {r['seconds']:.1f} s; stored conversations: "
         f"{r['states']}; PTB chat_data entries: {r['chat_data']:,})"
