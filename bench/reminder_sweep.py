@@ -1,6 +1,8 @@
 """Benchmark of the reminder sweep: a real SQLite file, a real `telegram.Bot`, a fake HTTP layer.
 
-Run with ``python -m bench.reminder_sweep [--rows 100000] [--batch 500]``.
+Its figures are part of the one benchmark run, ``python -m bench`` (bench/__main__.py), which
+uses `select_times` and `capped_sweep` below. Run alone, with the query plan and a pacing
+check at two rates: ``python -m bench.reminder_sweep [--rows 100000] [--batch 500]``.
 
 It measures (1) selecting one batch of due reminders, with the query plan, (2) one full sweep
 over every due reminder with pacing disabled, and (3) the pacing itself with the real
@@ -155,7 +157,9 @@ async def create_filled(path: Path, rows: int, seed: int = 42) -> float:
     started = time.perf_counter()
     now = to_timestamp(NOW)
     day = timedelta(days=1).total_seconds()
-    offsets = [1.0 + day * i / rows for i in range(rows)]
+    # Whole milliseconds: a due time must survive the float -> datetime -> float round trip
+    # the repository makes when it matches a reminder again (day * i / rows may not).
+    offsets = [1.0 + round(day * i / rows, 3) for i in range(rows)]
     random.Random(seed).shuffle(offsets)
     authorizations = []
     reminders = []
@@ -304,6 +308,56 @@ async def timed_sweep(
         elapsed = time.perf_counter() - started
     await repository.close()
     return sent, elapsed
+
+
+async def select_times(path: Path, batch: int, repetitions: int) -> tuple[int, list[float]]:
+    """Time Repository.due_reminders(now, batch) `repetitions` times; return rows and times."""
+    repository = await Repository.open(path)
+    try:
+        rows = len(await repository.due_reminders(NOW, batch))
+        times = await timed_calls(lambda: repository.due_reminders(NOW, batch), repetitions)
+    finally:
+        await repository.close()
+    return rows, times
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """One sweep: reminders sent, seconds taken, and whether it got through every row."""
+
+    sent: int
+    seconds: float
+    complete: bool
+
+
+async def capped_sweep(
+    path: Path, guide: Guide, rows: int, cap: float | None, rate: float | None = None
+) -> SweepResult:
+    """Sweep the `rows` due reminders at `path`, stopping after `cap` seconds if given.
+
+    Pacing is disabled unless `rate` is given (then the real asyncio.sleep paces it): the
+    sweeper's own sleep hook is where the time cap asks it to stop (ReminderSweeper.stop).
+    """
+    settings = make_settings(path, rate or 30.0)
+    repository = await Repository.open(path)
+    started = time.perf_counter()
+    sweeper: ReminderSweeper | None = None
+
+    async def sleep(seconds: float) -> None:
+        if cap is not None and sweeper is not None and time.perf_counter() - started > cap:
+            sweeper.stop()
+        await asyncio.sleep(seconds if rate else 0)
+
+    sweeper = ReminderSweeper(settings, repository, guide, FixedClock(), sleep=sleep)
+    request = InstantBotApi(date=int(NOW.timestamp()), record=False)
+    try:
+        async with Bot(TOKEN, request=request, get_updates_request=request) as bot:
+            started = time.perf_counter()
+            sent = await sweeper.sweep(bot)
+            elapsed = time.perf_counter() - started
+    finally:
+        await repository.close()
+    return SweepResult(sent, elapsed, sent >= rows)
 
 
 async def bench_full_sweep(path: Path, guide: Guide, rows: int) -> None:
