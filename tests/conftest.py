@@ -23,6 +23,8 @@ FIRM_CHAT = -100_555
 FIRM_MEMBER = 4242
 CLIENT = 777_001
 RUT = "76086428-5"  # the company a client authorizes unless a test says otherwise
+# The checkout: the tests read the README, the Dockerfile, the lock files, the packages.
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

@@ -13,8 +13,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from bot.domain.settings import Settings, SettingsError, load_settings
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 VALID_TOKEN = "1234567890:AAH" + "a1B2c3_-" * 4
 MALFORMED = (
     "TELEGRAM_BOT_TOKEN: malformed token: expected '<digits>:<secret>' as given by @BotFather"

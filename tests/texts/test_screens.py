@@ -8,8 +8,8 @@ import pytest
 from PIL import Image, ImageChops
 
 from conversations.texts.screens.draw import SCREENS
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SCREENS_DIR = ROOT / "conversations" / "texts" / "screens"
 FILENAMES = [f"paso{number}.png" for number in range(1, 8)]
 MAX_BYTES = 1_000_000  # Telegram sends larger photos slowly; these should load at once

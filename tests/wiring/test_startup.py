@@ -12,8 +12,6 @@ from pathlib import Path
 
 from tests.conftest import TOKEN
 
-ROOT = Path(__file__).resolve().parent.parent
-
 # Imported only by the commands, handlers or formats that use them, never to start the bot.
 LAZY = (
     "openpyxl",  # the firm's exports and client lists

@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 
 from bot.services.health import STALE_AFTER_SECONDS, beat, heartbeat_path, is_fresh
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def test_dockerfile_passes_hadolint() -> None:

@@ -13,7 +13,6 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +22,9 @@ from bot.services.notifications import describe_duration
 from bot.services.polling import Poller
 from bot.wiring.logging_setup import configure_logging
 from conversations.texts.guide import local_datetime
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, TOKEN, Harness
+from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, ROOT, TOKEN, Harness
 from tests.fake_telegram import Call, button_data, callback_update
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = TOKEN.split(":", 1)[1]
 API = "http://127.0.0.1:9"
 OTHER_TOKEN = "987654321:AAOtherBotSecret_xyz-0123456789"

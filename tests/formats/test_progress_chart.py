@@ -5,7 +5,6 @@ import subprocess
 import sys
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import matplotlib
@@ -18,8 +17,8 @@ from bot.formats.progress_chart import (
     progress_png,
     weekly_completions,
 )
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("America/Santiago")
 LABELS = {
     "title": "Autorizaciones en el SII",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 # Each folder (a package) and its layer; a module may import its own layer and those below.
 LAYERS: dict[str, int] = {

@@ -468,7 +468,7 @@ async def test_an_expired_invitation_falls_back_to_asking_the_rut(bot: Harness) 
 @pytest.mark.parametrize(
     "payload",
     [
-        secrets.token_urlsafe(24),
+        pytest.param(secrets.token_urlsafe(24), id="random"),
         "x" * 70,
         "A" * 64,
         "a b",

@@ -8,7 +8,8 @@ bot just showed" are mixed in, so the guide often progresses and sometimes compl
 every update the replies and the stored state are checked.
 
 The two clients work on different companies: two people on the same company is a known
-problem of its own (tests/test_concurrency.py), kept out of here so it does not mask others.
+problem of its own (tests/crosscutting/test_concurrency.py), kept out of here so it does not
+mask others.
 """
 
 import asyncio

@@ -1,8 +1,9 @@
 """The guide file: the firm rewords it without a release, and the bot refuses a broken one.
 
-What test_guidance.py already covers is not repeated here (the packaged pictures' size, a
-firm's own screenshot, an image that is missing, huge or not a picture at step 4, a caption
-of 600 emoji). Mutations below change the file's structure or markers, never its wording.
+What tests/flows/test_guidance.py already covers is not repeated here (the packaged
+pictures' size, a firm's own screenshot, an image that is missing, huge or not a picture at
+step 4, a caption of 600 emoji). Mutations below change the file's structure or markers,
+never its wording.
 """
 
 import re

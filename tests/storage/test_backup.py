@@ -28,8 +28,8 @@ from bot.storage.backup import (
 )
 from bot.storage.repository import Repository
 from bot.storage.schema import SCHEMA_VERSION
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2025, 3, 14, 15, 9, 26, tzinfo=UTC)
 TOKEN = "1234567890:AAH" + "x" * 32
 

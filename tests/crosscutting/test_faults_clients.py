@@ -20,7 +20,7 @@ from bot.storage.repository import ClientInfo
 from conversations.flows.problems import cut_to, fit
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock
 from tests.fake_telegram import message_update
-from tests.test_faults_serving import FaultyHarness, FaultyTelegram, visible_units
+from tests.faulty_telegram import FaultyHarness, FaultyTelegram, visible_units
 
 RUT = "76086428-5"
 SHOWN = "76.086.428-5"
