@@ -13,7 +13,7 @@ from bot.services.alerts import Alerts
 from bot.services.notifications import FirmNotifier
 from bot.services.pictures import PictureSender
 from bot.services.reminders import ActivityThrottle, ReminderSweeper
-from bot.storage.repository import Repository
+from bot.storage.repository import Authorization, Repository
 from conversations.texts.guide import Guide
 
 if TYPE_CHECKING:
@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 
 _KEY = "deps"
 _POLLER_KEY = "poller"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the router found the client: their conversation's authorization, if any."""
+
+    authorization: Authorization | None
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,10 @@ def install_poller(bot_data: dict[Any, Any], poller: "Poller") -> None:
 
 class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
     """What every handler and job is given: the bot's services as `deps`."""
+
+    # The authorization the client's stored conversation is on, as the router read it for
+    # this update (so a handler need not read it again); None until it has.
+    guide_position: "Position | None" = None
 
     @property
     def deps(self) -> Deps:

@@ -344,7 +344,12 @@ async def guide_button(update: Update, context: BotContext) -> None:
     query = update.callback_query
     assert query is not None
     pressed = parse_guide_data(query.data)
-    authorization = await deps.repository.guide_position(*ids(update))
+    known = context.guide_position
+    authorization = (
+        known.authorization
+        if known is not None
+        else await deps.repository.guide_position(*ids(update))
+    )
     if (
         pressed is not None
         and authorization is not None

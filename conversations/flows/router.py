@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from telegram import MessageEntity, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 
-from bot.services.deps import BotContext
+from bot.services.deps import BotContext, Position
 from bot.services.errors import report_failure
 from bot.storage.repository import Conversation
 from conversations.flows import authorization, privacy, problems, reminder_choices
@@ -180,7 +180,8 @@ async def route(update: Update, context: BotContext) -> None:
     if given is None:
         return
     deps = context.deps
-    conversation = await deps.repository.conversation(chat.id, update.effective_user.id)
+    conversation, authorization = await deps.repository.position(chat.id, update.effective_user.id)
+    context.guide_position = Position(authorization)
     context.args = list(given.args)
     try:
         await choose(given, conversation)(update, context)
