@@ -14,15 +14,20 @@ from telegram.ext import Application
 
 from bot.domain.rut import parse_rut
 from bot.domain.settings import Settings
+from bot.services.notifications import describe_duration
 from bot.storage.repository import Repository
 from bot.wiring.assembly import assemble
-from tests.fake_telegram import RecordingRequest, callback_update, message_update
+from conversations.texts.guide import local_datetime
+from tests.fake_telegram import RecordingRequest, button_data, callback_update, message_update
 
 TOKEN = "123456789:AAHfakeTOKENfor-tests_0123456789abc"
 FIRM_CHAT = -100_555
 FIRM_MEMBER = 4242
 CLIENT = 777_001
 RUT = "76086428-5"  # the company a client authorizes unless a test says otherwise
+SHOWN = "76.086.428-5"  # the same RUT as the bot shows it
+# The client of most tests, as Telegram names the sender.
+JUANA: dict[str, Any] = {"first_name": "Juana", "username": "juana_pyme"}
 # The checkout: the tests read the README, the Dockerfile, the lock files, the packages.
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -193,6 +198,62 @@ class Harness:
     def last_text(self, chat_id: int = CLIENT) -> str:
         """The last thing the bot said to a chat."""
         return self.texts(chat_id)[-1]
+
+
+# --- helpers shared by the client-flow suites (problems, privacy, faults) -------------------
+
+
+async def reach_help_step(
+    bot: Harness, step: int, *, user: int = CLIENT, shown: str = SHOWN, who: dict[str, Any] = JUANA
+) -> None:
+    """Walk a client from /start to `step` and check it offers the problem button there."""
+    await bot.reach_step(step, user=user, rut=shown, **who)
+    assert f"pb:{step}" in button_data(bot.request.last(user))
+
+
+def new_texts(bot: Harness, mark: int, chat: int) -> list[str]:
+    """What the bot said to `chat` since `mark` calls were recorded (a photo's caption)."""
+    return [
+        call.text
+        for call in bot.request.calls[mark:]
+        if call.method in ("sendMessage", "sendPhoto") and int(call.params["chat_id"]) == chat
+    ]
+
+
+def handoff_ids(bot: Harness, chat: int) -> list[int]:
+    """Message ids, in a firm chat, of the bot's messages that belong to a handoff."""
+    rows = bot.db_rows(
+        "SELECT message_id FROM outbox WHERE chat_id = ? AND handoff_id IS NOT NULL ORDER BY id",
+        (chat,),
+    )
+    assert all(row[0] is not None for row in rows), rows
+    return [int(row[0]) for row in rows]
+
+
+def completion_notice(
+    bot: Harness, *, shown: str = SHOWN, completed_at: datetime | None = None
+) -> str:
+    """The firm's notice that Juana completed `shown`, started and finished at `completed_at`
+    (by default the clock's now: the clock did not move, so it took no time)."""
+    return bot.deps.guide.message(
+        "firm_completed",
+        company_rut=shown,
+        client_name="Juana",
+        client_username="@juana_pyme",
+        client_id=CLIENT,
+        completed_at=local_datetime(completed_at or bot.clock.now(), bot.settings.timezone),
+        duration=describe_duration(timedelta(0)),
+    )
+
+
+def traces(bot: Harness, *needles: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """Every row, in any table, with a cell containing one of `needles`."""
+    return [
+        (table, row)
+        for table, rows in bot.db_snapshot().items()
+        for row in rows
+        if any(needle in str(cell) for cell in row for needle in needles)
+    ]
 
 
 @pytest.fixture

@@ -18,18 +18,26 @@ from bot.services.digest import LAST_DIGEST_KEY
 from bot.services.notifications import problem_report
 from bot.storage.repository import ClientInfo
 from conversations.flows.problems import cut_to, fit
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock
+from tests.conftest import (
+    CLIENT,
+    FIRM_CHAT,
+    FIRM_MEMBER,
+    JUANA,
+    RUT,
+    SHOWN,
+    FakeClock,
+    handoff_ids,
+    new_texts,
+    traces,
+)
 from tests.fake_telegram import message_update
 from tests.faulty_telegram import FaultyHarness, FaultyTelegram, visible_units
 
-RUT = "76086428-5"
-SHOWN = "76.086.428-5"
 RUT_B = "11111111-1"
 SHOWN_B = "11.111.111-1"
 OTHER = 777_002
 FIRM_USER = 5150
 FIRM_CHATS = (FIRM_CHAT, FIRM_MEMBER)
-JUANA: dict[str, Any] = {"first_name": "Juana", "username": "juana_pyme"}
 PEDRO: dict[str, Any] = {"first_name": "Pedro", "username": "pedro_b"}
 EMOJI = "😀"  # two UTF-16 code units, one Python character
 
@@ -51,19 +59,6 @@ def new_calls(bot: FaultyHarness, mark: int, chat: int) -> list[Any]:
         for call in bot.request.calls[mark:]
         if call.method in ("sendMessage", "sendPhoto") and int(call.params["chat_id"]) == chat
     ]
-
-
-def new_texts(bot: FaultyHarness, mark: int, chat: int) -> list[str]:
-    return [call.text for call in new_calls(bot, mark, chat)]
-
-
-def handoff_ids(bot: FaultyHarness, chat: int) -> list[int]:
-    rows = bot.db_rows(
-        "SELECT message_id FROM outbox WHERE chat_id = ? AND handoff_id IS NOT NULL "
-        "AND message_id IS NOT NULL ORDER BY id",
-        (chat,),
-    )
-    return [int(row[0]) for row in rows]
 
 
 async def open_handoff(bot: FaultyHarness, step: int = 2) -> None:
@@ -101,16 +96,6 @@ def document_update(name: str, mime_type: str | None, file_id: str = "doc-proof"
         document["mime_type"] = mime_type
     raw["message"]["document"] = document
     return raw
-
-
-def traces(bot: FaultyHarness, *needles: str) -> list[tuple[str, tuple[Any, ...]]]:
-    """Every row, in any table, with a cell containing one of `needles`."""
-    return [
-        (table, row)
-        for table, rows in bot.db_snapshot().items()
-        for row in rows
-        if any(needle in str(cell) for cell in row for needle in needles)
-    ]
 
 
 # --- 5. Telegram counts UTF-16 code units ---------------------------------------------------

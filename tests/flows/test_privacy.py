@@ -5,20 +5,32 @@ Expected wording comes from the guide in effect (`bot.deps.guide`), never from c
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.services.notifications import describe_duration
 from bot.services.retention import LAST_PURGE_KEY, purge_if_due
-from conversations.texts.guide import local_date, local_datetime
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
+from conversations.texts.guide import local_date
+from tests.conftest import (
+    CLIENT,
+    FIRM_CHAT,
+    FIRM_MEMBER,
+    JUANA,
+    RUT,
+    SHOWN,
+    FakeClock,
+    Harness,
+    completion_notice,
+    handoff_ids,
+    make_settings,
+    new_texts,
+    reach_help_step,
+    traces,
+)
 from tests.fake_telegram import button_data, buttons, message_update
 
-RUT = "76086428-5"
-SHOWN = "76.086.428-5"
 RUT_B = "11111111-1"
 SHOWN_B = "11.111.111-1"
 RUT_C = "96790240-3"
@@ -26,7 +38,6 @@ SHOWN_C = "96.790.240-3"
 OTHER = 777_002  # a second client
 THIRD = 777_003
 FIRM_USER = 5150  # someone in the firm's group
-JUANA: dict[str, Any] = {"first_name": "Juana", "username": "juana_pyme"}
 PEDRO: dict[str, Any] = {"first_name": "Pedro", "username": "pedro_b"}
 ANA: dict[str, Any] = {"first_name": "Ana", "username": "ana_c"}
 
@@ -78,24 +89,6 @@ def rows_of(bot: Harness, rut: str, chat: int) -> dict[str, int]:
     return {table: int(found[0][0]) for table, found in counts.items()}
 
 
-def traces(bot: Harness, *needles: str) -> list[tuple[str, tuple[Any, ...]]]:
-    """Every row, in any table, with a cell containing one of `needles`."""
-    found = []
-    for table, table_rows in bot.db_snapshot().items():
-        for row in table_rows:
-            if any(needle in str(cell) for cell in row for needle in needles):
-                found.append((table, row))
-    return found
-
-
-async def reach_step(
-    bot: Harness, step: int, *, user: int = CLIENT, shown: str = SHOWN, who: dict[str, Any] = JUANA
-) -> None:
-    """Walk a client from /start to `step`, where the problem button is offered."""
-    await bot.reach_step(step, user=user, rut=shown, **who)
-    assert f"pb:{step}" in button_data(bot.request.last(user))
-
-
 async def report(
     bot: Harness, step: int, key: str, *, user: int = CLIENT, who: dict[str, Any] = JUANA
 ) -> None:
@@ -110,16 +103,6 @@ async def report(
     assert problem is not None
     if not problem.ask_text:
         await bot.press(f"pb:{step}:{key}:firm", user=user, **who)
-
-
-def handoff_ids(bot: Harness, chat: int) -> list[int]:
-    """Message ids, in a firm chat, of the bot's messages that belong to a handoff."""
-    rows = bot.db_rows(
-        "SELECT message_id FROM outbox WHERE chat_id = ? AND handoff_id IS NOT NULL ORDER BY id",
-        (chat,),
-    )
-    assert all(row[0] is not None for row in rows), rows
-    return [int(row[0]) for row in rows]
 
 
 async def firm_reply(bot: Harness, text: str, reply_to: int) -> None:
@@ -147,15 +130,6 @@ def photo_update(user: int = CLIENT) -> dict[str, Any]:
     return raw
 
 
-def new_texts(bot: Harness, mark: int, chat: int) -> list[str]:
-    """What the bot said to `chat` since `mark` calls were recorded."""
-    return [
-        call.text
-        for call in bot.request.calls[mark:]
-        if call.method in ("sendMessage", "sendPhoto") and int(call.params["chat_id"]) == chat
-    ]
-
-
 def done(bot: Harness, shown: str = SHOWN) -> str:
     """The "¡Listo!" message for a company."""
     return bot.deps.guide.message("done", company_rut=shown)
@@ -171,23 +145,10 @@ def firm_deleted(bot: Harness, *shown: str) -> str:
     return bot.deps.guide.message("firm_data_deleted", companies=", ".join(shown))
 
 
-def firm_completed(bot: Harness, shown: str, completed_at: datetime) -> str:
-    """The firm's notice of Juana's completion, started and finished at `completed_at`."""
-    return bot.deps.guide.message(
-        "firm_completed",
-        company_rut=shown,
-        client_name="Juana",
-        client_username="@juana_pyme",
-        client_id=CLIENT,
-        completed_at=local_datetime(completed_at, bot.settings.timezone),
-        duration=describe_duration(timedelta(0)),
-    )
-
-
 async def complete(
     bot: Harness, *, user: int = CLIENT, shown: str = SHOWN, who: dict[str, Any] = JUANA
 ) -> None:
-    await reach_step(bot, 7, user=user, shown=shown, who=who)
+    await reach_help_step(bot, 7, user=user, shown=shown, who=who)
     await bot.press("g:7:yes", user=user, **who)
     assert bot.last_text(user) == done(bot, shown)
 
@@ -213,7 +174,7 @@ async def test_privacidad_shows_the_configured_retention_and_repeats_the_step(
     make_bot: MakeBot,
 ) -> None:
     bot = await make_bot(data_retention_days=30)
-    await reach_step(bot, 3)
+    await reach_help_step(bot, 3)
     before = len(bot.texts())
     await bot.say("/privacidad", **JUANA)
     privacy, step = bot.texts()[before:]
@@ -226,7 +187,7 @@ async def test_privacidad_shows_the_configured_retention_and_repeats_the_step(
 
 
 async def test_borrar_mis_datos_asks_first_and_no_keeps_everything(bot: Harness) -> None:
-    await reach_step(bot, 3)
+    await reach_help_step(bot, 3)
     await report(bot, 3, "whichrut")
     before = bot.db_snapshot()
 
@@ -253,13 +214,13 @@ async def test_borrar_mis_datos_asks_first_and_no_keeps_everything(bot: Harness)
 
 async def test_deleting_an_unfinished_authorization_removes_every_row(bot: Harness) -> None:
     # Juana: step 3, a problem, a message to the firm and its answer, a reminder.
-    await reach_step(bot, 3)
+    await reach_help_step(bot, 3)
     await report(bot, 3, "noauth")
     await bot.say("No sé quién es el representante", **JUANA)
     report_in_group = handoff_ids(bot, FIRM_CHAT)[0]
     await firm_reply(bot, "Te escribo luego", report_in_group)
     # Pedro, another client, with his own problem: untouched.
-    await reach_step(bot, 2, user=OTHER, shown=SHOWN_B, who=PEDRO)
+    await reach_help_step(bot, 2, user=OTHER, shown=SHOWN_B, who=PEDRO)
     await report(bot, 2, "login", user=OTHER, who=PEDRO)
     assert rows_of(bot, RUT, CLIENT) == {
         "authorizations": 1,
@@ -301,7 +262,7 @@ async def test_deleting_an_unfinished_authorization_removes_every_row(bot: Harne
 
 
 async def test_deleting_a_completed_authorization_keeps_only_the_fact(bot: Harness) -> None:
-    await reach_step(bot, 7)
+    await reach_help_step(bot, 7)
     await bot.feed(photo_update())
     await bot.press("g:7:yes", **JUANA)
     [(completed_at,)] = bot.db_rows("SELECT completed_at FROM authorizations")
@@ -340,7 +301,7 @@ async def test_deleting_an_invited_completed_authorization_forgets_the_invited_n
 
 
 async def test_no_trace_of_the_client_is_left_after_deleting_a_completion(bot: Harness) -> None:
-    await reach_step(bot, 7)
+    await reach_help_step(bot, 7)
     await bot.feed(photo_update())
     await bot.press("g:7:yes", **JUANA)
     await delete_data(bot)
@@ -354,7 +315,7 @@ async def test_deleting_with_nothing_stored_tells_the_firm_nothing(bot: Harness)
 
 
 async def test_after_deleting_an_unfinished_one_the_client_starts_fresh(bot: Harness) -> None:
-    await reach_step(bot, 5)
+    await reach_help_step(bot, 5)
     await delete_data(bot)
     count = len(bot.texts())
     await bot.say("/start", **JUANA)
@@ -377,7 +338,7 @@ async def test_after_deleting_an_unfinished_one_the_client_starts_fresh(bot: Har
         *["step"] * 6,
         "completed",
     ]
-    assert bot.last_text(FIRM_CHAT) == firm_completed(bot, SHOWN, bot.clock.now())
+    assert bot.last_text(FIRM_CHAT) == completion_notice(bot)
 
 
 async def test_after_deleting_a_completed_one_the_client_can_complete_again(
@@ -404,16 +365,16 @@ async def test_after_deleting_a_completed_one_the_client_can_complete_again(
     )
     assert (name, chat) == ("Juana", CLIENT)
     assert completed == clock.now().timestamp()
-    assert bot.last_text(FIRM_CHAT) == firm_completed(bot, SHOWN, clock.now())
+    assert bot.last_text(FIRM_CHAT) == completion_notice(bot, completed_at=clock.now())
 
 
 async def test_a_deleted_client_is_never_reminded(bot: Harness, clock: FakeClock) -> None:
-    await reach_step(bot, 2)
+    await reach_help_step(bot, 2)
     # She also asked to be reminded at a time of her choosing.
     await bot.press("later:menu", **JUANA)
     await bot.press(button_data(bot.request.last(CLIENT))[0], **JUANA)
     assert bot.db_rows("SELECT kind FROM reminders WHERE chat_id = ?", (CLIENT,)) == [("later",)]
-    await reach_step(bot, 4, user=OTHER, shown=SHOWN_B, who=PEDRO)
+    await reach_help_step(bot, 4, user=OTHER, shown=SHOWN_B, who=PEDRO)
     await delete_data(bot)
     assert bot.db_rows("SELECT chat_id FROM reminders") == [(OTHER,)]
 
@@ -439,15 +400,15 @@ async def test_retention_purges_idle_unfinished_authorizations_once_a_day(
 ) -> None:
     bot = await make_bot(data_retention_days=30)
     # Day 0: Juana stops at step 3 after reporting a problem; Ana completes.
-    await reach_step(bot, 3)
+    await reach_help_step(bot, 3)
     await report(bot, 3, "noauth")
     await complete(bot, user=THIRD, shown=SHOWN_C, who=ANA)
     # Day 1.5: Pedro stops at step 2.
     clock.advance(days=1, hours=12)
-    await reach_step(bot, 2, user=OTHER, shown=SHOWN_B, who=PEDRO)
+    await reach_help_step(bot, 2, user=OTHER, shown=SHOWN_B, who=PEDRO)
     # Day 31: someone starts now, Juana has been idle 31 days, Pedro 29.5.
     clock.advance(days=29, hours=12)
-    await reach_step(bot, 2, user=OTHER + 10, shown="12345678-5", who={"first_name": "Eva"})
+    await reach_help_step(bot, 2, user=OTHER + 10, shown="12345678-5", who={"first_name": "Eva"})
 
     assert await purge_if_due(bot.settings, bot.repository, clock) == 1
     assert rows_of(bot, RUT, CLIENT) == dict.fromkeys(
@@ -479,10 +440,10 @@ async def test_retention_purges_idle_unfinished_authorizations_once_a_day(
 
 async def test_retention_runs_in_the_reminders_job(make_bot: MakeBot, clock: FakeClock) -> None:
     bot = await make_bot(data_retention_days=30)
-    await reach_step(bot, 4)
+    await reach_help_step(bot, 4)
     await complete(bot, user=THIRD, shown=SHOWN_C, who=ANA)
     clock.advance(days=30, hours=23)
-    await reach_step(bot, 2, user=OTHER, shown=SHOWN_B, who=PEDRO)
+    await reach_help_step(bot, 2, user=OTHER, shown=SHOWN_B, who=PEDRO)
     clock.advance(hours=2)
     await bot.run_jobs()
     remaining = {row[0] for row in bot.db_rows("SELECT company_rut FROM authorizations")}
@@ -507,7 +468,7 @@ async def test_logs_carry_ids_not_names_or_ruts(
     bot: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO):
-        await reach_step(bot, 2)
+        await reach_help_step(bot, 2)
         await report(bot, 2, "login")
         await bot.say("Me sale el error 39, soy Juana", **JUANA)
         await firm_reply(bot, "Hola Juana, usa el certificado", handoff_ids(bot, FIRM_CHAT)[0])
@@ -534,7 +495,7 @@ async def test_retention_leaves_the_chats_other_company_alone(
 ) -> None:
     bot = await make_bot(data_retention_days=30)
     # Juana left company A idle; a month later she works on company B from the same chat.
-    await reach_step(bot, 3)
+    await reach_help_step(bot, 3)
     await bot.say("/cancelar", **JUANA)
     clock.advance(days=31)
     await bot.say("/start", **JUANA)

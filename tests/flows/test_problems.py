@@ -15,7 +15,6 @@ import re
 import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ import pytest
 from telegram.error import Forbidden
 
 from bot.handlers.handoff import MAX_RELAYED_TEXT as MAX_FIRM_REPLY
-from bot.services.notifications import describe_duration
 from bot.wiring.assembly import firm_facts
 from conversations.flows.problems import MAX_CAPTION, MAX_RELAYED_TEXT
 from conversations.texts.guide import (
@@ -34,7 +32,21 @@ from conversations.texts.guide import (
     load_guide,
     local_datetime,
 )
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
+from tests.conftest import (
+    CLIENT,
+    FIRM_CHAT,
+    FIRM_MEMBER,
+    JUANA,
+    RUT,
+    SHOWN,
+    FakeClock,
+    Harness,
+    completion_notice,
+    handoff_ids,
+    make_settings,
+    new_texts,
+    reach_help_step,
+)
 from tests.fake_telegram import (
     Call,
     RecordingRequest,
@@ -43,8 +55,6 @@ from tests.fake_telegram import (
     message_update,
 )
 
-RUT = "76086428-5"
-SHOWN = "76.086.428-5"
 RUT_B = "11111111-1"
 SHOWN_B = "11.111.111-1"
 OTHER = 777_002  # a second client
@@ -54,7 +64,6 @@ INTRUDER = 31_337  # a stranger in a private chat with the bot
 FOREIGN_GROUP = -100_777  # a group the bot was added to that is not the firm's
 FIRM_CHATS = (FIRM_CHAT, FIRM_MEMBER)
 
-JUANA: dict[str, Any] = {"first_name": "Juana", "username": "juana_pyme"}
 PEDRO: dict[str, Any] = {"first_name": "Pedro", "username": "pedro_b"}
 
 # The guide as shipped, to enumerate every (step, problem) pair at collection time.
@@ -138,11 +147,6 @@ def new_sent(bot: Harness, mark: int, chat: int) -> list[Call]:
     ]
 
 
-def new_texts(bot: Harness, mark: int, chat: int) -> list[str]:
-    """What the bot said to `chat` since `mark` (a photo's caption for a photo)."""
-    return [c.text for c in new_sent(bot, mark, chat)]
-
-
 def keyboard(call: Call) -> list[list[tuple[str, str]]]:
     """A message's inline keyboard, row by row, as (label, callback data or url)."""
     markup = call.params.get("reply_markup")
@@ -172,16 +176,6 @@ def answer_keyboard(guide: Guide, problem: Problem, step: int) -> list[list[tupl
 
 def back_keyboard(guide: Guide, step: int) -> list[list[tuple[str, str]]]:
     return [[(guide.button("back_to_step", step=step), "st:keep")]]
-
-
-def handoff_ids(bot: Harness, chat: int) -> list[int]:
-    """Message ids, in a firm chat, of the bot's messages that belong to a handoff."""
-    rows = bot.db_rows(
-        "SELECT message_id FROM outbox WHERE chat_id = ? AND handoff_id IS NOT NULL ORDER BY id",
-        (chat,),
-    )
-    assert all(row[0] is not None for row in rows), rows
-    return [int(row[0]) for row in rows]
 
 
 def problem_of(bot: Harness, key: str) -> Problem:
@@ -231,27 +225,6 @@ def relayed_to_firm(guide: Guide, text: str, *, name: str = "Juana", shown: str 
 def from_firm(guide: Guide, text: str) -> str:
     """What a client reads when the firm replies."""
     return guide.message("client_firm_message", text=text)
-
-
-def completion_text(bot: Harness) -> str:
-    """The firm's notice that Juana completed (the clock never moved: it took no time)."""
-    return bot.deps.guide.message(
-        "firm_completed",
-        company_rut=SHOWN,
-        client_name="Juana",
-        client_username="@juana_pyme",
-        client_id=CLIENT,
-        completed_at=local_datetime(bot.clock.now(), bot.settings.timezone),
-        duration=describe_duration(timedelta(0)),
-    )
-
-
-async def reach_step(
-    bot: Harness, step: int, *, user: int = CLIENT, shown: str = SHOWN, who: dict[str, Any] = JUANA
-) -> None:
-    """Walk a client from /start to `step`, where the problem button is offered."""
-    await bot.reach_step(step, user=user, rut=shown, **who)
-    assert f"pb:{step}" in button_data(bot.request.last(user))
 
 
 async def open_answer(
@@ -348,7 +321,7 @@ async def test_each_problem_is_answered_at_each_of_its_steps(
 ) -> None:
     guide = bot.deps.guide
     problem = problem_of(bot, key)
-    await reach_step(bot, step)
+    await reach_help_step(bot, step)
 
     mark = len(bot.request.calls)
     await bot.press(f"pb:{step}")
@@ -400,7 +373,7 @@ async def test_not_solved_tells_the_firm_at_each_step_of_each_problem(
 ) -> None:
     guide = bot.deps.guide
     problem = problem_of(bot, key)
-    await reach_step(bot, step)
+    await reach_help_step(bot, step)
     await open_answer(bot, step, key)
 
     mark = len(bot.request.calls)
@@ -443,7 +416,7 @@ async def test_not_solved_tells_the_firm_at_each_step_of_each_problem(
 
 @pytest.mark.parametrize(("step", "key"), LISTED, ids=[f"{s}-{k}" for s, k in LISTED])
 async def test_listed_moves_on_to_step_6(bot: Harness, step: int, key: str) -> None:
-    await reach_step(bot, step)
+    await reach_help_step(bot, step)
     await open_answer(bot, step, key)
     mark = len(bot.request.calls)
     await bot.press(f"g:{step}:listed")
@@ -460,7 +433,7 @@ async def test_listed_with_every_permission_completes_once(
     bot: Harness, step: int, key: str
 ) -> None:
     guide = bot.deps.guide
-    await reach_step(bot, step)
+    await reach_help_step(bot, step)
     await open_answer(bot, step, key)
     mark = len(bot.request.calls)
     await bot.press(f"g:{step}:had")
@@ -469,7 +442,7 @@ async def test_listed_with_every_permission_completes_once(
     assert button_data(done) == ["st:another"]
     for chat in FIRM_CHATS:
         [notice] = new_sent(bot, mark, chat)
-        assert notice.text == completion_text(bot)
+        assert notice.text == completion_notice(bot)
     [(completed_at, at)] = bot.db_rows("SELECT completed_at, step FROM authorizations")
     assert (completed_at, at) == (bot.clock.now().timestamp(), step)
     assert bot.db_rows("SELECT step FROM events WHERE kind = 'completed'") == [(step,)]
@@ -488,7 +461,7 @@ async def test_listed_with_every_permission_completes_once(
 async def test_a_stale_had_changes_nothing_once_the_client_moved_on(bot: Harness) -> None:
     guide = bot.deps.guide
     [(step, key), *_] = LISTED
-    await reach_step(bot, step)
+    await reach_help_step(bot, step)
     await open_answer(bot, step, key)
     await bot.press(f"g:{step}:next")
     before = bot.db_snapshot()
@@ -503,7 +476,7 @@ async def test_a_stale_had_changes_nothing_once_the_client_moved_on(bot: Harness
 
 async def test_back_from_the_menu_or_an_answer_repeats_the_step(bot: Harness) -> None:
     guide = bot.deps.guide
-    await reach_step(bot, AT)
+    await reach_help_step(bot, AT)
     await bot.press(f"pb:{AT}")
     mark = len(bot.request.calls)
     await bot.press("st:keep")
@@ -520,7 +493,7 @@ async def test_back_from_the_menu_or_an_answer_repeats_the_step(bot: Harness) ->
 @pytest.mark.parametrize("data", STALE_OR_FORGED)
 async def test_stale_or_forged_problem_buttons_change_nothing(bot: Harness, data: str) -> None:
     guide = bot.deps.guide
-    await reach_step(bot, AT)
+    await reach_help_step(bot, AT)
     before = bot.db_snapshot()
     mark = len(bot.request.calls)
     await bot.press(data)
@@ -535,7 +508,7 @@ async def test_not_solved_from_a_step_the_client_left_changes_nothing(bot: Harne
     guide = bot.deps.guide
     [key, *_] = [k for s, k in ANSWERED if s == AT - 1]
     step = AT - 1
-    await reach_step(bot, step)
+    await reach_help_step(bot, step)
     await open_answer(bot, step, key)
     await bot.press(f"g:{step}:next")
     before = bot.db_snapshot()
@@ -563,7 +536,7 @@ async def test_problem_button_without_a_conversation_is_stale(bot: Harness, data
 async def test_other_then_free_text_reaches_both_firm_chats(bot: Harness) -> None:
     guide = bot.deps.guide
     [(step, key), *_] = [(s, k) for s, k in TYPED if s == 4]
-    await reach_step(bot, step)
+    await reach_help_step(bot, step)
     await open_answer(bot, step, key)
     mark = len(bot.request.calls)
     words = "No veo el botón <Ingresar> & no sé qué hacer"
@@ -581,7 +554,7 @@ async def test_other_then_free_text_reaches_both_firm_chats(bot: Harness) -> Non
 
 @pytest.mark.parametrize("chunk", ["x", "ñ<&> "])
 async def test_a_very_long_text_is_relayed_truncated(bot: Harness, chunk: str) -> None:
-    await reach_step(bot, 2)
+    await reach_help_step(bot, 2)
     await open_answer(bot, 2, "other")
     long_text = (chunk * 5000)[:5000]
     mark = len(bot.request.calls)
@@ -600,7 +573,7 @@ async def test_a_very_long_text_is_relayed_truncated(bot: Harness, chunk: str) -
 
 async def test_text_after_an_answer_alone_is_not_relayed(bot: Harness) -> None:
     guide = bot.deps.guide
-    await reach_step(bot, AT)
+    await reach_help_step(bot, AT)
     await open_answer(bot, AT, "whichrut")
     mark = len(bot.request.calls)
     await bot.say("Sigo sin entender", **JUANA)
@@ -614,7 +587,7 @@ async def test_text_after_an_answer_alone_is_not_relayed(bot: Harness) -> None:
 async def test_the_firm_and_the_client_talk_through_the_bot(bot: Harness) -> None:
     guide = bot.deps.guide
     sent = guide.message("firm_reply_sent")
-    await reach_step(bot, 2)
+    await reach_help_step(bot, 2)
     await ask_the_firm(bot, 2, "login")
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
     [report_in_private] = handoff_ids(bot, FIRM_MEMBER)
@@ -657,7 +630,7 @@ async def test_the_firm_and_the_client_talk_through_the_bot(bot: Harness) -> Non
 async def test_cerrar_closes_the_handoff(bot: Harness) -> None:
     guide = bot.deps.guide
     closed = guide.message("firm_reply_closed")
-    await reach_step(bot, AT)
+    await reach_help_step(bot, AT)
     await ask_the_firm(bot, AT, "noauth")
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
 
@@ -700,7 +673,7 @@ async def test_cerrar_closes_the_handoff(bot: Harness) -> None:
 
 async def test_cerrar_from_the_private_firm_chat_and_without_a_reply(bot: Harness) -> None:
     guide = bot.deps.guide
-    await reach_step(bot, 1)
+    await reach_help_step(bot, 1)
     await ask_the_firm(bot, 1, "phone")
     mark = len(bot.request.calls)
     await bot.feed(firm_update("/cerrar", chat=FIRM_CHAT))
@@ -715,7 +688,7 @@ async def test_replies_to_bot_messages_that_are_not_handoffs(bot: Harness) -> No
     guide = bot.deps.guide
     not_handoff = guide.message("firm_reply_not_handoff")
     # A completion notice (in the outbox, but no handoff).
-    await reach_step(bot, 7)
+    await reach_help_step(bot, 7)
     await bot.press("g:7:yes", **JUANA)
     [(notice,)] = bot.db_rows(
         "SELECT message_id FROM outbox WHERE chat_id = ? AND ref IS NOT NULL",
@@ -742,7 +715,7 @@ async def test_replies_to_bot_messages_that_are_not_handoffs(bot: Harness) -> No
 
 
 async def test_firm_members_talking_among_themselves_get_no_answer(bot: Harness) -> None:
-    await reach_step(bot, 2)
+    await reach_help_step(bot, 2)
     await ask_the_firm(bot, 2, "login")
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
     colleague = {"id": FIRM_USER_2, "is_bot": False, "first_name": "Ana"}
@@ -755,7 +728,7 @@ async def test_firm_members_talking_among_themselves_get_no_answer(bot: Harness)
 
 
 async def test_replies_from_chats_that_are_not_the_firms_are_not_relayed(bot: Harness) -> None:
-    await reach_step(bot, 2)
+    await reach_help_step(bot, 2)
     await ask_the_firm(bot, 2, "login")
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
 
@@ -778,8 +751,8 @@ async def test_replies_from_chats_that_are_not_the_firms_are_not_relayed(bot: Ha
 async def test_two_clients_never_see_each_others_handoff(bot: Harness) -> None:
     guide = bot.deps.guide
     forwarded = guide.message("client_message_forwarded")
-    await reach_step(bot, 2)
-    await reach_step(bot, 5, user=OTHER, shown=SHOWN_B, who=PEDRO)
+    await reach_help_step(bot, 2)
+    await reach_help_step(bot, 5, user=OTHER, shown=SHOWN_B, who=PEDRO)
     await ask_the_firm(bot, 2, "login")
     await ask_the_firm(bot, 5, "boxes", user=OTHER, who=PEDRO)
     report_a, report_b = handoff_ids(bot, FIRM_CHAT)
@@ -830,7 +803,7 @@ async def test_two_clients_never_see_each_others_handoff(bot: Harness) -> None:
 
 async def test_a_client_who_blocked_the_bot(bot: Harness) -> None:
     guide = bot.deps.guide
-    await reach_step(bot, AT)
+    await reach_help_step(bot, AT)
     await ask_the_firm(bot, AT, "whichrut")
     assert bot.db_rows("SELECT COUNT(*) FROM reminders") == [(1,)]
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
@@ -855,7 +828,7 @@ async def test_a_client_who_blocked_the_bot(bot: Harness) -> None:
 
 async def test_a_photo_at_step_7_is_the_proof_sent_with_the_completion(bot: Harness) -> None:
     guide = bot.deps.guide
-    await reach_step(bot, 7)
+    await reach_help_step(bot, 7)
     mark = len(bot.request.calls)
     await bot.feed(photo_update())
     assert new_texts(bot, mark, CLIENT) == [guide.message("proof_received"), guide.step(7, RUT)]
@@ -869,7 +842,7 @@ async def test_a_photo_at_step_7_is_the_proof_sent_with_the_completion(bot: Harn
         [call] = new_sent(bot, mark, chat)
         assert call.method == "sendPhoto"
         assert call.params["photo"] == "ph-large"
-        assert call.text == completion_text(bot)
+        assert call.text == completion_notice(bot)
         assert call.params["parse_mode"] == "HTML"
     [(completion,)] = bot.db_rows("SELECT id FROM events WHERE kind = 'completed'")
     assert button_data(new_sent(bot, mark, FIRM_CHAT)[0]) == [
@@ -904,26 +877,26 @@ async def test_a_photo_at_step_7_is_the_proof_sent_with_the_completion(bot: Harn
         when=local_datetime(bot.clock.now(), bot.settings.timezone),
     )
     for call in edits:
-        assert call.params["caption"] == f"{completion_text(bot)}\n\n{verified}"
+        assert call.params["caption"] == f"{completion_notice(bot)}\n\n{verified}"
         assert "reply_markup" not in call.params or not button_data(call)
     assert new_calls(bot, mark, "editMessageText") == []
     assert bot.db_rows("SELECT verified_by FROM authorizations") == [("@contadora",)]
 
 
 async def test_a_completion_without_proof_is_a_text_notice(bot: Harness) -> None:
-    await reach_step(bot, 7)
+    await reach_help_step(bot, 7)
     mark = len(bot.request.calls)
     await bot.press("g:7:yes", **JUANA)
     for chat in FIRM_CHATS:
         [notice] = new_sent(bot, mark, chat)
         assert notice.method == "sendMessage"
-        assert notice.text == completion_text(bot)
+        assert notice.text == completion_notice(bot)
 
 
 @pytest.mark.parametrize("step", [1, 3, 6])
 async def test_a_photo_at_another_step_is_a_problem_report(bot: Harness, step: int) -> None:
     guide = bot.deps.guide
-    await reach_step(bot, step)
+    await reach_help_step(bot, step)
     mark = len(bot.request.calls)
     await bot.feed(photo_update())
     for chat in FIRM_CHATS:
@@ -963,7 +936,7 @@ async def test_the_caption_of_a_photo_reaches_the_firm(
     bot: Harness, caption: str, reported: str
 ) -> None:
     guide = bot.deps.guide
-    await reach_step(bot, 2)
+    await reach_help_step(bot, 2)
     mark = len(bot.request.calls)
     await bot.feed(photo_update(caption=caption))
     for chat in FIRM_CHATS:
@@ -973,7 +946,7 @@ async def test_the_caption_of_a_photo_reaches_the_firm(
 
 async def test_a_photo_right_after_completing_names_the_company(bot: Harness) -> None:
     guide = bot.deps.guide
-    await reach_step(bot, 7)
+    await reach_help_step(bot, 7)
     await bot.press("g:7:yes", **JUANA)
     mark = len(bot.request.calls)
     await bot.feed(photo_update())
@@ -1014,7 +987,7 @@ async def test_a_long_firm_reply_is_cut_to_fit_and_a_photo_reply_is_explained(
     bot: Harness,
 ) -> None:
     guide = bot.deps.guide
-    await reach_step(bot, 2)
+    await reach_help_step(bot, 2)
     await open_answer(bot, 2, "other")
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
     await firm_reply(bot, "x" * 5000, report_in_group)
