@@ -28,7 +28,6 @@ class StoreBase:
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._lock = database.lock
 
     async def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run `body` as one transaction in one hop (with the update's bookkeeping)."""

@@ -13,7 +13,6 @@ that changes anything is one commit (one fsync at synchronous=FULL); one whose h
 nothing gets its bookkeeping written alone, by `finish_update`, still one commit.
 """
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -94,8 +93,6 @@ class Database:
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._connection = connection
         self.counts = Counts()
-        # Held by each transaction, so one made of several hops is never interleaved.
-        self.lock = asyncio.Lock()
 
     @property
     def connection(self) -> aiosqlite.Connection:
@@ -108,8 +105,7 @@ class Database:
 
     async def read(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only function of the connection, in one hop."""
-        async with self.lock:
-            return await self._hop(body)
+        return await self._hop(body)
 
     async def write(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run `body` as one transaction (with the current update's bookkeeping), in one hop."""
@@ -130,8 +126,7 @@ class Database:
                 raise
             return result
 
-        async with self.lock:
-            result = await self._hop(transaction)
+        result = await self._hop(transaction)
         self.counts.commits += 1
         if writes is not None:
             writes.carried(extra)

@@ -89,5 +89,4 @@ class Repository(
 
     async def close(self) -> None:
         """Close the connection."""
-        async with self._lock:
-            await self._database.close()
+        await self._database.close()
