@@ -149,11 +149,14 @@ class Poller:
         """Read the highest processed marker, retrying while the database cannot be read."""
         while True:
             try:
-                return await self._repository.last_processed()
+                marked = await self._repository.last_processed()
             except sqlite3.Error as exc:
                 await self._storage_failed("the processed updates could not be read", exc)
                 if self._stop.is_set():
                     return None
+            else:
+                self._storage_delay = RETRY_SECONDS
+                return marked
 
     async def _poll(self) -> None:
         backoff = 1.0
@@ -197,6 +200,7 @@ class Poller:
             except sqlite3.Error as exc:
                 await self._storage_failed("the processed updates could not be read", exc)
                 continue
+            self._storage_delay = RETRY_SECONDS
             if not fresh and self._unfinished:
                 await self._wait_for_progress()
 
@@ -392,7 +396,6 @@ class Poller:
             return self._confirmed
         self._confirmed = frontier
         self._done = {update_id for update_id in self._done if update_id >= frontier}
-        self._storage_delay = RETRY_SECONDS
         return frontier
 
     async def _storage_failed(self, what: str, exc: sqlite3.Error) -> None:
