@@ -48,19 +48,6 @@ class ConversationStore(StoreBase):
         authorization = authorization_from_row(row[5:]) if row[5] is not None else None
         return Conversation(*row[:5]), authorization
 
-    async def guide_position(self, chat_id: int, user_id: int) -> Authorization | None:
-        """Return the authorization this chat's open conversation is working on, in one query."""
-        rows = await self._fetchall(
-            "SELECT a.company_rut, a.client_chat_id, a.client_user_id, a.client_name, "
-            "a.client_username, a.step, a.started_at, a.last_activity_at, a.completed_at, "
-            "a.reminders_sent, a.opted_out_at, a.blocked_at, a.invited_name, a.verified_at, "
-            "a.verified_by, a.proof_file_id FROM conversations AS c "
-            "JOIN authorizations AS a ON a.company_rut = c.company_rut "
-            "WHERE c.chat_id = ? AND c.user_id = ?",
-            (chat_id, user_id),
-        )
-        return authorization_from_row(rows[0]) if rows else None
-
     async def set_conversation(
         self,
         chat_id: int,

@@ -344,12 +344,9 @@ async def guide_button(update: Update, context: BotContext) -> None:
     query = update.callback_query
     assert query is not None
     pressed = parse_guide_data(query.data)
-    known = context.guide_position
-    authorization = (
-        known.authorization
-        if known is not None
-        else await deps.repository.guide_position(*ids(update))
-    )
+    # Read by the router for this update, with the conversation it routed by.
+    assert context.guide_position is not None, "guide_button is reached through the router"
+    authorization = context.guide_position.authorization
     if (
         pressed is not None
         and authorization is not None
