@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,20 @@ def test_reminders_arrive_and_continue_resumes_across_sigkill(tmp_path: Path) ->
             process.kill()
 
 
+def _answer_held(server: BotApiServer, method: str, send: Callable[[], int]) -> tuple[int, int]:
+    """Have Telegram answer the next `method` with a 429 (wait 30 s) while `send()` is handled.
+
+    Returns the update id `send` made and the message mark from before it, once the bot has
+    committed the update and its answer is waiting: the moment to kill it.
+    """
+    server.fail_next(method, 429, retry_after=30)
+    calls = server.call_mark()
+    mark = server.mark()
+    update_id = send()
+    server.wait_for_call(method, lambda call: call["status"] == 429, after=calls)
+    return update_id, mark
+
+
 def test_a_message_sent_just_before_sigkill_is_answered_after_restart(
     bot_process: BotProcess,
 ) -> None:
@@ -220,11 +234,7 @@ def test_a_message_sent_just_before_sigkill_is_answered_after_restart(
     _say(server, "/start", ASK_DEVICE)
     # Telegram asks the bot to wait 30 s before answering: the RUT is fetched, its
     # processing is under way, and the process is killed right then.
-    server.fail_next("sendMessage", 429, retry_after=30)
-    calls = server.call_mark()
-    mark = server.mark()
-    update_id = server.send_text(CLIENT, RUT)
-    server.wait_for_call("sendMessage", lambda call: call["status"] == 429, after=calls)
+    update_id, mark = _answer_held(server, "sendMessage", lambda: server.send_text(CLIENT, RUT))
     bot_process.kill()
     assert update_id not in server.acknowledged_update_ids
 
@@ -261,11 +271,10 @@ def test_a_kill_between_the_handlers_commit_and_its_answer_applies_the_press_onc
     step = _press(server, step, "g:1:next", step_shown(2))
     # The press is applied and committed (step 3, with its "processed" marker), then its
     # answer is held by Telegram's 429 and the process dies before it goes out.
-    server.fail_next("sendPhoto", 429, retry_after=30)
-    calls = server.call_mark()
-    mark = server.mark()
-    server.press_button(CLIENT, step["message_id"], "g:2:next")
-    server.wait_for_call("sendPhoto", lambda call: call["status"] == 429, after=calls)
+    press = step["message_id"]
+    _, mark = _answer_held(
+        server, "sendPhoto", lambda: server.press_button(CLIENT, press, "g:2:next")
+    )
     bot_process.kill()
 
     bot_process.start()
@@ -284,11 +293,7 @@ def test_a_kill_with_a_batch_half_processed_applies_each_update_once(
     # The client's RUT is committed but its answer hangs (429); meanwhile another client's
     # two updates are processed and answered. Telegram may not be told past the first one,
     # so all three come again after the kill.
-    server.fail_next("sendMessage", 429, retry_after=30)
-    calls = server.call_mark()
-    mark = server.mark()
-    server.send_text(CLIENT, RUT)
-    server.wait_for_call("sendMessage", lambda call: call["status"] == 429, after=calls)
+    _, mark = _answer_held(server, "sendMessage", lambda: server.send_text(CLIENT, RUT))
     other = server.mark()
     server.send_text(OTHER, "/start", first_name="Pedro")
     server.wait_for(ASK_DEVICE, OTHER, after=other, timeout=15)
