@@ -294,6 +294,16 @@ def plain(text: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
+def assert_handoff_stored(bot: Harness, step: int, label: str) -> None:
+    """One open handoff for the client at `step`, its report delivered to both firm chats."""
+    [(handoff, chat_id, user_id, rut, at, problem, closed)] = bot.db_rows(
+        "SELECT id, chat_id, user_id, company_rut, step, problem, closed_at FROM handoffs",
+    )
+    assert (chat_id, user_id, rut, at, problem, closed) == (CLIENT, CLIENT, RUT, step, label, None)
+    outbox = bot.db_rows("SELECT chat_id, handoff_id, sent_at IS NOT NULL FROM outbox ORDER BY id")
+    assert outbox == [(FIRM_CHAT, handoff, 1), (FIRM_MEMBER, handoff, 1)]
+
+
 def assert_no_error(bot: Harness, *chats: int) -> None:
     guide = bot.deps.guide
     errors = {guide.message("error"), guide.message("firm_error")}
@@ -352,19 +362,7 @@ async def test_each_problem_is_answered_at_each_of_its_steps(
     # The free-text problem opens the handoff at once: the client's next words go to the firm.
     for chat in FIRM_CHATS:
         assert new_texts(bot, mark, chat) == [report_text(guide, problem.label, step)]
-    [(handoff, chat_id, user_id, rut, at, label, closed)] = bot.db_rows(
-        "SELECT id, chat_id, user_id, company_rut, step, problem, closed_at FROM handoffs",
-    )
-    assert (chat_id, user_id, rut, at, label, closed) == (
-        CLIENT,
-        CLIENT,
-        RUT,
-        step,
-        problem.label,
-        None,
-    )
-    outbox = bot.db_rows("SELECT chat_id, handoff_id, sent_at IS NOT NULL FROM outbox ORDER BY id")
-    assert outbox == [(FIRM_CHAT, handoff, 1), (FIRM_MEMBER, handoff, 1)]
+    assert_handoff_stored(bot, step, problem.label)
 
 
 @pytest.mark.parametrize(("step", "key"), ANSWERED, ids=[f"{s}-{k}" for s, k in ANSWERED])
@@ -390,19 +388,7 @@ async def test_not_solved_tells_the_firm_at_each_step_of_each_problem(
 
     # Nothing moved; the handoff and the firm's copies are stored.
     assert stored_step(bot) == step
-    [(handoff, chat_id, user_id, rut, at, label, closed)] = bot.db_rows(
-        "SELECT id, chat_id, user_id, company_rut, step, problem, closed_at FROM handoffs",
-    )
-    assert (chat_id, user_id, rut, at, label, closed) == (
-        CLIENT,
-        CLIENT,
-        RUT,
-        step,
-        problem.label,
-        None,
-    )
-    outbox = bot.db_rows("SELECT chat_id, handoff_id, sent_at IS NOT NULL FROM outbox ORDER BY id")
-    assert outbox == [(FIRM_CHAT, handoff, 1), (FIRM_MEMBER, handoff, 1)]
+    assert_handoff_stored(bot, step, problem.label)
     assert bot.db_rows("SELECT kind, step FROM events ORDER BY id DESC LIMIT 1") == [
         ("problem", step)
     ]
