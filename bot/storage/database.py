@@ -42,8 +42,8 @@ class UpdateWrites:
         return list(self.pending)
 
     def carried(self, steps: list[Step]) -> None:
-        """Forget the steps a transaction has just committed."""
-        del self.pending[: len(steps)]
+        """Forget the steps a transaction has just committed (others may have come since)."""
+        self.pending = [step for step in self.pending if step not in steps]
 
 
 @dataclass
