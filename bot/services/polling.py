@@ -110,6 +110,7 @@ class Poller:
         self.unreadable = 0
         self.failed = 0
         self._conflict_told = -CONFLICT_REPORT_SECONDS
+        self._probed = -BUSY_POLL_SECONDS  # when Telegram was last asked for newer updates
 
     @property
     def backlog(self) -> int:
@@ -163,9 +164,17 @@ class Poller:
         while not self._stop.is_set():
             offset = self._confirm()
             self._progress.clear()
-            if self._unfinished and not await self._news_waiting():
-                await self._wait_for_progress()
-                continue
+            if self._unfinished:
+                # Asked at most every BUSY_POLL_SECONDS: an update done meanwhile does not
+                # cost another probe while older ones are still in progress.
+                since = time.monotonic() - self._probed
+                if since < BUSY_POLL_SECONDS:
+                    await self._wait_for_progress(BUSY_POLL_SECONDS - since)
+                    continue
+                self._probed = time.monotonic()
+                if not await self._news_waiting():
+                    await self._wait_for_progress(BUSY_POLL_SECONDS)
+                    continue
             try:
                 updates = await self._fetch(offset)
             except (InvalidToken, asyncio.CancelledError):
@@ -424,16 +433,14 @@ class Poller:
         known = len(self._unfinished) + len(self._done)
         return bool(probe.result().pending_update_count > known)
 
-    async def _wait_for_progress(self) -> None:
-        """Wait until an update is done, a stop request, or time to look for newer ones."""
+    async def _wait_for_progress(self, seconds: float = BUSY_POLL_SECONDS) -> None:
+        """Wait until an update is done, a stop request, or `seconds` (time to look again)."""
         waits = [
             asyncio.ensure_future(self._progress.wait()),
             asyncio.ensure_future(self._stop.wait()),
         ]
         try:
-            await asyncio.wait(
-                waits, timeout=BUSY_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiting in waits:
                 waiting.cancel()
