@@ -38,6 +38,10 @@ class Alerts:
         self._last_sent: dict[AlertKind, datetime] = {}
         self._failures: list[datetime] = []
 
+    def is_firm_chat(self, chat_id: int) -> bool:
+        """Tell whether a chat is one of the firm's (FIRM_CHAT_IDS)."""
+        return chat_id in self._firm_chat_ids
+
     async def alert(self, bot: Bot, kind: AlertKind, **values: object) -> bool:
         """Send one alert unless one of its kind went out recently; tell whether it was sent."""
         now = self._clock.now()

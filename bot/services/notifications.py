@@ -126,7 +126,11 @@ class FirmNotifier:
                         "firm chat %s refused notice %s: %s", message.chat_id, message.id, exc
                     )
                     await self._repository.mark_outbox(message.id, self._clock.now(), sent=False)
-                    if message.attempts + 1 >= MAX_ATTEMPTS:
+                    # Only a firm chat that stops taking notices needs a person (a client who
+                    # passed the procedure on may simply have blocked the bot).
+                    if message.attempts + 1 >= MAX_ATTEMPTS and self._alerts.is_firm_chat(
+                        message.chat_id
+                    ):
                         await self._alerts.alert(
                             bot,
                             AlertKind.OUTBOX_GAVE_UP,

@@ -171,8 +171,12 @@ class AuthorizationStore(StoreBase):
         now: datetime,
         firm_notice: str,
         firm_chat_ids: Sequence[int],
+        passer_notice: str | None = None,
     ) -> Authorization | None:
         """Record a completion once, queueing the firm's notice in the same transaction.
+
+        Whoever passed this company's procedure on to someone else (and is not the one who
+        completed it) is told too, with `passer_notice`.
 
         The notice is rendered by the caller beforehand; its verification buttons are drawn
         when it is delivered, from the completion it refers to (`ref`).
@@ -217,6 +221,13 @@ class AuthorizationStore(StoreBase):
                     for firm_chat in firm_chat_ids
                 ],
             )
+            if passer_notice is not None:
+                db.execute(
+                    "INSERT INTO outbox (chat_id, text, created_at) "
+                    "SELECT DISTINCT CAST(actor AS INTEGER), ?, ? FROM events "
+                    "WHERE company_rut = ? AND kind = ? AND actor != ?",
+                    (passer_notice, stamp, company_rut, EventKind.PASSED_ON, str(client.chat_id)),
+                )
             return row
 
         return await self._write(body)

@@ -71,7 +71,8 @@ class FirmStore(StoreBase):
         """Store a new invitation and show the company as pending (step 0) if it is new.
 
         `event` names who made it in the history: the firm ("invited") or a client passing
-        the procedure on to the person with the certificate ("passed_on").
+        the procedure on to the person with the certificate ("passed_on"), who is not
+        reminded of that company any more (the other person is).
         """
         stamp = to_timestamp(now)
 
@@ -82,6 +83,11 @@ class FirmStore(StoreBase):
             )
             db.execute(_UPSERT_INVITED, (company_rut, stamp, stamp, client_name))
             add_event(db, company_rut, now, event, None, str(created_by))
+            if event is EventKind.PASSED_ON:
+                db.execute(
+                    "DELETE FROM reminders WHERE chat_id = ? AND company_rut = ?",
+                    (created_by, company_rut),
+                )
 
         return await self._write(body)
 

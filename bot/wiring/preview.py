@@ -22,6 +22,7 @@ from conversations.texts.guide import (
     PERMISSIONS_STEP,
     TOTAL_STEPS,
     Guide,
+    Problem,
     clock_label,
     local_date,
 )
@@ -202,6 +203,8 @@ def _sections(guide: Guide, settings: Settings) -> Iterator[Section]:
         _pressed(guide.button("pass_on"), "si otra persona tiene el certificado"),
         _bot(guide.message("pass_on_intro", **passed_on)),
         _bot(guide.message("pass_on_forward", **passed_on)),
+        _note("Cuando la otra persona termina, quien se lo pasó recibe:"),
+        _bot(guide.message("passed_on_done", company_rut=company)),
     ]
     yield Section("quien", "¿Quién puede hacerlo?", who_can, "¿Quién?")
     for number in range(1, TOTAL_STEPS + 1):
@@ -254,11 +257,27 @@ def _problems(guide: Guide, step: int, company_rut: str) -> list[str]:
         _bot(guide.message("problem_menu"), keyboards.problem_menu(guide, step)),
     ]
     for problem in guide.problems_at(step):
-        items.append(_pressed(problem.label))
-        answer = guide.problem_answer(problem, company_rut, step)
-        items.append(_bot(answer, keyboards.problem_answer(guide, step, problem)))
-        if problem.ask_text:
-            items.append(_note("Lo que escriba a continuación se le pasa a la firma."))
+        items += _answer(guide, step, company_rut, problem)
+        for listed in guide.problems_at(step, problem.key):
+            items += _answer(guide, step, company_rut, listed)
+    return items
+
+
+def _answer(guide: Guide, step: int, company_rut: str, problem: Problem) -> list[str]:
+    """Render one problem's answer as the client gets it, and what follows it."""
+    answer = guide.problem_answer(problem, company_rut, step)
+    items = [
+        _pressed(guide.problem_label(problem)),
+        _bot(answer, keyboards.problem_answer(guide, step, problem)),
+    ]
+    if problem.ask_text:
+        items.append(_note("Lo que escriba a continuación se le pasa a la firma."))
+    if problem.ask_proof:
+        promise = guide.message("reply_anytime")
+        items.append(_pressed(guide.button("send_proof")))
+        proof_asked = guide.message("proof_asked", {"reply_when": promise})
+        items.append(_bot(proof_asked, keyboards.back_to_step(guide, step)))
+        items.append(_note("La firma recibe el aviso, y después la captura que envíe."))
     return items
 
 

@@ -63,22 +63,8 @@ _ACTIONS: dict[int, frozenset[GuideAction]] = {
     1: frozenset({GuideAction.NEXT, GuideAction.BACK}),
     2: frozenset({GuideAction.NEXT, GuideAction.BACK}),
     3: frozenset({GuideAction.NEXT, GuideAction.BACK}),
-    4: frozenset(
-        {
-            GuideAction.NEXT,
-            GuideAction.BACK,
-            GuideAction.ALREADY_LISTED,
-            GuideAction.ALREADY_AUTHORIZED,
-        }
-    ),
-    5: frozenset(
-        {
-            GuideAction.NEXT,
-            GuideAction.BACK,
-            GuideAction.ALREADY_LISTED,
-            GuideAction.ALREADY_AUTHORIZED,
-        }
-    ),
+    4: frozenset({GuideAction.NEXT, GuideAction.BACK}),
+    5: frozenset({GuideAction.NEXT, GuideAction.BACK}),
     CONFIRMATION_STEP: frozenset({GuideAction.SAVED_USER, GuideAction.MISMATCH, GuideAction.BACK}),
     FINAL_STEP: frozenset(
         {
@@ -372,7 +358,7 @@ async def guide_button(update: Update, context: BotContext) -> None:
     now = deps.clock.now()
     rut = authorization.company_rut
 
-    if action in (GuideAction.SUCCESS, GuideAction.ALREADY_AUTHORIZED):
+    if action is GuideAction.SUCCESS:
         return await _complete(update, deps, authorization, step)
     if action is GuideAction.NOT_SAVED:
         await deps.repository.touch(rut, now)
@@ -395,8 +381,6 @@ def _target(step: int, action: GuideAction) -> int | None:
     """Return the step a button leads to (None where it leads elsewhere or nowhere)."""
     if action in (GuideAction.MISMATCH, GuideAction.BACK_TO_PERMISSIONS):
         return PERMISSIONS_STEP
-    if action is GuideAction.ALREADY_LISTED:
-        return CONFIRMATION_STEP
     if action is GuideAction.BACK:
         return step - 1 if step > 1 else None
     if action in (GuideAction.NEXT, GuideAction.SAVED_USER):
@@ -427,8 +411,9 @@ async def _complete(update: Update, deps: Deps, authorization: Authorization, at
         client_username=client.username,
     )
     notice = completion_notice(deps.guide, completed_as, deps.settings.timezone)
+    passer_notice = deps.guide.message("passed_on_done", company_rut=format_rut(company_rut))
     completed = await deps.repository.complete(
-        company_rut, at_step, client, now, notice, deps.settings.firm_chat_ids
+        company_rut, at_step, client, now, notice, deps.settings.firm_chat_ids, passer_notice
     )
     if completed is None:
         await say(

@@ -130,6 +130,7 @@ async def problem_button(update: Update, context: BotContext) -> None:
         or step not in problem.steps
         # Never offered: a problem in the client's own words reaches the firm by itself.
         or (pressed.to_firm and problem.ask_text)
+        or (pressed.proof and not problem.ask_proof)
     ):
         await stale_button(update, context)
         return
@@ -140,16 +141,19 @@ async def problem_button(update: Update, context: BotContext) -> None:
         )
         return
     company_rut = conversation.company_rut if conversation else None
-    if pressed.to_firm:
-        # The answer did not help: only now is the firm's time asked for (once: a double
-        # tap finds the same problem already in the firm's hands).
+    label = deps.guide.problem_label(problem)
+    if pressed.to_firm or pressed.proof:
+        # The answer did not help, or asks for evidence only the firm can judge: only now is
+        # the firm's time asked for (once: a double tap finds the same problem already in
+        # the firm's hands).
         chat_id, _ = ids(update)
         handoff = await deps.repository.open_handoff_of(chat_id)
-        if handoff is None or (handoff.problem, handoff.step) != (problem.label, step):
-            await report_problem(update, deps, problem.label, company_rut, step)
+        if handoff is None or (handoff.problem, handoff.step) != (label, step):
+            await report_problem(update, deps, label, company_rut, step)
+        key = "proof_asked" if pressed.proof else "problem_notified"
         await say(
             update,
-            deps.guide.message("problem_notified", {"reply_when": reply_when(deps)}),
+            deps.guide.message(key, {"reply_when": reply_when(deps)}),
             keyboards.back_to_step(deps.guide, step),
         )
         return
@@ -160,7 +164,7 @@ async def problem_button(update: Update, context: BotContext) -> None:
     )
     if problem.ask_text:
         # A problem in the client's own words goes to the firm with what they write next.
-        await report_problem(update, deps, problem.label, company_rut, step)
+        await report_problem(update, deps, label, company_rut, step)
 
 
 async def report_problem(
@@ -244,7 +248,15 @@ async def receive_photo(update: Update, deps: Deps, message: Message) -> None:
     elif conversation is None and await _late_proof(update, deps, file_id):
         return
     else:
-        problem = deps.guide.message("problem_photo")
+        # A screenshot for a problem the firm already has (the one an answer asked for) is
+        # named after it.
+        chat_id, _ = ids(update)
+        open_handoff = await deps.repository.open_handoff_of(chat_id)
+        problem = (
+            deps.guide.button("problem_photo_for", problem=open_handoff.problem)
+            if open_handoff is not None and open_handoff.step == step
+            else deps.guide.message("problem_photo")
+        )
         company_rut = conversation.company_rut if conversation else None
         report = await report_problem(
             update, deps, problem, company_rut, step, file_id, message.caption

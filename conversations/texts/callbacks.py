@@ -23,8 +23,9 @@ VERIFY_PATTERN = r"^vf:(ok|no):[0-9]{1,18}$"
 PAGE_PATTERN = r"^pg:(pend|comp):[0-9]{1,6}(:[0-9]{4}-[0-9]{2}-[0-9]{2})?$"
 
 # "pb:3" is the menu of step 3, "pb:3:key" one problem's answer, "pb:3:key:firm" the client
-# saying the answer did not help (only that tells the firm).
-PROBLEM_PATTERN = r"^pb:[1-7](:[a-z0-9]{1,10}(:firm)?)?$"
+# saying the answer did not help (only that tells the firm), "pb:3:key:proof" the client
+# about to send the screenshot that answer asks for (the firm is told too).
+PROBLEM_PATTERN = r"^pb:[1-7](:[a-z0-9]{1,10}(:firm|:proof)?)?$"
 DELETE_PATTERN = r"^del:(yes|no)$"
 DELETE_YES = "del:yes"
 DELETE_NO = "del:no"
@@ -51,8 +52,6 @@ class GuideAction(StrEnum):
     SUCCESS = "yes"  # step 7: the SII confirmed
     NOT_SAVED = "no"  # step 7: no confirmation seen
     BACK_TO_PERMISSIONS = "back5"  # step 7: redo from step 5
-    ALREADY_LISTED = "listed"  # steps 4-5: the representative was there, fixed: go to 6
-    ALREADY_AUTHORIZED = "had"  # steps 4-5: listed with every permission already: done
 
 
 @dataclass(frozen=True)
@@ -76,16 +75,20 @@ def page_data(listing: str, page: int, since: str | None = None) -> str:
 @dataclass(frozen=True)
 class ProblemButton:
     """A pressed problem button: the step, the problem (None: the menu), and whether the
-    client asks to talk to the firm about it."""
+    client asks to talk to the firm about it, or is about to send the screenshot it asks for."""
 
     step: int
     key: str | None
     to_firm: bool = False
+    proof: bool = False
 
 
-def problem_data(step: int, key: str | None = None, *, to_firm: bool = False) -> str:
+def problem_data(
+    step: int, key: str | None = None, *, to_firm: bool = False, proof: bool = False
+) -> str:
     """Return the callback data of the problem menu at a step, or of one problem in it."""
-    return f"pb:{step}" + (f":{key}" if key else "") + (":firm" if key and to_firm else "")
+    suffix = ":firm" if to_firm else ":proof" if proof else ""
+    return f"pb:{step}" + (f":{key}{suffix}" if key else "")
 
 
 def parse_problem_data(data: str | None) -> ProblemButton | None:
@@ -93,7 +96,9 @@ def parse_problem_data(data: str | None) -> ProblemButton | None:
     if data is None or not re.fullmatch(PROBLEM_PATTERN, data):
         return None
     parts = data.split(":")
-    return ProblemButton(int(parts[1]), parts[2] if len(parts) > 2 else None, len(parts) > 3)
+    last = parts[3] if len(parts) > 3 else ""
+    key = parts[2] if len(parts) > 2 else None
+    return ProblemButton(int(parts[1]), key, last == "firm", last == "proof")
 
 
 def later_data(key: str) -> str:

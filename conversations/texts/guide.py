@@ -45,19 +45,20 @@ class Problem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: str = Field(pattern=r"^[a-z0-9]{1,10}$")
+    # A button label (plain text): the common placeholders, such as {representative_name}.
     label: str
     steps: tuple[int, ...]
     answer: str
-    continue_at: int | None = None
+    # The problem whose answer lists this one (e.g. each SII error code under "login");
+    # None: listed in the step's own problem menu.
+    menu: str | None = None
+    # The answer asks for a screenshot of what the SII shows, which goes to the firm: the
+    # client's word alone never counts as done.
+    ask_proof: bool = False
+    # The answer sends the client back to the SII page (a session that expired, say).
+    portal_button: bool = False
     offer_later: bool = False
     ask_text: bool = False
-
-    @field_validator("continue_at")
-    @classmethod
-    def _continue_to_confirmation(cls, step: int | None) -> int | None:
-        if step is not None and step != CONFIRMATION_STEP:
-            raise ValueError(f"only continue_at = {CONFIRMATION_STEP} is supported")
-        return step
 
     @field_validator("steps")
     @classmethod
@@ -209,9 +210,13 @@ class Guide:
         """Return the picture of step `number`'s screen, if the guide has one."""
         return self._images[number - 1]
 
-    def problems_at(self, step: int) -> list[Problem]:
-        """Return the problems that can happen at a step, in the guide's order."""
-        return [problem for problem in self._content.problems if step in problem.steps]
+    def problems_at(self, step: int, menu: str | None = None) -> list[Problem]:
+        """Return the problems listed at a step (in `menu`'s answer, or the step's own menu)."""
+        return [p for p in self._content.problems if step in p.steps and p.menu == menu]
+
+    def problem_label(self, problem: Problem) -> str:
+        """Render a problem's button label (plain text)."""
+        return problem.label.format_map(_Values(self._common))
 
     def problem(self, key: str) -> Problem | None:
         """Return a problem by its key."""
@@ -316,6 +321,7 @@ class Guide:
         texts += [(f"problems.{p.key}", p.answer) for p in self._content.problems]
         if len({p.key for p in self._content.problems}) != len(self._content.problems):
             raise GuideError("two problems share a key")
+        self._check_menus()
         for where, text in texts:
             try:
                 rendered = self._render(text, samples)
@@ -326,6 +332,22 @@ class Guide:
                 raise GuideError(f"{where}: longer than Telegram's {limit} characters")
         if required is not self._content:
             self._check_placeholders_against(required)
+
+    def _check_menus(self) -> None:
+        """Refuse a problem listed under one that is missing, nested, or not at its steps."""
+        by_key = {p.key: p for p in self._content.problems}
+        for problem in self._content.problems:
+            try:
+                self.problem_label(problem)
+            except (KeyError, ValueError, IndexError) as exc:
+                raise GuideError(f"problems.{problem.key}.label: bad placeholder {exc}") from None
+            if problem.menu is None:
+                continue
+            parent = by_key.get(problem.menu)
+            if parent is None or parent.menu is not None:
+                raise GuideError(f"problems.{problem.key}: menu {problem.menu!r} is not a menu")
+            if not set(problem.steps) <= set(parent.steps):
+                raise GuideError(f"problems.{problem.key}: offered at steps {problem.menu} is not")
 
     def _check_placeholders_against(self, packaged: GuideContent) -> None:
         """Refuse a reworded text using a placeholder its packaged text is never given."""

@@ -69,11 +69,7 @@ def step(guide: Guide, number: int) -> InlineKeyboardMarkup:
 
     back = action("back", GuideAction.BACK)
     if number == 1:
-        rows = [
-            [InlineKeyboardButton(guide.button("open_portal"), url=guide.portal_url)],
-            [action("next", GuideAction.NEXT)],
-            [back],
-        ]
+        rows = [[portal(guide)], [action("next", GuideAction.NEXT)], [back]]
     elif number == CONFIRMATION_STEP:
         rows = [
             [action("pressed_save", GuideAction.SAVED_USER)],
@@ -88,29 +84,43 @@ def step(guide: Guide, number: int) -> InlineKeyboardMarkup:
         ]
     else:
         rows = [[back, action("next", GuideAction.NEXT)]]
+    if number != 1:
+        # The SII's session expires and a page gets closed: the way back in is on every step.
+        rows.append([portal(guide)])
     rows.append([_button(guide, "remind_later", LATER_MENU)])
     rows.append([_button(guide, "problem", problem_data(number))])
     return InlineKeyboardMarkup(rows)
 
 
+def portal(guide: Guide) -> InlineKeyboardButton:
+    """Return the button that opens the SII page."""
+    return InlineKeyboardButton(guide.button("open_portal"), url=guide.portal_url)
+
+
+def _problem_rows(guide: Guide, step: int, menu: str | None) -> list[list[InlineKeyboardButton]]:
+    return [
+        [InlineKeyboardButton(guide.problem_label(p), callback_data=problem_data(step, p.key))]
+        for p in guide.problems_at(step, menu)
+    ]
+
+
 def problem_menu(guide: Guide, step: int) -> InlineKeyboardMarkup:
     """List the problems that happen at this step, and the way back."""
-    rows = [
-        [InlineKeyboardButton(problem.label, callback_data=problem_data(step, problem.key))]
-        for problem in guide.problems_at(step)
-    ]
+    rows = _problem_rows(guide, step, None)
     rows.append([_button(guide, "back_to_step", KEEP_GOING, step=step)])
     return InlineKeyboardMarkup(rows)
 
 
 def problem_answer(guide: Guide, step: int, problem: Problem) -> InlineKeyboardMarkup:
-    """Offer what helps after a problem's answer, the firm, and the way back to the step."""
-    rows = []
-    if problem.continue_at is not None:
-        rows.append([_button(guide, "continue_at_6", guide_data(step, GuideAction.ALREADY_LISTED))])
-        rows.append(
-            [_button(guide, "already_authorized", guide_data(step, GuideAction.ALREADY_AUTHORIZED))]
-        )
+    """Offer what helps after a problem's answer, the firm, and the way back to the step.
+
+    An answer that lists other problems (the SII's error codes) offers them as buttons.
+    """
+    rows = _problem_rows(guide, step, problem.key)
+    if problem.ask_proof:
+        rows.append([_button(guide, "send_proof", problem_data(step, problem.key, proof=True))])
+    if problem.portal_button:
+        rows.append([portal(guide)])
     if problem.offer_later:
         rows.append([_button(guide, "remind_later", LATER_MENU)])
     if not problem.ask_text:
@@ -181,7 +191,7 @@ def reminder(guide: Guide) -> InlineKeyboardMarkup:
 
 
 def not_saved(guide: Guide) -> InlineKeyboardMarkup:
-    """Offer, after a missing confirmation, to redo from step 5 or confirm after all."""
+    """Offer, after a missing confirmation, to redo from step 5, confirm after all, or help."""
     return InlineKeyboardMarkup(
         [
             [
@@ -190,6 +200,7 @@ def not_saved(guide: Guide) -> InlineKeyboardMarkup:
                 )
             ],
             [_button(guide, "saved_yes", guide_data(FINAL_STEP, GuideAction.SUCCESS))],
+            [_button(guide, "problem", problem_data(FINAL_STEP))],
         ]
     )
 

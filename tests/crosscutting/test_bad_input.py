@@ -22,7 +22,7 @@ GROUP = -100_987_654  # a group the bot was added to that is not one of the firm
 LONG_TEXT = "hola " * 1000
 FIRM_CHATS = (FIRM_CHAT, FIRM_MEMBER)
 # What a step's button looks like: once completed, pressing one is answered "already done".
-STEP_BUTTON = re.compile(r"g:[1-7]:(next|back|save|mismatch|yes|no|back5|listed|had)")
+STEP_BUTTON = re.compile(r"g:[1-7]:(next|back|save|mismatch|yes|no|back5)")
 
 # Presses that belong nowhere, or to another place than the client is at: buttons left on
 # older messages, and data no button of the bot ever carried. Each state leaves out the
@@ -36,7 +36,7 @@ FORGED = (
     "rep:yes",
     "rep:no",
     "g:1:next",
-    "g:3:had",  # "already has the permissions" exists at steps 4 and 5 only
+    "g:3:had",  # once "already has the permissions", which never counts as done any more
     "g:4:had",
     "g:5:had",
     "g:6:had",

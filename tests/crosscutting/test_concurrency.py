@@ -238,17 +238,17 @@ async def test_concurrent_presses_of_one_client_never_skip_or_double_a_step(
     assert moves == [(len(users),)]
 
 
-async def test_concurrent_taps_on_already_authorized_complete_once(crowd: Harness) -> None:
+async def test_concurrent_taps_on_saved_yes_complete_once(crowd: Harness) -> None:
     bot = crowd
     users = [FINISHER_BASE + i for i in range(10)]
     for user in users:
-        await walk_to_step(bot, user, 5)
+        await walk_to_step(bot, user, 7)
     bot.request.clear()
 
-    # "Ya tiene esos permisos" (after "ALEX ya aparece en la lista"), tapped three times.
+    # "Sí, apareció", tapped three times by each client at once.
     await asyncio.gather(
         *(
-            feed(bot, callback_update(user, "g:5:had", first_name=f"C{user}"))
+            feed(bot, callback_update(user, "g:7:yes", first_name=f"C{user}"))
             for user in users
             for _ in range(3)
         )

@@ -63,7 +63,9 @@ PROBLEM_KEYS = [
     "certpass",
     "certexp",
     "login",
-    "noauth",
+    "c28",
+    "c41",
+    "certwin",
     "whichrut",
     "listed",
     "boxes",
@@ -146,6 +148,7 @@ valid_looking = st.one_of(
     ),
     st.builds("pb:{}:{}".format, st.integers(0, 8), st.sampled_from(PROBLEM_KEYS)),
     st.builds("pb:{}:{}:firm".format, st.integers(0, 8), st.sampled_from(PROBLEM_KEYS)),
+    st.builds("pb:{}:{}:proof".format, st.integers(0, 8), st.sampled_from(PROBLEM_KEYS)),
     st.builds("pb:{}".format, st.integers(0, 8)),
     st.builds("later:{}".format, st.from_regex(r"[a-z0-9]{1,10}", fullmatch=True)),
     st.builds("vf:ok:{}".format, number),
@@ -163,6 +166,7 @@ flow_buttons = st.one_of(
     st.sampled_from(["dev:pc", "dev:phone", "pass:on", "st:another"]),
     st.builds("g:{}:had".format, st.integers(1, 7)),
     st.builds("pb:{}:{}:firm".format, st.integers(1, 7), st.sampled_from(PROBLEM_KEYS)),
+    st.builds("pb:{}:{}:proof".format, st.integers(1, 7), st.sampled_from(PROBLEM_KEYS)),
 )
 callback_data = st.one_of(valid_looking, random_data)
 # The firm presses anything too: client buttons and presses without data included.

@@ -159,7 +159,8 @@ TRANSITIONS = [
     pytest.param(6, "g:6:mismatch", "sendPhoto", "guide", 5, "g:5:next", 6, id="mismatch"),
     # The "data do not match" notice, sent before step 5, is lost instead.
     pytest.param(6, "g:6:mismatch", "sendMessage", "guide", 5, "g:5:next", 6, id="mismatch-notice"),
-    pytest.param(4, "g:4:listed", "sendPhoto", "guide", 6, "g:6:save", 7, id="listed"),
+    # "Not seen" at step 7, then back to the permissions.
+    pytest.param(7, "g:7:back5", "sendPhoto", "guide", 5, "g:5:next", 6, id="back-to-5"),
 ]
 
 

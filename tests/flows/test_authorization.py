@@ -108,7 +108,7 @@ async def test_not_saved_at_step_7_guides_and_offers_the_way_back(bot: Harness) 
     await bot.reach_step(7)
     await bot.press("g:7:no")
     assert bot.last_text() == bot.deps.guide.message("not_saved")
-    assert button_data(bot.request.last(CLIENT)) == ["g:7:back5", "g:7:yes"]
+    assert button_data(bot.request.last(CLIENT)) == ["g:7:back5", "g:7:yes", "pb:7"]
     await bot.press("g:7:back5")
     assert bot.last_text() == step_text(bot, 5)
 

@@ -158,6 +158,33 @@ async def test_pass_on_gives_a_fresh_link_for_the_same_company(bot: Harness) -> 
     assert step == 2
 
 
+async def test_who_passed_it_on_is_not_reminded_and_hears_when_the_other_finishes(
+    bot: Harness,
+) -> None:
+    guide = bot.deps.guide
+    await bot.reach_step(2)
+    assert bot.db_rows("SELECT company_rut FROM reminders WHERE chat_id = ?", (CLIENT,)) == [(RUT,)]
+    await bot.press("pass:on")
+    [token] = LINK.findall(bot.last_text())
+    assert bot.db_rows("SELECT * FROM reminders WHERE chat_id = ?", (CLIENT,)) == []
+
+    other = 880_002
+    await bot.say(f"/start {token}", user=other)
+    await bot.press("dev:pc", user=other)
+    await bot.press("rut:ok", user=other)
+    await bot.steps_from(1, 7, user=other)
+    mark = len(bot.request.calls)
+    await bot.press("g:7:yes", user=other)
+    assert [c.text for c in new(bot, mark, CLIENT)] == [
+        guide.message("passed_on_done", company_rut="76.086.428-5")
+    ]
+    # Only the one who passed it on is told; the firm gets its usual notice.
+    assert next(c.text for c in new(bot, mark, other)) == guide.message(
+        "done", company_rut="76.086.428-5"
+    )
+    assert len(new(bot, mark, FIRM_CHAT)) == len(new(bot, mark, FIRM_MEMBER)) == 1
+
+
 async def test_pass_on_without_a_company_changes_nothing(bot: Harness) -> None:
     await bot.say("/start")
     before = bot.db_snapshot()
@@ -393,18 +420,20 @@ async def test_a_free_text_problem_warns_about_passwords_and_reaches_the_firm(
     assert bot.db_rows("SELECT COUNT(*) FROM handoffs WHERE closed_at IS NULL") == [(1,)]
 
 
-async def test_listed_with_every_permission_counts_as_done(bot: Harness) -> None:
-    guide = bot.deps.guide
+async def test_listed_asks_for_a_screenshot_and_offers_no_way_to_count_it_done(
+    bot: Harness,
+) -> None:
     await bot.reach_step(4)
     await bot.press("pb:4:listed")
-    assert "g:4:had" in button_data(bot.request.last(CLIENT))
-    await bot.press("g:4:had")
-    assert bot.last_text() == guide.message("done", company_rut="76.086.428-5")
+    offered = button_data(bot.request.last(CLIENT))
+    assert "pb:4:listed:proof" in offered
+    assert not [data for data in offered if data.startswith("g:")]
+    await bot.press("pb:4:listed:proof")
     [(completed,)] = bot.db_rows(
         "SELECT completed_at FROM authorizations WHERE company_rut = ?", (RUT,)
     )
-    assert completed == bot.clock.now().timestamp()
-    assert len(bot.texts(FIRM_CHAT)) == 1
+    assert completed is None
+    assert len(bot.texts(FIRM_CHAT)) == 1  # the problem, for the firm to check
 
 
 async def test_had_is_not_accepted_at_other_steps(bot: Harness) -> None:
@@ -476,7 +505,7 @@ async def test_a_guide_with_every_text_changed_still_walks_the_happy_path(
     # Prefix every text with a marker: the suite must not depend on the packaged wording.
     reworded = re.sub(r'= """', '= """[R] ', tables)
     reworded = re.sub(
-        r'^(?!key |image )(\w+) = "(?!")', r'\1 = "[R] ', reworded, flags=re.MULTILINE
+        r'^(?!key |image |menu )(\w+) = "(?!")', r'\1 = "[R] ', reworded, flags=re.MULTILINE
     )
     path = tmp_path / "reworded.toml"
     path.write_text(reworded, encoding="utf-8")

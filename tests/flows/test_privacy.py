@@ -215,7 +215,7 @@ async def test_borrar_mis_datos_asks_first_and_no_keeps_everything(bot: Harness)
 async def test_deleting_an_unfinished_authorization_removes_every_row(bot: Harness) -> None:
     # Juana: step 3, a problem, a message to the firm and its answer, a reminder.
     await reach_help_step(bot, 3)
-    await report(bot, 3, "noauth")
+    await report(bot, 3, "c41")
     await bot.say("No sé quién es el representante", **JUANA)
     report_in_group = handoff_ids(bot, FIRM_CHAT)[0]
     await firm_reply(bot, "Te escribo luego", report_in_group)
@@ -401,7 +401,7 @@ async def test_retention_purges_idle_unfinished_authorizations_once_a_day(
     bot = await make_bot(data_retention_days=30)
     # Day 0: Juana stops at step 3 after reporting a problem; Ana completes.
     await reach_help_step(bot, 3)
-    await report(bot, 3, "noauth")
+    await report(bot, 3, "c41")
     await complete(bot, user=THIRD, shown=SHOWN_C, who=ANA)
     # Day 1.5: Pedro stops at step 2.
     clock.advance(days=1, hours=12)

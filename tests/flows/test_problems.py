@@ -69,24 +69,36 @@ PEDRO: dict[str, Any] = {"first_name": "Pedro", "username": "pedro_b"}
 # The guide as shipped, to enumerate every (step, problem) pair at collection time.
 GUIDE = load_guide(None, firm_facts(make_settings(Path("unused"))))
 STEPS = range(1, TOTAL_STEPS + 1)
-CASES = [(step, p.key) for step in STEPS for p in GUIDE.problems_at(step)]
-ALL_PROBLEMS = {p.key: p for step in STEPS for p in GUIDE.problems_at(step)}
+
+
+def reachable(guide: Guide, step: int) -> list[Problem]:
+    """The problems a client at `step` can reach: the step's menu, and the answers' menus."""
+    top = guide.problems_at(step)
+    return [*top, *(child for p in top for child in guide.problems_at(step, p.key))]
+
+
+CASES = [(step, p.key) for step in STEPS for p in reachable(GUIDE, step)]
+ALL_PROBLEMS = {p.key: p for step in STEPS for p in reachable(GUIDE, step)}
 # The problems whose answer offers "Esto no me resolvió" (all but the free-text one).
 ANSWERED = [(step, key) for step, key in CASES if not ALL_PROBLEMS[key].ask_text]
 TYPED = [(step, key) for step, key in CASES if ALL_PROBLEMS[key].ask_text]
-LISTED = [(step, key) for step, key in CASES if ALL_PROBLEMS[key].continue_at is not None]
+# The problems whose answer asks for a screenshot instead of taking the client's word.
+PROOF = [(step, key) for step, key in CASES if ALL_PROBLEMS[key].ask_proof]
 
 # Problem buttons a client at step 3 may still have, or forge: none of them does anything.
 AT = 3
-OFFERED_AT = {p.key for p in GUIDE.problems_at(AT)}
+OFFERED_AT = {p.key for p in reachable(GUIDE, AT)}
 NOT_OFFERED_AT = [key for key in ALL_PROBLEMS if key not in OFFERED_AT]
 STALE_OR_FORGED = [
     *(f"pb:{step}" for step in (AT - 1, AT + 1, 9, 0)),  # another step's menu, or none
     # A real problem that is not offered at this step, its answer and its "talk to the firm".
     *(f"pb:{AT}:{key}{firm}" for key in NOT_OFFERED_AT for firm in ("", ":firm")),
     # The menu of the previous step, still on screen: answers and "talk to the firm".
-    *(f"pb:{AT - 1}:{p.key}{firm}" for p in GUIDE.problems_at(AT - 1) for firm in ("", ":firm")),
-    *(f"pb:{AT + 1}:{p.key}:firm" for p in GUIDE.problems_at(AT + 1)),
+    *(f"pb:{AT - 1}:{p.key}{firm}" for p in reachable(GUIDE, AT - 1) for firm in ("", ":firm")),
+    *(f"pb:{AT + 1}:{p.key}:firm" for p in reachable(GUIDE, AT + 1)),
+    # A screenshot asked for where no answer asks for one, or at another step.
+    *(f"pb:{AT}:{key}:proof" for key in sorted(OFFERED_AT) if not ALL_PROBLEMS[key].ask_proof),
+    *(f"pb:{AT + 1}:{p.key}:proof" for p in reachable(GUIDE, AT + 1) if p.ask_proof),
     f"pb:{AT}:zzz",  # no such problem
     f"pb:{AT}:zzz:firm",
     f"pb:{AT}:firm",
@@ -162,10 +174,14 @@ def keyboard(call: Call) -> list[list[tuple[str, str]]]:
 
 def answer_keyboard(guide: Guide, problem: Problem, step: int) -> list[list[tuple[str, str]]]:
     """The buttons a problem's answer offers at `step`, one a row, in order."""
-    rows: list[list[tuple[str, str]]] = []
-    if problem.continue_at is not None:
-        rows.append([(guide.button("continue_at_6"), f"g:{step}:listed")])
-        rows.append([(guide.button("already_authorized"), f"g:{step}:had")])
+    rows: list[list[tuple[str, str]]] = [
+        [(guide.problem_label(child), f"pb:{step}:{child.key}")]
+        for child in guide.problems_at(step, problem.key)
+    ]
+    if problem.ask_proof:
+        rows.append([(guide.button("send_proof"), f"pb:{step}:{problem.key}:proof")])
+    if problem.portal_button:
+        rows.append([(guide.button("open_portal"), guide.portal_url)])
     if problem.offer_later:
         rows.append([(guide.button("remind_later"), "later:menu")])
     if not problem.ask_text:
@@ -317,8 +333,11 @@ def assert_no_error(bot: Harness, *chats: int) -> None:
 def test_each_step_offers_the_problems_the_guide_file_lists_for_it() -> None:
     tables = tomllib.loads(DEFAULT_GUIDE_PATH.read_text(encoding="utf-8"))["problems"]
     for step in STEPS:
-        listed = [problem["key"] for problem in tables if step in problem["steps"]]
+        listed = [p["key"] for p in tables if step in p["steps"] and "menu" not in p]
         assert [p.key for p in GUIDE.problems_at(step)] == listed, step
+        for parent in listed:
+            under = [p["key"] for p in tables if step in p["steps"] and p.get("menu") == parent]
+            assert [p.key for p in GUIDE.problems_at(step, parent)] == under, (step, parent)
         # Whatever the step, the client can always describe their problem to the firm.
         assert [p.ask_text for p in GUIDE.problems_at(step)].count(True) == 1, step
     assert len(CASES) == sum(len(problem["steps"]) for problem in tables)
@@ -331,6 +350,7 @@ async def test_each_problem_is_answered_at_each_of_its_steps(
 ) -> None:
     guide = bot.deps.guide
     problem = problem_of(bot, key)
+    label = guide.problem_label(problem)
     await reach_help_step(bot, step)
 
     mark = len(bot.request.calls)
@@ -338,7 +358,7 @@ async def test_each_problem_is_answered_at_each_of_its_steps(
     [menu] = new_sent(bot, mark, CLIENT)
     assert menu.text == guide.message("problem_menu")
     assert keyboard(menu) == [
-        *([(p.label, f"pb:{step}:{p.key}")] for p in guide.problems_at(step)),
+        *([(guide.problem_label(p), f"pb:{step}:{p.key}")] for p in guide.problems_at(step)),
         *back_keyboard(guide, step),
     ]
     assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
@@ -361,8 +381,8 @@ async def test_each_problem_is_answered_at_each_of_its_steps(
 
     # The free-text problem opens the handoff at once: the client's next words go to the firm.
     for chat in FIRM_CHATS:
-        assert new_texts(bot, mark, chat) == [report_text(guide, problem.label, step)]
-    assert_handoff_stored(bot, step, problem.label)
+        assert new_texts(bot, mark, chat) == [report_text(guide, label, step)]
+    assert_handoff_stored(bot, step, label)
 
 
 @pytest.mark.parametrize(("step", "key"), ANSWERED, ids=[f"{s}-{k}" for s, k in ANSWERED])
@@ -370,7 +390,7 @@ async def test_not_solved_tells_the_firm_at_each_step_of_each_problem(
     bot: Harness, step: int, key: str
 ) -> None:
     guide = bot.deps.guide
-    problem = problem_of(bot, key)
+    label = guide.problem_label(problem_of(bot, key))
     await reach_help_step(bot, step)
     await open_answer(bot, step, key)
 
@@ -384,11 +404,11 @@ async def test_not_solved_tells_the_firm_at_each_step_of_each_problem(
 
     # Both firm chats get the report: who, which company, where and what.
     for chat in FIRM_CHATS:
-        assert new_texts(bot, mark, chat) == [report_text(guide, problem.label, step)]
+        assert new_texts(bot, mark, chat) == [report_text(guide, label, step)]
 
     # Nothing moved; the handoff and the firm's copies are stored.
     assert stored_step(bot) == step
-    assert_handoff_stored(bot, step, problem.label)
+    assert_handoff_stored(bot, step, label)
     assert bot.db_rows("SELECT kind, step FROM events ORDER BY id DESC LIMIT 1") == [
         ("problem", step)
     ]
@@ -400,62 +420,55 @@ async def test_not_solved_tells_the_firm_at_each_step_of_each_problem(
     assert new_texts(bot, mark, CLIENT) == [from_firm(guide, "Le llamo en 5 minutos")]
 
 
-@pytest.mark.parametrize(("step", "key"), LISTED, ids=[f"{s}-{k}" for s, k in LISTED])
-async def test_listed_moves_on_to_step_6(bot: Harness, step: int, key: str) -> None:
-    await reach_help_step(bot, step)
-    await open_answer(bot, step, key)
-    mark = len(bot.request.calls)
-    await bot.press(f"g:{step}:listed")
-    [shown] = new_sent(bot, mark, CLIENT)
-    assert shown.method == "sendPhoto"
-    assert shown.text == bot.deps.guide.step(6, RUT)
-    assert stored_step(bot) == 6
-    assert bot.texts(FIRM_CHAT) == bot.texts(FIRM_MEMBER) == []
-    assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
-
-
-@pytest.mark.parametrize(("step", "key"), LISTED, ids=[f"{s}-{k}" for s, k in LISTED])
-async def test_listed_with_every_permission_completes_once(
+@pytest.mark.parametrize(("step", "key"), PROOF, ids=[f"{s}-{k}" for s, k in PROOF])
+async def test_already_listed_asks_for_a_screenshot_and_hands_off_never_completing(
     bot: Harness, step: int, key: str
 ) -> None:
     guide = bot.deps.guide
+    problem = problem_of(bot, key)
+    label = guide.problem_label(problem)
     await reach_help_step(bot, step)
     await open_answer(bot, step, key)
-    mark = len(bot.request.calls)
-    await bot.press(f"g:{step}:had")
-    [done] = new_sent(bot, mark, CLIENT)
-    assert done.text == guide.message("done", company_rut=SHOWN)
-    assert button_data(done) == ["st:another"]
-    for chat in FIRM_CHATS:
-        [notice] = new_sent(bot, mark, chat)
-        assert notice.text == completion_notice(bot)
-    [(completed_at, at)] = bot.db_rows("SELECT completed_at, step FROM authorizations")
-    assert (completed_at, at) == (bot.clock.now().timestamp(), step)
-    assert bot.db_rows("SELECT step FROM events WHERE kind = 'completed'") == [(step,)]
-    assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]
 
-    # Pressed again (a double tap, or the old answer still on screen): no second notice.
-    before = bot.db_snapshot()
+    # Asked for the screenshot: the firm has the problem at once, whatever comes next.
     mark = len(bot.request.calls)
-    await bot.press(f"g:{step}:had")
-    assert new_texts(bot, mark, CLIENT) == [guide.message("already_completed", company_rut=SHOWN)]
-    assert new_sent(bot, mark, FIRM_CHAT) == new_sent(bot, mark, FIRM_MEMBER) == []
-    assert bot.db_snapshot() == before
+    await bot.press(f"pb:{step}:{key}:proof")
+    [told] = new_sent(bot, mark, CLIENT)
+    assert told.text == guide.message("proof_asked", {"reply_when": promise(bot)})
+    assert keyboard(told) == back_keyboard(guide, step)
+    for chat in FIRM_CHATS:
+        assert new_texts(bot, mark, chat) == [report_text(guide, label, step)]
+    assert_handoff_stored(bot, step, label)
+
+    # The screenshot goes to the firm under that problem; it is evidence, not a completion.
+    mark = len(bot.request.calls)
+    await bot.feed(photo_update())
+    for chat in FIRM_CHATS:
+        [photo] = new_sent(bot, mark, chat)
+        assert photo.method == "sendPhoto" and photo.params["photo"] == "ph-large"
+        assert photo.params["caption"] == report_text(
+            guide, guide.button("problem_photo_for", problem=label), step
+        )
+    assert new_texts(bot, mark, CLIENT)[0] == guide.message(
+        "photo_forwarded", {"reply_when": promise(bot)}
+    )
+    assert bot.db_rows("SELECT completed_at, step FROM authorizations") == [(None, step)]
+    assert bot.db_rows("SELECT COUNT(*) FROM events WHERE kind = 'completed'") == [(0,)]
     assert_no_error(bot)
 
 
-async def test_a_stale_had_changes_nothing_once_the_client_moved_on(bot: Harness) -> None:
+@pytest.mark.parametrize("old", ["had", "listed"])
+async def test_the_old_already_listed_buttons_complete_nothing(bot: Harness, old: str) -> None:
     guide = bot.deps.guide
-    [(step, key), *_] = LISTED
+    [(step, key), *_] = PROOF
     await reach_help_step(bot, step)
     await open_answer(bot, step, key)
-    await bot.press(f"g:{step}:next")
     before = bot.db_snapshot()
     mark = len(bot.request.calls)
-    await bot.press(f"g:{step}:had")
+    await bot.press(f"g:{step}:{old}")
     [notice] = new_calls(bot, mark, "answerCallbackQuery")
-    assert notice.params.get("text") == guide.message("stale_button", step=step + 1)
-    assert new_texts(bot, mark, CLIENT) == [guide.step(step + 1, RUT)]
+    assert notice.params.get("text") == guide.message("stale_button", step=step)
+    assert new_texts(bot, mark, CLIENT) == [guide.step(step, RUT)]
     assert new_sent(bot, mark, FIRM_CHAT) == new_sent(bot, mark, FIRM_MEMBER) == []
     assert bot.db_snapshot() == before
 
@@ -617,7 +630,7 @@ async def test_cerrar_closes_the_handoff(bot: Harness) -> None:
     guide = bot.deps.guide
     closed = guide.message("firm_reply_closed")
     await reach_help_step(bot, AT)
-    await ask_the_firm(bot, AT, "noauth")
+    await ask_the_firm(bot, AT, "c41")
     [report_in_group] = handoff_ids(bot, FIRM_CHAT)
 
     mark = len(bot.request.calls)
@@ -743,10 +756,10 @@ async def test_two_clients_never_see_each_others_handoff(bot: Harness) -> None:
     await ask_the_firm(bot, 5, "boxes", user=OTHER, who=PEDRO)
     report_a, report_b = handoff_ids(bot, FIRM_CHAT)
     assert bot.texts(FIRM_CHAT)[-2:] == [
-        report_text(guide, problem_of(bot, "login").label, 2),
+        report_text(guide, guide.problem_label(problem_of(bot, "login")), 2),
         report_text(
             guide,
-            problem_of(bot, "boxes").label,
+            guide.problem_label(problem_of(bot, "boxes")),
             5,
             shown=SHOWN_B,
             name="Pedro",
@@ -958,7 +971,7 @@ async def test_names_are_escaped_in_what_the_firm_reads(bot: Harness) -> None:
     report_in_group, relayed = bot.texts(FIRM_CHAT)[-2:]
     assert report_in_group == report_text(
         guide,
-        problem_of(bot, key).label,
+        guide.problem_label(problem_of(bot, key)),
         step,
         shown=SHOWN_B,
         name="<b>Ana & Co</b>",
