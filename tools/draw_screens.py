@@ -1,6 +1,8 @@
-"""Draw the default pictures of the SII screens.
+"""Draw the packaged pictures of the SII screens (a build tool, not part of the bot).
 
-Run: python -m conversations.texts.screens.draw [DIR]
+Run from the checkout: python tools/draw_screens.py [DIR]
+(needs the test extras: pip install -e '.[test]'). Without DIR, it rewrites the committed
+pictures in conversations/texts/screens/.
 """
 
 import functools
@@ -166,6 +168,9 @@ class Screen:
     elements: tuple[Element, ...]
     browser: Browser | None = None
 
+
+# Where the bot finds its packaged pictures (next to its guide.toml).
+PACKAGED_SCREENS = Path(__file__).resolve().parents[1] / "conversations" / "texts" / "screens"
 
 PORTAL_URL = "https://palena.sii.cl/cvc_cgi/dte/eu_enrola_usuarios"
 COMPANY = "EMPRESA EJEMPLO SPA"
@@ -747,9 +752,9 @@ def render(screen: Screen) -> Image.Image:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write paso1.png … paso7.png into the given folder (by default, this script's)."""
+    """Write paso1.png … paso7.png into the given folder (by default, the packaged one)."""
     args = sys.argv[1:] if argv is None else list(argv)
-    outdir = Path(args[0]) if args else Path(__file__).resolve().parent
+    outdir = Path(args[0]) if args else PACKAGED_SCREENS
     outdir.mkdir(parents=True, exist_ok=True)
     for screen in SCREENS:
         render(screen).save(outdir / screen.filename, optimize=True)
