@@ -7,6 +7,7 @@ pictures in conversations/texts/screens/.
 
 import functools
 import io
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal, TypeAlias
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 # ---------------------------------------------------------------------------------------------
 # What each screen shows, as data. The SII's texts are transcribed from the firm's written
@@ -168,6 +169,13 @@ class Screen:
     elements: tuple[Element, ...]
     browser: Browser | None = None
 
+
+# The PNG text chunks that say how small the picture's smallest text is (px of the picture)
+# and every line of text drawn in it, with its size: the preview test turns the first into CSS
+# px on a phone.
+MIN_TEXT_CHUNK = "min-text-px"
+DRAWN_TEXT_CHUNK = "drawn-text"
+COMPANY_RUT_PLACEHOLDER = "RUT de su empresa"
 
 # Where the bot finds its packaged pictures (next to its guide.toml).
 PACKAGED_SCREENS = Path(__file__).resolve().parents[1] / "conversations" / "texts" / "screens"
@@ -396,20 +404,36 @@ def grow(box: Box, by: int) -> Box:
 class Page:
     """A page being drawn top to bottom; marks are drawn last, over everything."""
 
-    def __init__(self, height: int = 3000, header: bool = True) -> None:
+    def __init__(
+        self, texts: list[tuple[str, float]], height: int = 3000, header: bool = True
+    ) -> None:
         """Start an empty white page, with the SII's header bar unless told not to."""
         self.image = Image.new("RGB", (WIDTH, height), WHITE)
         self.draw = ImageDraw.Draw(self.image)
+        self.texts = texts
         self.marks: list[tuple[Box, Mark]] = []
         self.y = 0
         if header:
             self.header()
 
+    def text(
+        self,
+        xy: tuple[int, int],
+        text: str,
+        *,
+        font: ImageFont.FreeTypeFont,
+        fill: Color,
+        anchor: str | None = None,
+    ) -> None:
+        """Draw one line of text, remembering it and its size for the picture's metadata."""
+        self.texts.append((text, font.size))
+        self.draw.text(xy, text, font=font, fill=fill, anchor=anchor)
+
     def header(self) -> None:
         """Draw the SII's blue bar at the top."""
         self.draw.rectangle((0, 0, WIDTH, 80), fill=SII_BLUE)
-        self.draw.text((MARGIN, 40), "SII", font=font("bold", 44), fill=WHITE, anchor="lm")
-        self.draw.text(
+        self.text((MARGIN, 40), "SII", font=font("bold", 44), fill=WHITE, anchor="lm")
+        self.text(
             (MARGIN + 96, 40),
             "Servicio de Impuestos Internos",
             font=font("regular", BODY),
@@ -431,7 +455,7 @@ class Page:
         """Draw lines of text from the current y, moving y below them."""
         typeface, height = font(style, size), round(size * 1.35)
         for line in lines:
-            self.draw.text((x, self.y), line, font=typeface, fill=fill)
+            self.text((x, self.y), line, font=typeface, fill=fill)
             self.y += height
 
     def add(self, element: Element) -> None:
@@ -483,7 +507,7 @@ class Page:
         self.draw.rectangle(box, fill=BOX_FILL, outline=BOX_BORDER, width=2)
         if value:
             middle = (box[1] + box[3]) // 2
-            self.draw.text(
+            self.text(
                 (x + 14, middle), value, font=font("regular", BODY + 2), fill=TEXT, anchor="lm"
             )
         return box
@@ -491,7 +515,7 @@ class Page:
     def label(self, x: int, text: str, height: int = 54) -> int:
         """Draw a label centred on a row of the given height; return its right edge."""
         typeface = font("regular", BODY)
-        self.draw.text((x, self.y + height // 2), text, font=typeface, fill=TEXT, anchor="lm")
+        self.text((x, self.y + height // 2), text, font=typeface, fill=TEXT, anchor="lm")
         return x + round(typeface.getlength(text))
 
     def field(self, field: Field) -> None:
@@ -505,7 +529,7 @@ class Page:
         right = self.label(MARGIN, field.label)
         number_box = self.input_box(right + 34, 200, field.number)
         dash_x = number_box[2] + 22
-        self.draw.text((dash_x, self.y + 27), "-", font=font("bold", TITLE), fill=TEXT, anchor="mm")
+        self.text((dash_x, self.y + 27), "-", font=font("bold", TITLE), fill=TEXT, anchor="mm")
         digit_box = self.input_box(dash_x + 24, 60, field.check_digit)
         room = max(
             self.mark(number_box, field.number_mark),
@@ -568,7 +592,7 @@ class Page:
             fill = SII_BLUE if button.primary else BUTTON_FILL
             outline = SII_BLUE if button.primary else BOX_BORDER
             self.draw.rounded_rectangle(box, radius=6, fill=fill, outline=outline, width=2)
-            self.draw.text(
+            self.text(
                 ((box[0] + box[2]) // 2, (box[1] + box[3]) // 2),
                 button.label,
                 font=typeface,
@@ -584,7 +608,7 @@ class Page:
         typeface = font("regular", BODY + 2)
         self.y += MARK_PAD
         width = round(typeface.getlength(link.text))
-        self.draw.text((MARGIN, self.y), link.text, font=typeface, fill=LINK_BLUE)
+        self.text((MARGIN, self.y), link.text, font=typeface, fill=LINK_BLUE)
         underline = self.y + BODY + 6
         self.draw.line(((MARGIN, underline), (MARGIN + width, underline)), fill=LINK_BLUE, width=2)
         box = (MARGIN, self.y, MARGIN + width, underline + 6)
@@ -617,8 +641,8 @@ class Page:
             label_font = regular if table.header and not is_header else bold
             value_font = bold if is_header else regular
             middle = (top + bottom) // 2
-            self.draw.text((MARGIN + 12, middle), label, font=label_font, fill=color, anchor="lm")
-            self.draw.text((split + 12, middle), value, font=value_font, fill=color, anchor="lm")
+            self.text((MARGIN + 12, middle), label, font=label_font, fill=color, anchor="lm")
+            self.text((split + 12, middle), value, font=value_font, fill=color, anchor="lm")
             self.y = bottom
             if not is_header:
                 data_index += 1
@@ -638,7 +662,7 @@ class Page:
         self.draw.rectangle((left + 8, top + 8, right + 8, top + height + 8), fill=(175, 175, 175))
         self.draw.rectangle((left, top, right, top + height), fill=(250, 250, 250), outline=MUTED)
         self.draw.rectangle((left, top, right, top + 60), fill=CHROME, outline=MUTED)
-        self.draw.text(
+        self.text(
             (left + 20, top + 30), picker.title, font=font("bold", BODY), fill=TEXT, anchor="lm"
         )
         self.y = top + 60 + 20
@@ -652,7 +676,7 @@ class Page:
             chosen = index == picker.selected
             if chosen:
                 self.draw.rectangle(row, fill=SELECTED)
-            self.draw.text(
+            self.text(
                 (inner_left + 16, self.y + 27),
                 name,
                 font=font("bold" if chosen else "regular", BODY),
@@ -673,9 +697,9 @@ class Page:
                 grow((x, y, x, y), BADGE_RADIUS + 3), fill=WHITE, outline=WHITE, width=1
             )
             self.draw.ellipse(grow((x, y, x, y), BADGE_RADIUS), fill=MARK_COLOR)
-            self.draw.text((x, y), mark.badge, font=font("bold", 30), fill=WHITE, anchor="mm")
+            self.text((x, y), mark.badge, font=font("bold", 30), fill=WHITE, anchor="mm")
             if mark.note:
-                self.draw.text(
+                self.text(
                     (box[0] + 4, box[3] + 4), mark.note, font=font("bold", NOTE), fill=MARK_COLOR
                 )
         return self.image.crop((0, 0, WIDTH, self.y + 8))
@@ -692,27 +716,29 @@ def marks_of(element: Element) -> list[Mark | None]:
     return []
 
 
-def draw_page(elements: Sequence[Element]) -> Image.Image:
+def draw_page(elements: Sequence[Element], texts: list[tuple[str, float]]) -> Image.Image:
     """Draw an SII page from its elements."""
-    page = Page()
+    page = Page(texts)
     for element in elements:
         page.add(element)
     return page.finish()
 
 
-def draw_browser(browser: Browser, page: Image.Image) -> Image.Image:
+def draw_browser(
+    browser: Browser, page: Image.Image, texts: list[tuple[str, float]]
+) -> Image.Image:
     """Put a faded page inside a browser window and mark its address bar."""
-    chrome = Page(height=300, header=False)
+    chrome = Page(texts, height=300, header=False)
     draw = chrome.draw
     draw.rectangle((0, 0, WIDTH, 56), fill=CHROME)
     draw.rounded_rectangle((14, 8, 500, 66), radius=12, fill=WHITE)
-    draw.text((34, 32), browser.tab_title, font=font("regular", 26), fill=TEXT, anchor="lm")
+    chrome.text((34, 32), browser.tab_title, font=font("regular", 26), fill=TEXT, anchor="lm")
     address = (MARGIN, 76, WIDTH - MARGIN, 134)
     draw.rounded_rectangle(address, radius=29, fill=ADDRESS_FILL, outline=CELL_BORDER)
     lock_x, middle = address[0] + 24, (address[1] + address[3]) // 2
     draw.arc((lock_x + 3, middle - 15, lock_x + 17, middle + 1), 180, 360, fill=MUTED, width=3)
     draw.rectangle((lock_x, middle - 6, lock_x + 20, middle + 11), fill=MUTED)
-    draw.text(
+    chrome.text(
         (lock_x + 38, middle), browser.url, font=font("regular", BODY), fill=TEXT, anchor="lm"
     )
     chrome.y = address[3] + MARK_PAD + chrome.mark(address, browser.url_mark) + 8
@@ -726,29 +752,47 @@ def draw_browser(browser: Browser, page: Image.Image) -> Image.Image:
     return window
 
 
-def add_footer(picture: Image.Image) -> Image.Image:
+def add_footer(picture: Image.Image, texts: list[tuple[str, float]]) -> Image.Image:
     """Add the strip that says the picture is only a reference."""
     footer = 52
-    result = Image.new("RGB", (WIDTH, picture.height + footer), FOOTER_FILL)
-    result.paste(picture, (0, 0))
-    draw = ImageDraw.Draw(result)
-    draw.line(((0, picture.height), (WIDTH, picture.height)), fill=CELL_BORDER, width=2)
-    draw.text(
-        (WIDTH // 2, picture.height + footer // 2),
+    strip = Page(texts, height=footer, header=False)
+    strip.draw.rectangle((0, 0, WIDTH, footer), fill=FOOTER_FILL)
+    strip.draw.line(((0, 0), (WIDTH, 0)), fill=CELL_BORDER, width=2)
+    strip.text(
+        (WIDTH // 2, footer // 2),
         "Imagen referencial",
         font=font("italic", 28),
         fill=MUTED,
         anchor="mm",
     )
+    result = Image.new("RGB", (WIDTH, picture.height + footer), FOOTER_FILL)
+    result.paste(picture, (0, 0))
+    result.paste(strip.image, (0, picture.height))
     return result
 
 
-def render(screen: Screen) -> Image.Image:
-    """Draw one screen's picture."""
-    picture = draw_page(screen.elements)
+@dataclass(frozen=True)
+class Drawing:
+    """A drawn picture and every line of text in it, with its font size in px."""
+
+    image: Image.Image
+    texts: tuple[tuple[str, float], ...]
+
+    def png_info(self) -> PngImagePlugin.PngInfo:
+        """Return the PNG text chunks saying what was drawn and how small its smallest text is."""
+        info = PngImagePlugin.PngInfo()
+        info.add_text(MIN_TEXT_CHUNK, f"{min(size for _, size in self.texts):g}")
+        info.add_itxt(DRAWN_TEXT_CHUNK, json.dumps(self.texts, ensure_ascii=False))
+        return info
+
+
+def render(screen: Screen) -> Drawing:
+    """Draw one screen's picture. Nothing is scaled after drawing, so the sizes hold."""
+    texts: list[tuple[str, float]] = []
+    picture = draw_page(screen.elements, texts)
     if screen.browser is not None:
-        picture = draw_browser(screen.browser, picture)
-    return add_footer(picture)
+        picture = draw_browser(screen.browser, picture, texts)
+    return Drawing(add_footer(picture, texts), tuple(texts))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -757,7 +801,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     outdir = Path(args[0]) if args else PACKAGED_SCREENS
     outdir.mkdir(parents=True, exist_ok=True)
     for screen in SCREENS:
-        render(screen).save(outdir / screen.filename, optimize=True)
+        drawing = render(screen)
+        drawing.image.save(outdir / screen.filename, optimize=True, pnginfo=drawing.png_info())
     return 0
 
 
