@@ -8,6 +8,7 @@ pictures in conversations/texts/screens/.
 import functools
 import io
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,9 +23,11 @@ from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 # guide (shared seed 004_e8d68954f933552c.txt, "AUTORIZACIÓN DE USUARIO PORTAL DE FACTURACION
 # ELECTRÓNICA MIPYME DEL S.I.I."), spelled as the SII spells them (no accent in MANTENCION,
 # CONFIRMACION). The guide gives no text for the screens of steps 4 and 5 beyond the names of
-# their button, fields and boxes; their remaining lines are a plain reconstruction. The guide's
-# own example company is a person, so a neutral example company is used instead; the address
-# is the real one (the guide's "cvc/cgi" is a typo for "cvc_cgi").
+# their button, fields and boxes; their remaining lines are a plain reconstruction (step 4's
+# list of users with their permissions follows third-party help pages, which say the list
+# shows each user's permissions). The guide's own example company is a person, so a neutral
+# example company is used instead; the address is the real one (the guide's "cvc/cgi" is a
+# typo for "cvc_cgi"). Each picture is cropped to the part of the screen its step is about.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -60,13 +63,17 @@ class Field:
 
 @dataclass(frozen=True)
 class RutField:
-    """A RUT typed into two boxes: the number without dots, a dash, the check digit."""
+    """A RUT typed into two boxes: the number without dots, a dash, the check digit.
+
+    With `placeholder`, the number box shows what goes there (in grey) instead of a RUT.
+    """
 
     label: str
     number: str
     check_digit: str
     number_mark: Mark | None = None
     check_digit_mark: Mark | None = None
+    placeholder: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,7 @@ class Button:
 
 @dataclass(frozen=True)
 class Buttons:
-    """A row of buttons, centred."""
+    """A row of buttons, centred (one under the other when the row does not fit)."""
 
     buttons: tuple[Button, ...]
 
@@ -123,8 +130,23 @@ class Table:
     """Two columns of cells: a label and its value; one row may be highlighted."""
 
     rows: tuple[tuple[str, str], ...]
-    header: tuple[str, str] | None = None
     highlighted_row: int | None = None
+
+
+@dataclass(frozen=True)
+class User:
+    """One authorized user as the list shows it: RUT, name, and each permission's SI/NO."""
+
+    rut: str
+    name: str
+    permissions: tuple[tuple[str, bool], ...]
+
+
+@dataclass(frozen=True)
+class Users:
+    """The list of a company's authorized users, one block per user."""
+
+    users: tuple[User, ...]
 
 
 @dataclass(frozen=True)
@@ -140,9 +162,8 @@ class CertificatePicker:
 
 @dataclass(frozen=True)
 class Browser:
-    """A browser window around the page, with its address bar."""
+    """A browser's address bar above the page (faded), the address marked."""
 
-    tab_title: str
     url: str
     url_mark: Mark | None = None
 
@@ -157,13 +178,14 @@ Element: TypeAlias = (
     | Buttons
     | Link
     | Table
+    | Users
     | CertificatePicker
 )
 
 
 @dataclass(frozen=True)
 class Screen:
-    """One picture: the page's elements, inside a browser window (page faded) or not."""
+    """One picture: the page's elements, below a browser's address bar (page faded) or not."""
 
     filename: str
     elements: tuple[Element, ...]
@@ -175,6 +197,7 @@ class Screen:
 # px on a phone.
 MIN_TEXT_CHUNK = "min-text-px"
 DRAWN_TEXT_CHUNK = "drawn-text"
+# Step 3 shows what goes in the box, not an example RUT a client could copy.
 COMPANY_RUT_PLACEHOLDER = "RUT de su empresa"
 
 # Where the bot finds its packaged pictures (next to its guide.toml).
@@ -183,28 +206,25 @@ PACKAGED_SCREENS = Path(__file__).resolve().parents[1] / "conversations" / "text
 PORTAL_URL = "https://palena.sii.cl/cvc_cgi/dte/eu_enrola_usuarios"
 COMPANY = "EMPRESA EJEMPLO SPA"
 COMPANY_RUT = ("76086428", "5")
+# The representative, as the bot's default settings name them (REPRESENTATIVE_*).
 USER_RUT = ("13322924", "8")
+USER_NAME = "ALEX PATRICIO BRITO MARDONES"
 # The person whose digital certificate is used (the company's legal representative).
 SIGNER = "MARÍA GONZÁLEZ ROJAS"
 SIGNER_RUT = "12345678-5"
+# Another user the company had already authorized, with fewer permissions.
+OTHER_USER = "JUAN PÉREZ SOTO"
+OTHER_USER_RUT = "9876543-3"
+# The checkboxes of step 5 and the columns of step 4's list, as the SII names them.
+PERMISSIONS = ("Usuario Administrador", "Firmar Documentos", "Registro")
 
-LOGIN_PAGE: tuple[Element, ...] = (
-    Paragraph("Usted está en: >"),
-    Heading("IDENTIFICACIÓN DE CONTRIBUYENTES"),
-    Paragraph(
-        "Para hacer sus trámites en el sitio web del SII, usted debe contar con una clave "
-        "secreta o certificado digital, si ya posee una clave secreta, por favor digite "
-        'Ingrese su número de Rut y presione el botón "Ingresar".'
-    ),
-    Field("RUT"),
-    Field("Clave"),
-    Buttons((Button("INGRESAR", primary=True),)),
-)
+LOGIN_TITLE = Heading("IDENTIFICACIÓN DE CONTRIBUYENTES")
 CERTIFICATE_LINK = "Identificarse con Certificado Digital"
+USERS_TITLE = Heading("MANTENCION DE USUARIOS AUTORIZADOS")
 
 NEW_USER_TABLE = (
     ("Rut Usuario", f"{USER_RUT[0]}-{USER_RUT[1]}"),
-    ("Nombre Usuario", "ALEX PATRICIO BRITO MARDONES"),
+    ("Nombre Usuario", USER_NAME),
     ("Usuario-Administrador", "SI"),
     ("Firmar Documentos", "SI"),
     ("Registro", "SI"),
@@ -215,22 +235,21 @@ COMPANY_TEXT = f"{COMPANY}, Rut {COMPANY_RUT[0]}-{COMPANY_RUT[1]}"
 SCREENS: tuple[Screen, ...] = (
     Screen(
         "paso1.png",
-        (*LOGIN_PAGE, Link(CERTIFICATE_LINK)),
-        browser=Browser(
-            "SII | Servicio de Impuestos Internos",
-            PORTAL_URL,
-            Mark("1", "Abra esta dirección"),
-        ),
+        (LOGIN_TITLE, Field("RUT"), Field("Clave")),
+        browser=Browser(PORTAL_URL, Mark("1", "Abra esta dirección")),
     ),
     Screen(
         "paso2.png",
         (
-            *LOGIN_PAGE,
+            LOGIN_TITLE,
+            Field("RUT"),
+            Field("Clave"),
+            Buttons((Button("INGRESAR", primary=True),)),
             Link(CERTIFICATE_LINK, Mark("1")),
             CertificatePicker(
                 "Servicio de Impuestos Internos",
                 "Seleccione su firma y presione Aceptar",
-                (SIGNER, "JUAN PÉREZ SOTO"),
+                (SIGNER, OTHER_USER),
                 selected=0,
                 buttons=(Button("Aceptar", Mark("2")), Button("Cancelar")),
             ),
@@ -239,19 +258,17 @@ SCREENS: tuple[Screen, ...] = (
     Screen(
         "paso3.png",
         (
-            Heading("MANTENCION DE USUARIOS AUTORIZADOS"),
-            Paragraph(
-                "A través de esta opción usted podrá autorizar/eliminar usuarios y modificar "
-                "sus permisos."
-            ),
+            USERS_TITLE,
             Paragraph(
                 "Ingrese el rut de la empresa a la cual desea actualizar los usuarios autorizados :"
             ),
             RutField(
                 "RUT de la Empresa",
-                *COMPANY_RUT,
+                COMPANY_RUT_PLACEHOLDER,
+                "",
                 number_mark=Mark("1", "Sin puntos"),
                 check_digit_mark=Mark("2", "Dígito verificador"),
+                placeholder=True,
             ),
             Radios("Seleccione ordenamiento de los usuarios:", ("Alfabético", "Por Rut"), 0),
             Buttons((Button("Ingresar", Mark("3")),)),
@@ -260,16 +277,25 @@ SCREENS: tuple[Screen, ...] = (
     Screen(
         "paso4.png",
         (
-            Heading("MANTENCION DE USUARIOS AUTORIZADOS"),
-            Paragraph(f"Usuarios autorizados de la empresa {COMPANY_TEXT}:"),
-            Table(((SIGNER_RUT, SIGNER),), header=("Rut Usuario", "Nombre Usuario")),
+            USERS_TITLE,
+            Paragraph(f"Usuarios autorizados de la empresa {COMPANY}:"),
+            Users(
+                (
+                    User(SIGNER_RUT, SIGNER, tuple((name, True) for name in PERMISSIONS)),
+                    User(
+                        OTHER_USER_RUT,
+                        OTHER_USER,
+                        tuple((name, name == "Firmar Documentos") for name in PERMISSIONS),
+                    ),
+                )
+            ),
             Buttons((Button("Ingresar Nuevo Usuario", Mark("1")),)),
         ),
     ),
     Screen(
         "paso5.png",
         (
-            Heading("MANTENCION DE USUARIOS AUTORIZADOS"),
+            USERS_TITLE,
             Paragraph("Ingrese el rut del nuevo usuario y seleccione sus permisos:"),
             RutField(
                 "RUT del Usuario",
@@ -278,11 +304,7 @@ SCREENS: tuple[Screen, ...] = (
                 check_digit_mark=Mark("2", "Dígito verificador"),
             ),
             Checkboxes(
-                (
-                    Checkbox("Usuario Administrador", ticked=True),
-                    Checkbox("Firmar Documentos", ticked=True),
-                    Checkbox("Registro", ticked=True),
-                ),
+                tuple(Checkbox(name, ticked=True) for name in PERMISSIONS),
                 Mark("3", "Marque las tres casillas"),
             ),
             Buttons((Button("Aceptar", Mark("4")),)),
@@ -292,10 +314,6 @@ SCREENS: tuple[Screen, ...] = (
         "paso6.png",
         (
             Heading("CONFIRMACION USUARIO AUTORIZADO"),
-            Paragraph(
-                "A través de esta opción usted podrá confirmar el ingreso del nuevo usuario."
-            ),
-            Paragraph(f"Se está creando el siguiente usuario en la empresa {COMPANY_TEXT}."),
             Table(NEW_USER_TABLE, highlighted_row=0),
             Buttons((Button("Grabar Usuario", Mark("1")), Button("Modificar Datos"))),
         ),
@@ -304,47 +322,53 @@ SCREENS: tuple[Screen, ...] = (
         "paso7.png",
         (
             Heading("INGRESO DE USUARIOS AUTORIZADOS"),
-            Paragraph("Esta opción muestra el estado del ingreso del nuevo usuario."),
             Paragraph(
                 f"Se ha grabado satisfactoriamente el nuevo usuario en la empresa {COMPANY_TEXT}, "
                 "con los siguientes antecedentes:",
                 Mark("✓"),
             ),
             Table(NEW_USER_TABLE),
-            Buttons((Button("Ingresar Otro Usuario"), Button("Modificar Otro Usuario"))),
         ),
     ),
 )
 
 # ---------------------------------------------------------------------------------------------
-# How it is drawn. Sizes are for a picture shown about 390 CSS px wide on a phone.
+# How it is drawn. A chat shows a photo about 268 CSS px wide on a 320 px phone (329 on a
+# 390 px one): at 600 px wide, text of 34 px shows at 15 CSS px, the size of the chat's own
+# text. Nothing is drawn smaller than SMALLEST, and nothing is scaled after drawing.
 # ---------------------------------------------------------------------------------------------
 
-WIDTH = 800
-MARGIN = 40
-BODY = 28
-TITLE = 36
-NOTE = 27
-TABLE_TEXT = 27
-LINE = 38
-GAP = 22
+WIDTH = 600
+MARGIN = 24
+SMALLEST = 34
+BODY = SMALLEST
+TITLE = 38
+NOTE = SMALLEST
+LINE = round(BODY * 1.3)
+GAP = 20
+BOX_HEIGHT = 60
 MARK_PAD = 10
+# Where a marked box starts, so that its badge (at the mark's top-left corner) covers none of it.
+INDENT = MARGIN + 30
 MARK_WIDTH = 6
-BADGE_RADIUS = 21
+BADGE_RADIUS = 25
 # The badge sits just outside the mark's top-left corner, clear of what is marked.
 BADGE_OFFSET = 6
 # Extra room above a marked element, so that its badge clears the text above it.
 BADGE_CLEARANCE = BADGE_OFFSET + BADGE_RADIUS + 3 + MARK_PAD - GAP + 6
 FADE = 0.55
-FADED_PAGE_HEIGHT = 580
+FADED_PAGE_HEIGHT = 420
+FOOTER = 62
 
 Color: TypeAlias = tuple[int, int, int]
 Box: TypeAlias = tuple[int, int, int, int]
 Style: TypeAlias = Literal["regular", "bold", "italic"]
+Texts: TypeAlias = list[tuple[str, float]]
 
 WHITE: Color = (255, 255, 255)
 TEXT: Color = (33, 33, 33)
 MUTED: Color = (90, 90, 90)
+PLACEHOLDER: Color = (112, 112, 112)
 SII_BLUE: Color = (14, 70, 135)
 TITLE_BLUE: Color = (10, 52, 104)
 LINK_BLUE: Color = (17, 85, 204)
@@ -359,6 +383,8 @@ MARK_COLOR: Color = (229, 57, 20)
 CHROME: Color = (222, 225, 230)
 ADDRESS_FILL: Color = (241, 243, 244)
 FOOTER_FILL: Color = (238, 238, 238)
+YES: Color = (20, 110, 40)
+NO: Color = (170, 30, 30)
 
 # Pillow's own font (ImageFont.load_default) lacks the accented letters, so the drawing uses
 # Source Sans Pro from the pinned wheel font-source-sans-pro==0.0.1 (SIL OFL), which every
@@ -370,6 +396,8 @@ FONT_FILES: dict[Style, str] = {
     "bold": "SourceSansPro-Bold.ttf",
     "italic": "SourceSansPro-It.ttf",
 }
+# Where a line may break: after a space (which is dropped), a hyphen or a slash (kept).
+BREAK = re.compile(r"[^\s/-]+[/-]?|[/-]")
 
 
 @functools.cache
@@ -383,16 +411,18 @@ def font(style: Style, size: int) -> ImageFont.FreeTypeFont:
 
 
 def wrap(text: str, typeface: ImageFont.FreeTypeFont, width: int) -> list[str]:
-    """Split text into lines no wider than width."""
+    """Split text into lines no wider than width, at spaces, hyphens and slashes."""
     lines: list[str] = []
     current = ""
     for word in text.split():
-        candidate = f"{current} {word}" if current else word
-        if current and typeface.getlength(candidate) > width:
-            lines.append(current)
-            current = word
-        else:
-            current = candidate
+        for index, piece in enumerate(BREAK.findall(word)):
+            joiner = " " if index == 0 and current else ""
+            candidate = current + joiner + piece
+            if current and typeface.getlength(candidate) > width:
+                lines.append(current)
+                current = piece
+            else:
+                current = candidate
     return [*lines, current] if current else lines
 
 
@@ -401,17 +431,24 @@ def grow(box: Box, by: int) -> Box:
     return (box[0] - by, box[1] - by, box[2] + by, box[3] + by)
 
 
+@dataclass(frozen=True)
+class PlacedMark:
+    """A mark around a box, its note (if any) written at a place found for it."""
+
+    box: Box
+    mark: Mark
+    note_at: tuple[int, int]
+
+
 class Page:
     """A page being drawn top to bottom; marks are drawn last, over everything."""
 
-    def __init__(
-        self, texts: list[tuple[str, float]], height: int = 3000, header: bool = True
-    ) -> None:
+    def __init__(self, texts: Texts, height: int = 3000, header: bool = True) -> None:
         """Start an empty white page, with the SII's header bar unless told not to."""
         self.image = Image.new("RGB", (WIDTH, height), WHITE)
         self.draw = ImageDraw.Draw(self.image)
         self.texts = texts
-        self.marks: list[tuple[Box, Mark]] = []
+        self.marks: list[PlacedMark] = []
         self.y = 0
         if header:
             self.header()
@@ -431,29 +468,42 @@ class Page:
 
     def header(self) -> None:
         """Draw the SII's blue bar at the top."""
-        self.draw.rectangle((0, 0, WIDTH, 80), fill=SII_BLUE)
-        self.text((MARGIN, 40), "SII", font=font("bold", 44), fill=WHITE, anchor="lm")
+        self.draw.rectangle((0, 0, WIDTH, 70), fill=SII_BLUE)
+        self.text((MARGIN, 35), "SII", font=font("bold", 40), fill=WHITE, anchor="lm")
         self.text(
-            (MARGIN + 96, 40),
+            (MARGIN + 78, 35),
             "Servicio de Impuestos Internos",
             font=font("regular", BODY),
             fill=WHITE,
             anchor="lm",
         )
-        self.y = 80 + GAP
+        self.y = 70 + GAP
 
     def mark(self, box: Box, mark: Mark | None) -> int:
         """Remember a mark around box; return the room its note needs below the box."""
         if mark is None:
             return 0
-        self.marks.append((grow(box, MARK_PAD), mark))
-        return LINE + MARK_PAD if mark.note else 0
+        outline = grow(box, MARK_PAD)
+        if not mark.note:
+            self.marks.append(PlacedMark(outline, mark, (0, 0)))
+            return 0
+        width = round(font("bold", NOTE).getlength(mark.note))
+        x = max(MARGIN, min(outline[0] + 4, WIDTH - MARGIN - width))
+        y = outline[3] + 4
+        # Notes of boxes side by side go one under the other when they would touch.
+        for placed in self.marks:
+            if placed.mark.note and placed.note_at[1] >= y:
+                other = round(font("bold", NOTE).getlength(placed.mark.note))
+                if x < placed.note_at[0] + other + 16 and placed.note_at[0] < x + width + 16:
+                    y = placed.note_at[1] + LINE
+        self.marks.append(PlacedMark(outline, mark, (x, y)))
+        return y + LINE - box[3]
 
     def text_lines(
         self, lines: Sequence[str], x: int, style: Style, size: int, fill: Color
     ) -> None:
         """Draw lines of text from the current y, moving y below them."""
-        typeface, height = font(style, size), round(size * 1.35)
+        typeface, height = font(style, size), round(size * 1.3)
         for line in lines:
             self.text((x, self.y), line, font=typeface, fill=fill)
             self.y += height
@@ -480,6 +530,8 @@ class Page:
             self.link(element)
         elif isinstance(element, Table):
             self.table(element)
+        elif isinstance(element, Users):
+            self.users(element)
         else:
             self.picker(element)
         self.y += GAP
@@ -501,18 +553,21 @@ class Page:
         box = (MARGIN + inset, top, WIDTH - MARGIN - inset, self.y)
         self.y += self.mark(box, paragraph.mark) + inset
 
-    def input_box(self, x: int, width: int, value: str = "") -> Box:
-        """Draw a grey input box at the current y, with a value in it."""
-        box = (x, self.y, x + width, self.y + 54)
+    def input_box(self, x: int, width: int, value: str = "", placeholder: bool = False) -> Box:
+        """Draw a grey input box at the current y, with a value (or a grey hint) in it."""
+        box = (x, self.y, x + width, self.y + BOX_HEIGHT)
         self.draw.rectangle(box, fill=BOX_FILL, outline=BOX_BORDER, width=2)
         if value:
-            middle = (box[1] + box[3]) // 2
             self.text(
-                (x + 14, middle), value, font=font("regular", BODY + 2), fill=TEXT, anchor="lm"
+                (x + 14, (box[1] + box[3]) // 2),
+                value,
+                font=font("italic" if placeholder else "regular", BODY),
+                fill=PLACEHOLDER if placeholder else TEXT,
+                anchor="lm",
             )
         return box
 
-    def label(self, x: int, text: str, height: int = 54) -> int:
+    def label(self, x: int, text: str, height: int = BOX_HEIGHT) -> int:
         """Draw a label centred on a row of the given height; return its right edge."""
         typeface = font("regular", BODY)
         self.text((x, self.y + height // 2), text, font=typeface, fill=TEXT, anchor="lm")
@@ -521,21 +576,30 @@ class Page:
     def field(self, field: Field) -> None:
         """Draw a label and its empty input box."""
         self.label(MARGIN, field.label)
-        self.input_box(MARGIN + 110, 320)
-        self.y += 54
+        self.input_box(MARGIN + 110, 300)
+        self.y += BOX_HEIGHT
 
     def rut_field(self, field: RutField) -> None:
-        """Draw the two RUT boxes with the dash between them."""
-        right = self.label(MARGIN, field.label)
-        number_box = self.input_box(right + 34, 200, field.number)
-        dash_x = number_box[2] + 22
-        self.text((dash_x, self.y + 27), "-", font=font("bold", TITLE), fill=TEXT, anchor="mm")
-        digit_box = self.input_box(dash_x + 24, 60, field.check_digit)
+        """Draw the label, and under it the two RUT boxes with the dash between them."""
+        self.text_lines([field.label], MARGIN, "regular", BODY, TEXT)
+        self.y += 8 + (BADGE_CLEARANCE if field.number_mark or field.check_digit_mark else 0)
+        style: Style = "italic" if field.placeholder else "regular"
+        number_width = round(font(style, BODY).getlength(field.number)) + 40
+        number_box = self.input_box(INDENT, number_width, field.number, field.placeholder)
+        dash_x = number_box[2] + 24
+        self.text(
+            (dash_x, self.y + BOX_HEIGHT // 2),
+            "-",
+            font=font("bold", TITLE),
+            fill=TEXT,
+            anchor="mm",
+        )
+        digit_box = self.input_box(dash_x + 26, 64, field.check_digit)
         room = max(
             self.mark(number_box, field.number_mark),
             self.mark(digit_box, field.check_digit_mark),
         )
-        self.y += 54 + room + (MARK_PAD if room else 0)
+        self.y += BOX_HEIGHT + room + (MARK_PAD if room else 0)
 
     def radios(self, radios: Radios) -> None:
         """Draw the question and its round options on one row."""
@@ -544,179 +608,207 @@ class Page:
         self.y += 6
         x = MARGIN
         for index, option in enumerate(radios.options):
-            middle = self.y + 20
+            middle = self.y + 24
             self.draw.ellipse(
-                (x, middle - 13, x + 26, middle + 13), fill=WHITE, outline=TEXT, width=2
+                (x, middle - 15, x + 30, middle + 15), fill=WHITE, outline=TEXT, width=2
             )
             if index == radios.selected:
-                self.draw.ellipse((x + 7, middle - 6, x + 19, middle + 6), fill=TEXT)
-            right = self.label(x + 38, option, height=40)
+                self.draw.ellipse((x + 8, middle - 7, x + 22, middle + 7), fill=TEXT)
+            right = self.label(x + 42, option, height=48)
             x = right + 44
-        self.y += 40
+        self.y += 48
 
     def checkboxes(self, group: Checkboxes) -> None:
         """Draw a column of square boxes, ticked or not."""
         ticked: list[Box] = []
+        left = INDENT
         for item in group.items:
-            box = (MARGIN, self.y + 8, MARGIN + 34, self.y + 42)
+            box = (left, self.y + 9, left + 38, self.y + 47)
             self.draw.rectangle(box, fill=WHITE, outline=TEXT, width=3)
             if item.ticked:
                 self.draw.line(
-                    (
-                        (MARGIN + 7, self.y + 25),
-                        (MARGIN + 15, self.y + 34),
-                        (MARGIN + 29, self.y + 14),
-                    ),
+                    ((left + 8, self.y + 28), (left + 17, self.y + 38), (left + 32, self.y + 16)),
                     fill=TEXT,
                     width=5,
                     joint="curve",
                 )
-            right = self.label(MARGIN + 50, item.label, height=50)
+            right = self.label(left + 54, item.label, height=56)
             if item.ticked:
-                ticked.append((MARGIN, self.y + 2, right, self.y + 48))
-            self.y += 56
+                ticked.append((left, self.y + 2, right, self.y + 54))
+            self.y += 62
         if ticked:
             box = (ticked[0][0], ticked[0][1], max(b[2] for b in ticked), ticked[-1][3])
             self.y += self.mark(box, group.mark)
 
     def buttons(self, buttons: Sequence[Button], left: int, right: int) -> None:
-        """Draw a row of buttons, centred between left and right."""
+        """Draw a row of buttons centred between left and right, or a column if too wide."""
         typeface = font("bold", BODY)
-        widths = [round(typeface.getlength(button.label)) + 48 for button in buttons]
-        gap = 36
-        x = (left + right - sum(widths) - gap * (len(widths) - 1)) // 2
-        self.y += MARK_PAD
-        room = 0
-        for button, width in zip(buttons, widths, strict=True):
-            box = (x, self.y, x + width, self.y + 58)
-            fill = SII_BLUE if button.primary else BUTTON_FILL
-            outline = SII_BLUE if button.primary else BOX_BORDER
-            self.draw.rounded_rectangle(box, radius=6, fill=fill, outline=outline, width=2)
-            self.text(
-                ((box[0] + box[2]) // 2, (box[1] + box[3]) // 2),
-                button.label,
-                font=typeface,
-                fill=WHITE if button.primary else TEXT,
-                anchor="mm",
-            )
-            room = max(room, self.mark(box, button.mark))
-            x += width + gap
-        self.y += 58 + MARK_PAD + room
+        widths = [round(typeface.getlength(button.label)) + 44 for button in buttons]
+        gap = 32
+        in_a_row = sum(widths) + gap * (len(widths) - 1) + 2 * MARK_PAD <= right - left
+        rows = [list(zip(buttons, widths, strict=True))]
+        if not in_a_row:
+            rows = [[pair] for pair in rows[0]]
+        for index, row in enumerate(rows):
+            if index and any(button.mark for button, _ in row):
+                self.y += BADGE_CLEARANCE
+            x = (left + right - sum(w for _, w in row) - gap * (len(row) - 1)) // 2
+            self.y += MARK_PAD
+            room = 0
+            for button, width in row:
+                box = (x, self.y, x + width, self.y + 62)
+                fill = SII_BLUE if button.primary else BUTTON_FILL
+                outline = SII_BLUE if button.primary else BOX_BORDER
+                self.draw.rounded_rectangle(box, radius=6, fill=fill, outline=outline, width=2)
+                self.text(
+                    ((box[0] + box[2]) // 2, (box[1] + box[3]) // 2),
+                    button.label,
+                    font=typeface,
+                    fill=WHITE if button.primary else TEXT,
+                    anchor="mm",
+                )
+                room = max(room, self.mark(box, button.mark))
+                x += width + gap
+            self.y += 62 + MARK_PAD + room
 
     def link(self, link: Link) -> None:
         """Draw an underlined link."""
-        typeface = font("regular", BODY + 2)
+        typeface = font("regular", BODY)
         self.y += MARK_PAD
         width = round(typeface.getlength(link.text))
-        self.text((MARGIN, self.y), link.text, font=typeface, fill=LINK_BLUE)
-        underline = self.y + BODY + 6
-        self.draw.line(((MARGIN, underline), (MARGIN + width, underline)), fill=LINK_BLUE, width=2)
-        box = (MARGIN, self.y, MARGIN + width, underline + 6)
+        left = INDENT
+        self.text((left, self.y), link.text, font=typeface, fill=LINK_BLUE)
+        underline = self.y + BODY + 4
+        self.draw.line(((left, underline), (left + width, underline)), fill=LINK_BLUE, width=2)
+        box = (left, self.y, left + width, underline + 6)
         self.y = underline + 6 + MARK_PAD + self.mark(box, link.mark)
 
+    def cell_rows(self, label: list[str], value: list[str]) -> int:
+        """Return the height of a table row holding these lines."""
+        return max(len(label), len(value)) * LINE + 16
+
     def table(self, table: Table) -> None:
-        """Draw a two-column table of labels and values."""
-        bold, regular = font("bold", TABLE_TEXT), font("regular", TABLE_TEXT)
-        labels = [row[0] for row in table.rows] + ([table.header[0]] if table.header else [])
-        split = MARGIN + max(round(bold.getlength(label)) for label in labels) + 24
-        height = 52
-        rows: list[tuple[tuple[str, str], bool]] = []
-        if table.header:
-            rows.append((table.header, True))
-        rows.extend((row, False) for row in table.rows)
-        data_index = 0
-        for (label, value), is_header in rows:
-            top, bottom = self.y, self.y + height
-            if is_header:
-                label_fill = value_fill = SII_BLUE
-            elif data_index == table.highlighted_row:
-                label_fill = value_fill = HIGHLIGHT
-            else:
-                label_fill, value_fill = (WHITE, WHITE) if table.header else (CELL_LABEL, WHITE)
+        """Draw a two-column table of labels and values, each cell wrapped to fit."""
+        bold, regular = font("bold", BODY), font("regular", BODY)
+        split = MARGIN + round((WIDTH - 2 * MARGIN) * 0.46)
+        for index, (label, value) in enumerate(table.rows):
+            label_lines = wrap(label, bold, split - MARGIN - 20)
+            value_lines = wrap(value, regular, WIDTH - MARGIN - split - 20)
+            top = self.y
+            bottom = top + self.cell_rows(label_lines, value_lines)
+            highlighted = index == table.highlighted_row
+            label_fill = HIGHLIGHT if highlighted else CELL_LABEL
+            value_fill = HIGHLIGHT if highlighted else WHITE
             self.draw.rectangle((MARGIN, top, split, bottom), fill=label_fill, outline=CELL_BORDER)
             self.draw.rectangle(
                 (split, top, WIDTH - MARGIN, bottom), fill=value_fill, outline=CELL_BORDER
             )
-            color = WHITE if is_header else TEXT
-            label_font = regular if table.header and not is_header else bold
-            value_font = bold if is_header else regular
-            middle = (top + bottom) // 2
-            self.text((MARGIN + 12, middle), label, font=label_font, fill=color, anchor="lm")
-            self.text((split + 12, middle), value, font=value_font, fill=color, anchor="lm")
+            self.y = top + 8
+            self.text_lines(label_lines, MARGIN + 10, "bold", BODY, TEXT)
+            self.y = top + 8
+            self.text_lines(value_lines, split + 10, "regular", BODY, TEXT)
             self.y = bottom
-            if not is_header:
-                data_index += 1
+
+    def users(self, users: Users) -> None:
+        """Draw each user as a block: RUT and name on blue, then each permission and SI/NO."""
+        right, answer = WIDTH - MARGIN, WIDTH - MARGIN - 90
+        for user in users.users:
+            top = self.y
+            self.draw.rectangle((MARGIN, top, right, top + 2 * LINE + 16), fill=SII_BLUE)
+            self.y = top + 8
+            self.text((MARGIN + 10, self.y), user.rut, font=font("bold", BODY), fill=WHITE)
+            self.y += LINE
+            self.text((MARGIN + 10, self.y), user.name, font=font("regular", BODY), fill=WHITE)
+            self.y = top + 2 * LINE + 16
+            for permission, granted in user.permissions:
+                top, bottom = self.y, self.y + LINE + 14
+                self.draw.rectangle((MARGIN, top, answer, bottom), fill=WHITE, outline=CELL_BORDER)
+                self.draw.rectangle((answer, top, right, bottom), fill=WHITE, outline=CELL_BORDER)
+                middle = (top + bottom) // 2
+                self.text(
+                    (MARGIN + 10, middle),
+                    permission,
+                    font=font("regular", BODY),
+                    fill=TEXT,
+                    anchor="lm",
+                )
+                self.text(
+                    ((answer + right) // 2, middle),
+                    "SI" if granted else "NO",
+                    font=font("bold", BODY),
+                    fill=YES if granted else NO,
+                    anchor="mm",
+                )
+                self.y = bottom
+            self.y += GAP
 
     def picker(self, picker: CertificatePicker) -> None:
         """Draw the certificate window over the page, with a shadow."""
-        left, right = MARGIN + 10, WIDTH - MARGIN - 10
+        left, right = MARGIN, WIDTH - MARGIN - 8
         self.y += 10
         top = self.y
-        inner_left, inner_right = left + 24, right - 24
+        inner_left, inner_right = left + 18, right - 18
         prompt = wrap(picker.prompt, font("regular", BODY), inner_right - inner_left)
-        list_height = 54 * len(picker.certificates)
+        list_height = 58 * len(picker.certificates)
         clearance = BADGE_CLEARANCE if any(button.mark for button in picker.buttons) else 0
-        height = (
-            60 + 20 + len(prompt) * round(BODY * 1.35) + 16 + list_height + 24 + clearance + 78 + 10
-        )
+        height = 64 + 18 + len(prompt) * LINE + 14 + list_height + 20 + clearance + 82 + 10
         self.draw.rectangle((left + 8, top + 8, right + 8, top + height + 8), fill=(175, 175, 175))
         self.draw.rectangle((left, top, right, top + height), fill=(250, 250, 250), outline=MUTED)
-        self.draw.rectangle((left, top, right, top + 60), fill=CHROME, outline=MUTED)
+        self.draw.rectangle((left, top, right, top + 64), fill=CHROME, outline=MUTED)
         self.text(
-            (left + 20, top + 30), picker.title, font=font("bold", BODY), fill=TEXT, anchor="lm"
+            (left + 16, top + 32), picker.title, font=font("bold", BODY), fill=TEXT, anchor="lm"
         )
-        self.y = top + 60 + 20
+        self.y = top + 64 + 18
         self.text_lines(prompt, inner_left, "regular", BODY, TEXT)
-        self.y += 16
+        self.y += 14
         self.draw.rectangle(
             (inner_left, self.y, inner_right, self.y + list_height), fill=WHITE, outline=BOX_BORDER
         )
         for index, name in enumerate(picker.certificates):
-            row = (inner_left + 2, self.y + 2, inner_right - 2, self.y + 52)
+            row = (inner_left + 2, self.y + 2, inner_right - 2, self.y + 56)
             chosen = index == picker.selected
             if chosen:
                 self.draw.rectangle(row, fill=SELECTED)
             self.text(
-                (inner_left + 16, self.y + 27),
+                (inner_left + 14, self.y + 29),
                 name,
                 font=font("bold" if chosen else "regular", BODY),
                 fill=WHITE if chosen else TEXT,
                 anchor="lm",
             )
-            self.y += 54
-        self.y += 24 + clearance
+            self.y += 58
+        self.y += 20 + clearance
         self.buttons(picker.buttons, inner_left, inner_right)
         self.y = top + height + 8
 
     def finish(self) -> Image.Image:
         """Draw the marks over the page and crop it to what was drawn."""
-        for box, mark in self.marks:
+        for placed in self.marks:
+            box, mark = placed.box, placed.mark
             self.draw.rounded_rectangle(box, radius=12, outline=MARK_COLOR, width=MARK_WIDTH)
-            x, y = box[0] - BADGE_OFFSET, box[1] - BADGE_OFFSET
+            # Near the left edge, the badge moves in so that all of it shows.
+            x = max(box[0] - BADGE_OFFSET, BADGE_RADIUS + 5)
+            y = box[1] - BADGE_OFFSET
             self.draw.ellipse(
                 grow((x, y, x, y), BADGE_RADIUS + 3), fill=WHITE, outline=WHITE, width=1
             )
             self.draw.ellipse(grow((x, y, x, y), BADGE_RADIUS), fill=MARK_COLOR)
-            self.text((x, y), mark.badge, font=font("bold", 30), fill=WHITE, anchor="mm")
+            self.text((x, y), mark.badge, font=font("bold", SMALLEST), fill=WHITE, anchor="mm")
             if mark.note:
-                self.text(
-                    (box[0] + 4, box[3] + 4), mark.note, font=font("bold", NOTE), fill=MARK_COLOR
-                )
+                self.text(placed.note_at, mark.note, font=font("bold", NOTE), fill=MARK_COLOR)
         return self.image.crop((0, 0, WIDTH, self.y + 8))
 
 
 def marks_of(element: Element) -> list[Mark | None]:
-    """Return the marks drawn around an element or its parts (not those inside a window)."""
+    """Return the marks drawn around an element's first row (not those inside a window)."""
     if isinstance(element, Paragraph | Link | Checkboxes):
         return [element.mark]
-    if isinstance(element, RutField):
-        return [element.number_mark, element.check_digit_mark]
     if isinstance(element, Buttons):
         return [button.mark for button in element.buttons]
     return []
 
 
-def draw_page(elements: Sequence[Element], texts: list[tuple[str, float]]) -> Image.Image:
+def draw_page(elements: Sequence[Element], texts: Texts) -> Image.Image:
     """Draw an SII page from its elements."""
     page = Page(texts)
     for element in elements:
@@ -724,24 +816,24 @@ def draw_page(elements: Sequence[Element], texts: list[tuple[str, float]]) -> Im
     return page.finish()
 
 
-def draw_browser(
-    browser: Browser, page: Image.Image, texts: list[tuple[str, float]]
-) -> Image.Image:
-    """Put a faded page inside a browser window and mark its address bar."""
-    chrome = Page(texts, height=300, header=False)
-    draw = chrome.draw
-    draw.rectangle((0, 0, WIDTH, 56), fill=CHROME)
-    draw.rounded_rectangle((14, 8, 500, 66), radius=12, fill=WHITE)
-    chrome.text((34, 32), browser.tab_title, font=font("regular", 26), fill=TEXT, anchor="lm")
-    address = (MARGIN, 76, WIDTH - MARGIN, 134)
-    draw.rounded_rectangle(address, radius=29, fill=ADDRESS_FILL, outline=CELL_BORDER)
-    lock_x, middle = address[0] + 24, (address[1] + address[3]) // 2
-    draw.arc((lock_x + 3, middle - 15, lock_x + 17, middle + 1), 180, 360, fill=MUTED, width=3)
-    draw.rectangle((lock_x, middle - 6, lock_x + 20, middle + 11), fill=MUTED)
-    chrome.text(
-        (lock_x + 38, middle), browser.url, font=font("regular", BODY), fill=TEXT, anchor="lm"
+def draw_browser(browser: Browser, page: Image.Image, texts: Texts) -> Image.Image:
+    """Put a faded page below a browser's address bar and mark the address."""
+    chrome = Page(texts, height=400, header=False)
+    typeface = font("regular", BODY)
+    lock_x = MARGIN + 20
+    lines = wrap(browser.url, typeface, WIDTH - MARGIN - 20 - (lock_x + 36))
+    top = MARK_PAD + BADGE_RADIUS + 12
+    address = (MARGIN, top, WIDTH - MARGIN, top + len(lines) * LINE + 20)
+    chrome.draw.rectangle((0, 0, WIDTH, address[3] + 20), fill=CHROME)
+    chrome.draw.rounded_rectangle(address, radius=24, fill=ADDRESS_FILL, outline=CELL_BORDER)
+    middle = address[1] + 10 + LINE // 2
+    chrome.draw.arc(
+        (lock_x + 3, middle - 15, lock_x + 17, middle + 1), 180, 360, fill=MUTED, width=3
     )
-    chrome.y = address[3] + MARK_PAD + chrome.mark(address, browser.url_mark) + 8
+    chrome.draw.rectangle((lock_x, middle - 6, lock_x + 20, middle + 11), fill=MUTED)
+    chrome.y = address[1] + 10
+    chrome.text_lines(lines, lock_x + 36, "regular", BODY, TEXT)
+    chrome.y = address[3] + 20 + MARK_PAD + chrome.mark(address, browser.url_mark)
     bar = chrome.finish()
     faded = Image.blend(page, Image.new("RGB", page.size, WHITE), FADE)
     faded = faded.crop((0, 0, WIDTH, min(page.height, FADED_PAGE_HEIGHT)))
@@ -752,20 +844,19 @@ def draw_browser(
     return window
 
 
-def add_footer(picture: Image.Image, texts: list[tuple[str, float]]) -> Image.Image:
+def add_footer(picture: Image.Image, texts: Texts) -> Image.Image:
     """Add the strip that says the picture is only a reference."""
-    footer = 52
-    strip = Page(texts, height=footer, header=False)
-    strip.draw.rectangle((0, 0, WIDTH, footer), fill=FOOTER_FILL)
+    strip = Page(texts, height=FOOTER, header=False)
+    strip.draw.rectangle((0, 0, WIDTH, FOOTER), fill=FOOTER_FILL)
     strip.draw.line(((0, 0), (WIDTH, 0)), fill=CELL_BORDER, width=2)
     strip.text(
-        (WIDTH // 2, footer // 2),
+        (WIDTH // 2, FOOTER // 2),
         "Imagen referencial",
-        font=font("italic", 28),
+        font=font("italic", SMALLEST),
         fill=MUTED,
         anchor="mm",
     )
-    result = Image.new("RGB", (WIDTH, picture.height + footer), FOOTER_FILL)
+    result = Image.new("RGB", (WIDTH, picture.height + FOOTER), FOOTER_FILL)
     result.paste(picture, (0, 0))
     result.paste(strip.image, (0, picture.height))
     return result
@@ -788,7 +879,7 @@ class Drawing:
 
 def render(screen: Screen) -> Drawing:
     """Draw one screen's picture. Nothing is scaled after drawing, so the sizes hold."""
-    texts: list[tuple[str, float]] = []
+    texts: Texts = []
     picture = draw_page(screen.elements, texts)
     if screen.browser is not None:
         picture = draw_browser(screen.browser, picture, texts)
