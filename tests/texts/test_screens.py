@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from conversations.texts.screens.draw import SCREENS
 from tests.conftest import ROOT
+from tools.draw_screens import SCREENS
 
 SCREENS_DIR = ROOT / "conversations" / "texts" / "screens"
 FILENAMES = [f"paso{number}.png" for number in range(1, 8)]
@@ -42,7 +42,7 @@ def test_each_picture_is_a_small_png_fit_for_a_phone(name: str) -> None:
 
 def test_the_script_redraws_the_committed_pictures(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "conversations.texts.screens.draw", str(tmp_path)],
+        [sys.executable, "tools/draw_screens.py", str(tmp_path)],
         cwd=ROOT,
         check=True,
         timeout=120,

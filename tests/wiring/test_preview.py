@@ -2,6 +2,7 @@
 
 import base64
 import html
+import io
 import os
 import re
 import shutil
@@ -13,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from bot.domain.settings import Settings
 from bot.wiring.assembly import firm_facts
 from bot.wiring.preview import EXAMPLE_COMPANY_RUT, render_preview, telegram_html, write_preview
 from conversations.texts import keyboards
 from conversations.texts.guide import DEFAULT_GUIDE_PATH, TOTAL_STEPS, Guide, load_guide
+from tools.draw_screens import MIN_TEXT_CHUNK
 
 TOKEN = "123456789:AAHfakeTOKENfor-tests_0123456789abc"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -321,6 +324,39 @@ def test_on_a_phone_the_pictures_load_and_nothing_overflows(
         assert outside == []
     finally:
         context.close()
+
+
+# The smallest text a step picture may show on a phone, in CSS px (body text of the chat is 15).
+MIN_PICTURE_TEXT_PX = 14
+
+
+@pytest.mark.parametrize("width", [PHONE_WIDTH, 320])
+def test_on_a_phone_the_smallest_text_of_every_step_picture_is_at_least_14_px(
+    browser: Any, page_file: Path, width: int
+) -> None:
+    # The drawing script records, in each PNG, the smallest font size it drew (px of the
+    # picture); shown at `rendered` CSS px wide, a picture `natural` px wide scales it by
+    # rendered / natural. A picture that does not say (a firm's own screenshot) cannot pass.
+    context = browser.new_context(viewport={"width": width, "height": 844})
+    try:
+        tab = context.new_page()
+        tab.goto(page_file.as_uri(), wait_until="load")
+        shown = tab.eval_on_selector_all(
+            "img",
+            "all => all.map(img => [img.src, img.getBoundingClientRect().width, img.naturalWidth])",
+        )
+    finally:
+        context.close()
+    assert len(shown) == TOTAL_STEPS
+    measured = {}
+    for number, (source, rendered, natural) in enumerate(shown, start=1):
+        data = base64.b64decode(source.split(",", 1)[1])
+        with Image.open(io.BytesIO(data)) as picture:
+            recorded = picture.text.get(MIN_TEXT_CHUNK)
+        assert recorded is not None, f"step {number}: the picture does not say its smallest text"
+        measured[number] = float(recorded) * rendered / natural
+    too_small = [number for number, px in measured.items() if px < MIN_PICTURE_TEXT_PX]
+    assert too_small == [], {number: f"{px:.1f} px" for number, px in measured.items()}
 
 
 def _reworded_guide(folder: Path) -> Path:

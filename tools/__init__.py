@@ -1,0 +1,1 @@
+"""Build tools run from the checkout (python tools/NAME.py); not part of the installed bot."""
