@@ -142,6 +142,30 @@ def hold_database_lock(db_path: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
+def lock_holder(db_path: Path) -> str | None:
+    """Describe the process holding the database's lock, or None; creates no file.
+
+    No lock file means no bot has run on this database yet (a running one always has it).
+    """
+    path = lock_path(db_path)
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BackupError(f"{path}: cannot open the lock file ({exc.strerror})") from None
+    try:
+        # A shared lock only tests for the bot's exclusive one; released at once on close.
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_holder(path)
+    except OSError as exc:
+        raise BackupError(f"{path}: cannot be locked ({exc.strerror})") from None
+    finally:
+        os.close(descriptor)
+    return None
+
+
 def _read_holder(path: Path) -> str:
     """Describe the process that holds the lock, as far as its lock file tells."""
     try:

@@ -81,6 +81,37 @@ def test_check_reports_settings_guide_and_database_and_exits_0(tmp_path: Path) -
     assert database.read_bytes() == before  # read only
 
 
+def listing(directory: Path) -> list[str]:
+    """Every file and folder under `directory`, relative to it."""
+    return sorted(str(path.relative_to(directory)) for path in directory.rglob("*"))
+
+
+def test_check_on_a_new_install_creates_nothing_and_says_not_created_yet(tmp_path: Path) -> None:
+    before = listing(tmp_path)  # empty: no data folder yet
+    result = bot(tmp_path, "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    database = tmp_path / "data" / "authorizations.sqlite3"
+    assert result.stdout.splitlines()[2:] == [
+        f"ok: database {database}: not created yet (the bot creates it on start)"
+    ]
+    assert "in use" not in result.stdout
+    assert listing(tmp_path) == before == []
+
+
+def test_check_of_a_stopped_bots_database_leaves_nothing_beside_it(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "authorizations.sqlite3"
+    make_database(database, completions=2)
+    before = listing(tmp_path)
+    assert before == ["data", "data/authorizations.sqlite3"]  # the bot closed it cleanly
+    content = database.read_bytes()
+    result = bot(tmp_path, "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "authorizations 2" in result.stdout and "in use" not in result.stdout
+    # No .lock, no -wal, no -shm: the file is read as it is.
+    assert listing(tmp_path) == before
+    assert database.read_bytes() == content
+
+
 def test_check_lists_every_problem_one_line_each_and_exits_2(tmp_path: Path) -> None:
     (tmp_path / "guide.toml").write_text("not = [valid", encoding="utf-8")
     database = tmp_path / "data" / "authorizations.sqlite3"
