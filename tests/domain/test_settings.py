@@ -186,10 +186,21 @@ def test_load_settings_names_the_bad_variable(
     assert "\n" not in message
 
 
-def test_missing_token_is_reported_as_required(env: pytest.MonkeyPatch) -> None:
-    env.delenv("TELEGRAM_BOT_TOKEN")
+@pytest.mark.parametrize("given", [None, "", "   ", "\n"])
+def test_missing_or_blank_token_is_reported_as_not_set(
+    env: pytest.MonkeyPatch, given: str | None
+) -> None:
+    if given is None:
+        env.delenv("TELEGRAM_BOT_TOKEN")
+    else:
+        env.setenv("TELEGRAM_BOT_TOKEN", given)
     with pytest.raises(SettingsError, match=r"^TELEGRAM_BOT_TOKEN is required but not set$"):
         load_settings()
+    # What needs no Telegram reads the same settings without it.
+    settings = load_settings(token_required=False)
+    assert settings.telegram_bot_token is None
+    with pytest.raises(SettingsError, match="not set"):
+        _ = settings.token
 
 
 # --- the process: exit code 2 and one line ---------------------------------------------
@@ -298,6 +309,20 @@ def test_bad_configuration_exits_2_with_one_line(
     started: dict[str, tuple[int | None, str, str]], name: str
 ) -> None:
     _assert_one_line_failure(name, started)
+
+
+def test_the_token_line_says_not_set_or_the_shape_expected(
+    started: dict[str, tuple[int | None, str, str]],
+) -> None:
+    for name in ("missing token", "empty token"):
+        assert started[name][2] == (
+            "Configuration error: TELEGRAM_BOT_TOKEN is required but not set\n"
+        )
+    for name in ("token abc", "token 123:", "token with space", "token secret-looking"):
+        assert started[name][2] == (
+            "Configuration error: TELEGRAM_BOT_TOKEN: malformed token: expected "
+            "'<digits>:<secret>' as given by @BotFather\n"
+        )
 
 
 def test_unusable_database_path_exits_2_with_one_line(

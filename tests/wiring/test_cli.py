@@ -33,12 +33,15 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def bot(
-    tmp_path: Path, *args: str, timeout: float = 30, **extra: str
+    tmp_path: Path, *args: str, timeout: float = 30, token: bool = True, **extra: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m bot ARGS` to completion."""
+    """Run `python -m bot ARGS` to completion (without TELEGRAM_BOT_TOKEN if not `token`)."""
+    environment = env(tmp_path, **extra)
+    if not token:
+        del environment["TELEGRAM_BOT_TOKEN"]
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
-        env=env(tmp_path, **extra),
+        env=environment,
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -235,6 +238,30 @@ def test_backup_then_restore_brings_back_every_completion(tmp_path: Path) -> Non
     assert restored.returncode == 0, restored.stderr
     with closing(sqlite3.connect(database)) as db:
         assert db.execute("SELECT COUNT(*) FROM authorizations").fetchone() == (5,)
+
+
+def test_backup_restore_and_check_need_no_token(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "authorizations.sqlite3"
+    make_database(database, completions=4)
+    made = bot(tmp_path, "backup", token=False)
+    assert made.returncode == 0, made.stderr
+    backup = Path(made.stdout.strip().rsplit(" ", 1)[-1])
+    restored = bot(tmp_path, "restore", str(backup), token=False)
+    assert restored.returncode == 0, restored.stderr
+    # --check still checks the guide and the database, and says the bot could not start.
+    checked = bot(tmp_path, "--check", token=False)
+    assert checked.returncode == 2
+    lines = checked.stdout.splitlines()
+    assert lines[:2] == ["ok: settings", "ok: guide (packaged)"]
+    assert "authorizations 4" in lines[2]
+    assert lines[3:] == [
+        "problem: TELEGRAM_BOT_TOKEN is required but not set (only running the bot needs it)"
+    ]
+    assert "Traceback" not in checked.stdout + checked.stderr
+    # Running the bot is what needs it: one line, exit 2.
+    started = bot(tmp_path, token=False, TELEGRAM_BOT_TOKEN="  ")
+    assert started.returncode == 2
+    assert started.stderr == "Configuration error: TELEGRAM_BOT_TOKEN is required but not set\n"
 
 
 # --- the running process -----------------------------------------------------------------
