@@ -31,7 +31,8 @@ RUN pip install --no-cache-dir --no-deps /tmp/src \
     && rm -rf /tmp/src \
     && useradd --system --uid 10001 --user-group --home-dir /app bot \
     && mkdir -p /app/data \
-    && chown 10001:10001 /app/data
+    && chown 10001:10001 /app/data \
+    && chmod 0700 /app/data
 
 WORKDIR /app
 USER 10001:10001

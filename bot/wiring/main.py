@@ -19,7 +19,13 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from bot.domain.settings import TOKEN_NOT_SET, Settings, SettingsError, load_settings
 from bot.services.menus import publish_command_menus
 from bot.services.polling import Poller
-from bot.storage.backup import BackupError, backup_database, hold_database_lock, restore_database
+from bot.storage.backup import (
+    PRIVATE_FOLDER,
+    BackupError,
+    backup_database,
+    hold_database_lock,
+    restore_database,
+)
 from bot.wiring.assembly import assemble, guide_for
 from bot.wiring.checks import check_database, database_problem
 from bot.wiring.logging_setup import configure_logging
@@ -169,10 +175,10 @@ def _run_bot() -> None:
         settings = load_settings()
     except SettingsError as exc:
         _fail(str(exc))
-    configure_logging(settings.log_level, settings.token)
+    configure_logging(settings.log_level, settings.token, settings.timezone)
     guide = _guide(settings)
     try:
-        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        settings.database_path.parent.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
     except OSError as exc:
         _fail(f"DATABASE_PATH: cannot create {settings.database_path.parent}: {exc.strerror}")
     problem = database_problem(settings.database_path)

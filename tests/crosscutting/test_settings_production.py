@@ -202,6 +202,22 @@ def test_every_setting_is_in_the_readme_table_once() -> None:
     assert set(VARIABLES) <= set(documented), set(VARIABLES) - set(documented)
 
 
+def test_env_example_names_commands_and_files_that_exist() -> None:
+    from bot.wiring.main import _parser
+
+    text = (ROOT / ".env.example").read_text(encoding="utf-8")
+    subcommands = set(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    commands = re.findall(r"python -m ([\w.]+)(?: ([a-z]+))?", text)
+    assert commands
+    for module, word in commands:
+        assert module == "bot", f"python -m {module}: the bot's commands are python -m bot ..."
+        assert not word or word in subcommands, f"python -m bot {word}: no such command"
+    paths = re.findall(r"\b((?:bot|conversations)/[\w/]+\.\w+)", text)
+    assert paths
+    for path in paths:
+        assert (ROOT / path).is_file(), f"{path} does not exist"
+
+
 def test_env_example_with_a_token_filled_in_gives_exactly_the_defaults(
     env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
