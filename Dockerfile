@@ -8,13 +8,10 @@ LABEL org.opencontainers.image.title="sii-authorization-assistant" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="${SOURCE_URL}"
 
-# MPLCONFIGDIR: matplotlib (the firm's /resumen picture) keeps a font cache, and the non-root
-# user's home is not writable.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    MPLCONFIGDIR=/tmp/matplotlib \
     DATABASE_PATH=/app/data/authorizations.sqlite3
 
 # The exact dependency versions first: this layer is rebuilt only when the lock changes.

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from bot.services.health import STALE_AFTER_SECONDS, beat, heartbeat_path, is_fresh
+from bot.wiring.main import DISTRIBUTION
 from tests.conftest import ROOT
 
 
@@ -28,6 +29,17 @@ def test_dockerfile_runs_the_bot_as_non_root_with_a_data_volume_and_health_check
     assert 'VOLUME ["/app/data"]' in lines
     assert 'CMD ["python", "-m", "bot"]' in lines
     assert any(line.strip() == 'CMD ["python", "-m", "bot.services.health"]' for line in lines)
+
+
+def test_the_package_does_not_depend_on_a_plotting_library() -> None:
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    declared = {Requirement(line).name.lower() for line in requires(DISTRIBUTION) or []}
+    assert {"pillow", "font-source-sans-pro", "openpyxl"} <= declared
+    # The /resumen picture is drawn with Pillow: 175 MB of matplotlib and numpy are not needed.
+    assert not declared & {"matplotlib", "numpy", "contourpy", "kiwisolver", "fonttools"}
 
 
 def test_heartbeat_is_fresh_only_while_recent(tmp_path: Path) -> None:
