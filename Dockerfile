@@ -14,9 +14,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     DATABASE_PATH=/app/data/authorizations.sqlite3
 
-# The exact dependency versions first: this layer is rebuilt only when the lock changes.
+# The exact dependency versions first, each file checked against the lock's hashes: this
+# layer is rebuilt only when the lock changes.
 COPY requirements.lock /tmp/requirements.lock
-RUN pip install --no-cache-dir -r /tmp/requirements.lock \
+RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock \
     && rm /tmp/requirements.lock
 
 # Then the package itself into site-packages; its sources are removed, so only the installed

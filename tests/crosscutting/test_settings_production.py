@@ -247,8 +247,8 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 RUNTIME = [Requirement(line) for line in PYPROJECT["project"]["dependencies"]]
 TEST_EXTRAS = [Requirement(line) for line in PYPROJECT["project"]["optional-dependencies"]["test"]]
 REGENERATE = (
-    "pip-compile --no-emit-find-links --no-emit-index-url --output-file={output} "
-    "--strip-extras pyproject.toml"
+    "pip-compile --generate-hashes --no-emit-find-links --no-emit-index-url "
+    "--output-file={output} --strip-extras pyproject.toml"
 )
 
 
@@ -291,8 +291,29 @@ def test_lock_files_pin_exactly_what_pyproject_asks_for(
     command = REGENERATE.format(output=lock)
     if lock == "requirements-test.lock":
         command = command.replace("pip-compile ", "pip-compile --extra=test ")
+    assert command in (ROOT / "README.md").read_text(encoding="utf-8"), "README: how to regenerate"
     header = (ROOT / lock).read_text(encoding="utf-8").split("\n\n", 1)[0]
     assert f"#    {command}\n" in header + "\n"
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-test.lock"])
+def test_every_pin_has_its_hashes_and_every_install_requires_them(lock: str) -> None:
+    text = (ROOT / lock).read_text(encoding="utf-8")
+    # Each "name==version \" is followed by its "--hash=sha256:..." lines.
+    entry = r"^([A-Za-z0-9][A-Za-z0-9._-]*)==\S+((?: \\\n +--hash=sha256:[0-9a-f]{64})*)"
+    entries = re.findall(entry, text, re.MULTILINE)
+    assert len(entries) == len(pins(lock)) > 10
+    assert [name for name, hashes in entries if not hashes] == []
+    installs = {
+        "Dockerfile": (ROOT / "Dockerfile").read_text(encoding="utf-8"),
+        ".ci/run": (ROOT / ".ci" / "run").read_text(encoding="utf-8"),
+    }
+    for where, script in installs.items():
+        for line in script.splitlines():
+            if re.search(r"pip install .*-r \S*requirements", line):
+                assert "--require-hashes" in line, f"{where}: {line.strip()}"
+    used = installs["Dockerfile"] if lock == "requirements.lock" else installs[".ci/run"]
+    assert f"--require-hashes -r {'/tmp/' if lock == 'requirements.lock' else ''}{lock}" in used
 
 
 def test_the_runtime_and_test_locks_agree_on_every_shared_version() -> None:
@@ -322,7 +343,7 @@ def test_version_sensitive_dependencies_have_an_upper_bound(name: str) -> None:
 
 def test_ci_installs_the_test_lock_then_the_checkout_alone() -> None:
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    lock = script.index(".venv/bin/pip install -q -r requirements-test.lock\n")
+    lock = script.index(".venv/bin/pip install -q --require-hashes -r requirements-test.lock\n")
     package = script.index(".venv/bin/pip install -q --no-deps -e .\n")
     assert lock < package < script.index(".venv/bin/pytest\n")
     assert '".[test]"' not in script
