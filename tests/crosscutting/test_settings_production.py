@@ -416,6 +416,7 @@ def test_the_build_context_keeps_what_the_image_copies_and_nothing_private() -> 
         assert not dockerignored(needed), needed
     for private in (
         ".env",
+        "litestream.env",
         ".git/config",
         ".venv/bin/python",
         "data/authorizations.sqlite3",
