@@ -8,18 +8,16 @@ LABEL org.opencontainers.image.title="sii-authorization-assistant" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="${SOURCE_URL}"
 
-# MPLCONFIGDIR: matplotlib (the firm's /resumen picture) keeps a font cache, and the non-root
-# user's home is not writable.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    MPLCONFIGDIR=/tmp/matplotlib \
     DATABASE_PATH=/app/data/authorizations.sqlite3
 
-# The exact dependency versions first: this layer is rebuilt only when the lock changes.
+# The exact dependency versions first, each file checked against the lock's hashes: this
+# layer is rebuilt only when the lock changes.
 COPY requirements.lock /tmp/requirements.lock
-RUN pip install --no-cache-dir -r /tmp/requirements.lock \
+RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock \
     && rm /tmp/requirements.lock
 
 # Then the package itself into site-packages; its sources are removed, so only the installed
@@ -31,7 +29,8 @@ RUN pip install --no-cache-dir --no-deps /tmp/src \
     && rm -rf /tmp/src \
     && useradd --system --uid 10001 --user-group --home-dir /app bot \
     && mkdir -p /app/data \
-    && chown 10001:10001 /app/data
+    && chown 10001:10001 /app/data \
+    && chmod 0700 /app/data
 
 WORKDIR /app
 USER 10001:10001

@@ -19,12 +19,19 @@ from bot.domain.schedule import (
     parse_quiet_hours,
 )
 
-# Telegram tokens are "<bot id>:<secret>" as @BotFather issues them: 8 to 10 digits, and 35
-# letters, digits, "_" or "-"; emulators must use the same shape.
-_TOKEN_PATTERN = re.compile(r"^[0-9]{8,10}:[A-Za-z0-9_-]{35}$")
+# Telegram tokens are "<bot id>:<secret>" as @BotFather issues them: digits (8 to 10 today),
+# and a secret of letters, digits, "_" or "-" (35 today). Only the shape is checked, not those
+# lengths, which Telegram may change: a secret of at least 20 still catches a cut-off paste.
+_TOKEN_PATTERN = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,}$")
+MALFORMED_TOKEN = "malformed token: expected '<digits>:<secret>' as given by @BotFather"
+TOKEN_NOT_SET = "TELEGRAM_BOT_TOKEN is required but not set"
 
 DEFAULT_PORTAL_URL = "https://palena.sii.cl/cvc_cgi/dte/eu_enrola_usuarios"
 DEFAULT_PERMISSIONS = ("Usuario Administrador", "Firmar Documentos", "Registro")
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used, described in one line naming the variable."""
 
 
 class Settings(BaseSettings):
@@ -32,7 +39,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
-    telegram_bot_token: SecretStr
+    # None: not set (or blank). Only running the bot needs it; backup, restore, --check,
+    # preview and the health check do not (load_settings(token_required=False)).
+    telegram_bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
     firm_chat_ids: Annotated[tuple[int, ...], NoDecode] = ()
     database_path: Path = Path("data/authorizations.sqlite3")
@@ -59,12 +68,17 @@ class Settings(BaseSettings):
     guide_path: Path | None = None
     log_level: str = "INFO"
 
-    @field_validator("telegram_bot_token")
+    @field_validator("telegram_bot_token", mode="before")
     @classmethod
-    def _token_shape(cls, value: SecretStr) -> SecretStr:
-        if not _TOKEN_PATTERN.match(value.get_secret_value().strip()):
-            raise ValueError("malformed token: expected '<digits>:<secret>' as given by @BotFather")
-        return SecretStr(value.get_secret_value().strip())
+    def _token_shape(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        token = (value.get_secret_value() if isinstance(value, SecretStr) else str(value)).strip()
+        if not token:
+            return None
+        if not _TOKEN_PATTERN.match(token):
+            raise ValueError(MALFORMED_TOKEN)
+        return SecretStr(token)
 
     @field_validator("telegram_api_url", "portal_url")
     @classmethod
@@ -152,20 +166,24 @@ class Settings(BaseSettings):
 
     @property
     def token(self) -> str:
-        """Return the bot token (keep it out of logs)."""
+        """Return the bot token (keep it out of logs); SettingsError if it is not set."""
+        if self.telegram_bot_token is None:
+            raise SettingsError(TOKEN_NOT_SET)
         return self.telegram_bot_token.get_secret_value()
 
 
-class SettingsError(Exception):
-    """Settings that cannot be used, described in one line naming the variable."""
+def load_settings(*, token_required: bool = True, **overrides: Any) -> Settings:
+    """Build Settings from the environment, raising SettingsError with one clear line.
 
-
-def load_settings(**overrides: Any) -> Settings:
-    """Build Settings from the environment, raising SettingsError with one clear line."""
+    With `token_required` (running the bot), a TELEGRAM_BOT_TOKEN not set is an error too.
+    """
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(exc)) from None
+    if token_required and settings.telegram_bot_token is None:
+        raise SettingsError(TOKEN_NOT_SET)
+    return settings
 
 
 def describe_validation_error(exc: ValidationError) -> str:

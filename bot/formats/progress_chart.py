@@ -1,20 +1,28 @@
-"""A picture of where the practice stands, for the firm's phone (matplotlib, drawn on demand)."""
+"""A picture of where the practice stands, for the firm's phone (Pillow, drawn on demand).
 
+Drawn with Pillow alone (no plotting library: matplotlib and numpy were 175 MB for this one
+picture) in Source Sans Pro from the pinned wheel font-source-sans-pro==0.0.1 (SIL OFL):
+Pillow's own font lacks the accented letters. The basic layout engine draws the same pixels
+whether or not libraqm is installed, so the same numbers always give the same bytes.
+"""
+
+import functools
 import io
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from importlib import resources
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
-    from matplotlib.typing import RcKeyType
+    from PIL import ImageDraw, ImageFont
 
 _LABEL_LENGTH = 28
 WEEKS = 12
 STEPS = 7
-WIDTH_PX, HEIGHT_PX, DPI = 800, 1000, 100
+WIDTH_PX, HEIGHT_PX = 800, 1000
 # The texts the caller passes (Spanish, from the guide): step_1 … step_7 are one text
 # with {step} rendered seven times.
 LABEL_KEYS: tuple[str, ...] = (
@@ -28,37 +36,19 @@ LABEL_KEYS: tuple[str, ...] = (
     "weekly_title",
 )
 
+# FreeType faces are not shared between threads: one picture at a time.
 _RENDER_LOCK = threading.Lock()
 _GREEN, _BLUE, _GREY, _ORANGE, _RED = "#2e7d32", "#1e88e5", "#9e9e9e", "#ef6c00", "#c62828"
-# Everything the drawing depends on, so the machine's matplotlibrc never shows through.
-_STYLE: "dict[RcKeyType, Any]" = {
-    "font.family": ["DejaVu Sans"],
-    "font.size": 17,
-    "axes.titlesize": 21,
-    "axes.titleweight": "bold",
-    "axes.labelsize": 17,
-    "xtick.labelsize": 15,
-    "ytick.labelsize": 17,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.edgecolor": "#444444",
-    "axes.facecolor": "white",
-    "figure.facecolor": "white",
-    "savefig.facecolor": "white",
-    "text.color": "#212121",
-    "text.parse_math": False,
-    "text.hinting": "default",
-    "text.antialiased": True,
-    "lines.antialiased": True,
-    "patch.antialiased": True,
-    "path.simplify": True,
-    "agg.path.chunksize": 0,
-    "image.composite_image": True,
-    "savefig.dpi": DPI,
-    "savefig.bbox": "standard",
-    "savefig.pad_inches": 0.1,
-    "svg.hashsalt": "progress",
-}
+_INK, _AXIS, _BACKGROUND = "#212121", "#444444", "#ffffff"
+_FONT_PACKAGE = "font_source_sans_pro"
+_FONT_FILES = {"regular": "SourceSansPro-Regular.ttf", "bold": "SourceSansPro-Bold.ttf"}
+_MARGIN = 32
+# The status bars: one row each, from the top of the picture.
+_STATUS_TOP, _ROW_HEIGHT, _BAR_HEIGHT = 150, 40, 28
+# The weekly columns: their baseline and tallest height.
+_WEEKLY_BASE, _WEEKLY_HEIGHT = 930, 220
+# A count above zero always shows a sliver, however large the others.
+_MIN_BAR = 3
 
 
 @dataclass(frozen=True)
@@ -87,15 +77,30 @@ def weekly_completions(
     return list(counts.items())
 
 
-def _shorten(label: str) -> str:
-    """Cut a label too long to leave the bars room, on one line."""
+def _shorten(
+    label: str, font: "ImageFont.FreeTypeFont", width: float, length: int | None = None
+) -> str:
+    """Cut a label to `length` characters and `width` pixels, on one line, with "…"."""
     label = " ".join(label.split())
-    return label if len(label) <= _LABEL_LENGTH else label[: _LABEL_LENGTH - 1] + "…"
+    if length is not None and len(label) > length:
+        label = label[: length - 1] + "…"
+    while len(label) > 1 and font.getlength(label) > width:
+        label = label[:-2].rstrip() + "…"
+    return label
 
 
 def _number(value: int) -> str:
     """Write a count as Chile does: 12.345."""
     return f"{value:,}".replace(",", ".")
+
+
+@functools.cache
+def _font(style: str, size: int) -> "ImageFont.FreeTypeFont":
+    """Return the picture's font in a style ('regular' or 'bold') and pixel size."""
+    from PIL import ImageFont
+
+    data = (resources.files(_FONT_PACKAGE) / "files" / _FONT_FILES[style]).read_bytes()
+    return ImageFont.truetype(io.BytesIO(data), size, layout_engine=ImageFont.Layout.BASIC)
 
 
 def progress_png(
@@ -108,10 +113,8 @@ def progress_png(
     if len(counts.by_step) != STEPS:
         raise ValueError(f"by_step must have {STEPS} counts")
 
-    # Imported here: matplotlib costs about a second, and only this picture needs it.
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    # Imported here: only this picture needs Pillow, and starting the bot should not pay for it.
+    from PIL import Image, ImageDraw
 
     names = [
         labels["completed"],
@@ -130,43 +133,105 @@ def progress_png(
     colors = [_GREEN, *[_BLUE] * STEPS, _GREY, _ORANGE, _RED]
     weeks = sorted(weekly)[-WEEKS:]
 
-    # matplotlib's settings are global: one picture at a time, from its built-in defaults
-    # (never the machine's matplotlibrc) plus ours; both are put back afterwards.
-    with _RENDER_LOCK, matplotlib.rc_context():
-        matplotlib.rcdefaults()
-        matplotlib.rcParams.update(_STYLE)
-        figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
-        FigureCanvasAgg(figure)
-        figure.text(0.04, 0.975, labels["title"], va="top", fontsize=24, fontweight="bold")
-        figure.text(0.04, 0.915, labels["status_title"], va="top", fontsize=21, fontweight="bold")
-        status = figure.add_axes((0.30, 0.43, 0.62, 0.45))
-        weekly_axes = figure.add_axes((0.04, 0.08, 0.92, 0.25))
-
-        positions = list(range(len(names)))
-        bars = status.barh(positions, values, color=colors, height=0.7)
-        status.set_yticks(positions, [_shorten(name) for name in names])
-        status.invert_yaxis()
-        status.bar_label(bars, labels=[_number(v) for v in values], padding=4, fontsize=17)
-        status.set_xlim(0, max([1, *values]) * 1.2)
-        status.xaxis.set_visible(False)
-        status.spines["bottom"].set_visible(False)
-        status.tick_params(axis="y", length=0)
-        # Make room for the longest label, measured as drawn.
-        widest = max(tick.get_window_extent().width for tick in status.get_yticklabels())
-        left = min(0.6, (widest + 24) / WIDTH_PX)
-        status.set_position((left, 0.43, 0.92 - left, 0.45))
-
-        week_values = [count for _, count in weeks]
-        columns = weekly_axes.bar(range(len(weeks)), week_values, color=_GREEN, width=0.7)
-        weekly_axes.set_xticks(
-            range(len(weeks)), [monday.strftime("%d/%m") for monday, _ in weeks], rotation=45
+    with _RENDER_LOCK:
+        image = Image.new("RGB", (WIDTH_PX, HEIGHT_PX), _BACKGROUND)
+        draw = ImageDraw.Draw(image)
+        title, heading = _font("bold", 34), _font("bold", 28)
+        label_font, value_font, small = (
+            _font("regular", 24),
+            _font("bold", 24),
+            _font("regular", 20),
         )
-        weekly_axes.bar_label(columns, labels=[_number(v) for v in week_values], padding=3)
-        weekly_axes.set_ylim(0, max([1, *week_values]) * 1.25)
-        weekly_axes.yaxis.set_visible(False)
-        weekly_axes.spines["left"].set_visible(False)
-        figure.text(0.04, 0.37, labels["weekly_title"], va="top", fontsize=21, fontweight="bold")
+
+        draw.text(
+            (_MARGIN, 24),
+            _shorten(labels["title"], title, WIDTH_PX - 2 * _MARGIN),
+            font=title,
+            fill=_INK,
+        )
+        draw.text(
+            (_MARGIN, 84),
+            _shorten(labels["status_title"], heading, WIDTH_PX - 2 * _MARGIN),
+            font=heading,
+            fill=_INK,
+        )
+        _status_bars(draw, names, values, colors, label_font, value_font)
+
+        weekly_title = _shorten(labels["weekly_title"], heading, WIDTH_PX - 2 * _MARGIN)
+        weekly_top = _STATUS_TOP + len(values) * _ROW_HEIGHT + 36
+        draw.text((_MARGIN, weekly_top), weekly_title, font=heading, fill=_INK)
+        _weekly_columns(draw, weeks, small, value_font)
 
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+        image.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
+
+
+def _status_bars(
+    draw: "ImageDraw.ImageDraw",
+    names: list[str],
+    values: list[int],
+    colors: list[str],
+    label_font: "ImageFont.FreeTypeFont",
+    value_font: "ImageFont.FreeTypeFont",
+) -> None:
+    """One horizontal bar per state: its name on the left, its count after the bar."""
+    shown = [_shorten(name, label_font, WIDTH_PX * 0.45, _LABEL_LENGTH) for name in names]
+    left = _MARGIN + max(label_font.getlength(name) for name in shown) + 16
+    widest_value = max(value_font.getlength(_number(value)) for value in values)
+    room = WIDTH_PX - _MARGIN - left - widest_value - 12
+    largest = max([1, *values])
+    draw.line(
+        [(left, _STATUS_TOP - 6), (left, _STATUS_TOP + len(values) * _ROW_HEIGHT)],
+        fill=_AXIS,
+        width=2,
+    )
+    for row, (name, value, color) in enumerate(zip(shown, values, colors, strict=True)):
+        middle = _STATUS_TOP + row * _ROW_HEIGHT + _ROW_HEIGHT // 2
+        draw.text((left - 12, middle), name, font=label_font, fill=_INK, anchor="rm")
+        length = max(_MIN_BAR, round(room * value / largest)) if value else 0
+        if length:
+            top = middle - _BAR_HEIGHT // 2
+            draw.rectangle([(left + 1, top), (left + length, top + _BAR_HEIGHT - 1)], fill=color)
+        draw.text(
+            (left + length + 8, middle), _number(value), font=value_font, fill=_INK, anchor="lm"
+        )
+
+
+def _weekly_columns(
+    draw: "ImageDraw.ImageDraw",
+    weeks: list[tuple[date, int]],
+    date_font: "ImageFont.FreeTypeFont",
+    value_font: "ImageFont.FreeTypeFont",
+) -> None:
+    """One column per week, its count above it and its Monday (dd/mm) below."""
+    draw.line([(_MARGIN, _WEEKLY_BASE), (WIDTH_PX - _MARGIN, _WEEKLY_BASE)], fill=_AXIS, width=2)
+    if not weeks:
+        return
+    slot = (WIDTH_PX - 2 * _MARGIN) / WEEKS
+    largest = max([1, *(count for _, count in weeks)])
+    for index, (monday, count) in enumerate(weeks):
+        center = _MARGIN + slot * (index + 0.5)
+        height = max(_MIN_BAR, round(_WEEKLY_HEIGHT * count / largest)) if count else 0
+        if height:
+            draw.rectangle(
+                [
+                    (round(center - slot * 0.35), _WEEKLY_BASE - height),
+                    (round(center + slot * 0.35), _WEEKLY_BASE - 1),
+                ],
+                fill=_GREEN,
+            )
+        draw.text(
+            (center, _WEEKLY_BASE - height - 6),
+            _number(count),
+            font=value_font,
+            fill=_INK,
+            anchor="ms",
+        )
+        draw.text(
+            (center, _WEEKLY_BASE + 10),
+            monday.strftime("%d/%m"),
+            font=date_font,
+            fill=_INK,
+            anchor="mt",
+        )

@@ -12,6 +12,7 @@ from bot.domain.rut import RutError, format_rut, parse_rut
 
 if TYPE_CHECKING:
     from openpyxl import Workbook
+    from openpyxl.cell.cell import Cell, MergedCell
     from openpyxl.worksheet.worksheet import Worksheet
 
 # How a field is written: free text, a code kept as text (RUT, phone, id), a real Excel date,
@@ -129,15 +130,16 @@ class InvitationColumns:
         )
 
 
-def safe_text(value: object) -> str:
-    """Return text Excel shows as typed, never runs as a formula (names come from strangers)."""
+def sheet_text(value: object) -> str:
+    """Return the text as typed, minus what XML cannot carry, cut to Excel's cell limit."""
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    text = ILLEGAL_CHARACTERS_RE.sub("", str(value))
-    # The same rule as the CSV export (bot/handlers/firm_views.py).
-    if text[:1] in _FORMULA_STARTS:
-        text = f"'{text}"
-    return text[:_MAX_CELL_TEXT]
+    return ILLEGAL_CHARACTERS_RE.sub("", str(value))[:_MAX_CELL_TEXT]
+
+
+def looks_like_formula(text: str) -> bool:
+    """Tell whether Excel would take `text`, typed in, as a formula (names come from strangers)."""
+    return text[:1] in _FORMULA_STARTS
 
 
 def whatsapp_link(phone: str, text: str) -> str:
@@ -248,7 +250,9 @@ def _fill(
     wrapped = Alignment(vertical="top", wrap_text=True)
     widths = [_width(title) for title in header]
     for column, title in enumerate(header, start=1):
-        sheet.cell(row=1, column=column, value=safe_text(title)).font = bold
+        heading = sheet.cell(row=1, column=column)
+        _write_text(heading, sheet_text(title))
+        heading.font = bold
     for line, row in enumerate(rows, start=2):
         for column, (kind, value, url) in enumerate(row, start=1):
             if value is None or value == "":
@@ -267,13 +271,13 @@ def _fill(
                 cell.number_format = COUNT_FORMAT
                 shown = len(str(value))
             else:
-                text = safe_text(_rut(value) if kind == "rut" else value)
-                cell.value = text
-                cell.data_type = "s"  # text, whatever it looks like
+                text = sheet_text(_rut(value) if kind == "rut" else value)
+                _write_text(cell, text)
                 shown = _width(text)
                 if kind == "link" and url is not None and url.startswith(("https://", "mailto:")):
                     cell.hyperlink = url
                     cell.style = "Hyperlink"
+                    cell.quotePrefix = looks_like_formula(text)
             cell.alignment = wrapped if isinstance(cell.value, str) and "\n" in cell.value else top
             widths[column - 1] = max(widths[column - 1], shown)
     last = get_column_letter(len(header))
@@ -281,6 +285,18 @@ def _fill(
     sheet.auto_filter.ref = f"A1:{last}{len(rows) + 1}"
     for column, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(column)].width = min(width, MAX_COLUMN_WIDTH) + 2
+
+
+def _write_text(cell: "Cell | MergedCell", text: str) -> None:
+    """Store `text` as a string cell: never a formula, and no apostrophe added to the value.
+
+    A phone '+56912345678' or a user '@ana' copied from the sheet is just that. What starts
+    like a formula also gets Excel's quote prefix, a cell flag (not a character), so that
+    editing the cell in Excel keeps it text too.
+    """
+    cell.value = text
+    cell.data_type = "s"  # openpyxl would store "=..." as a formula; a string it stays
+    cell.quotePrefix = looks_like_formula(text)
 
 
 def _local(moment: datetime, tz: ZoneInfo | None) -> datetime:

@@ -33,7 +33,7 @@ def is_fresh(path: Path, now: float) -> bool:
 def main() -> None:
     """Exit 0 when the bot's heartbeat is fresh, 1 otherwise (Docker HEALTHCHECK)."""
     try:
-        settings = load_settings()
+        settings = load_settings(token_required=False)  # the heartbeat needs no token
     except SettingsError as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +30,12 @@ from urllib.parse import quote
 from bot.storage.schema import SCHEMA_VERSION
 
 BACKUP_DIRECTORY = "backups"
-_STAMP_FORMAT = "%Y%m%d-%H%M%S"
-_BACKUP_NAME = re.compile(r"^authorizations-[0-9]{8}-[0-9]{6}\.sqlite3$")
+# UTC, said by the "Z" (ISO 8601): names sort by time even across a change of summer time.
+_STAMP_FORMAT = "%Y%m%d-%H%M%SZ"
+# Backups made before the "Z" was added are UTC too, and rotate with the others.
+_BACKUP_NAME = re.compile(r"^authorizations-[0-9]{8}-[0-9]{6}Z?\.sqlite3$")
+# Owner only: the database, its -wal and -shm, and the backups hold clients' personal data.
+PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700
 _SQLITE_HEADER = b"SQLite format 3\x00"
 # Files SQLite keeps beside a database, by the suffix added to the database's name.
 _WAL, _SHM, _JOURNAL = "-wal", "-shm", "-journal"
@@ -48,6 +53,21 @@ def backups_directory(db_path: Path) -> Path:
 def lock_path(db_path: Path) -> Path:
     """Return the lock file the running bot holds, beside the database."""
     return db_path.with_name(f"{db_path.name}.lock")
+
+
+def make_private(db_path: Path) -> None:
+    """Create the database's folder (owner only) and file if missing; make both owner-only.
+
+    SQLite gives the -wal and -shm it creates the database file's permissions, so they follow.
+    A folder that already exists keeps its permissions (the operator's choice, or a volume's).
+    """
+    db_path.parent.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    os.close(os.open(db_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
+    for path in (db_path, _beside(db_path, _WAL), _beside(db_path, _SHM)):
+        with contextlib.suppress(FileNotFoundError):
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(path, mode & ~0o077)
 
 
 def list_backups(db_path: Path) -> list[Path]:
@@ -70,7 +90,7 @@ def backup_database(db_path: Path, *, keep: int, now: datetime) -> Path:
     target = directory / f"authorizations-{now.astimezone(UTC).strftime(_STAMP_FORMAT)}.sqlite3"
     temporary = directory / f".{target.name}.{os.getpid()}.tmp"
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
         _copy_live_database(db_path, temporary)
         problem = _problem_with(temporary)
         if problem is not None:
@@ -90,13 +110,14 @@ def restore_database(backup: Path, db_path: Path) -> None:
     """Replace the database with a checked backup, keeping the current file aside."""
     if not backup.is_file():
         raise BackupError(f"{backup}: no such backup file")
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db_path.parent.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
     with hold_database_lock(db_path):
         stamp = datetime.now(UTC).strftime(_STAMP_FORMAT)
         temporary = db_path.with_name(f".{db_path.name}.restoring.{os.getpid()}")
         try:
             # What is checked is the very copy that is put in place.
             shutil.copyfile(backup, temporary)
+            os.chmod(temporary, PRIVATE_FILE)
             problem = _problem_with(temporary)
             if problem is not None:
                 raise BackupError(f"{backup}: not restored, {problem}")
@@ -142,6 +163,30 @@ def hold_database_lock(db_path: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
+def lock_holder(db_path: Path) -> str | None:
+    """Describe the process holding the database's lock, or None; creates no file.
+
+    No lock file means no bot has run on this database yet (a running one always has it).
+    """
+    path = lock_path(db_path)
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BackupError(f"{path}: cannot open the lock file ({exc.strerror})") from None
+    try:
+        # A shared lock only tests for the bot's exclusive one; released at once on close.
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_holder(path)
+    except OSError as exc:
+        raise BackupError(f"{path}: cannot be locked ({exc.strerror})") from None
+    finally:
+        os.close(descriptor)
+    return None
+
+
 def _read_holder(path: Path) -> str:
     """Describe the process that holds the lock, as far as its lock file tells."""
     try:
@@ -171,7 +216,7 @@ def _copy_live_database(db_path: Path, temporary: Path) -> None:
             copy.execute("PRAGMA journal_mode = DELETE")
     except sqlite3.Error as exc:
         raise BackupError(f"{db_path}: cannot be backed up ({_one_line(exc)})") from None
-    os.chmod(temporary, 0o600)  # it holds clients' personal data
+    os.chmod(temporary, PRIVATE_FILE)  # it holds clients' personal data
 
 
 def _problem_with(path: Path) -> str | None:

@@ -10,6 +10,7 @@ from typing import Self
 import aiosqlite
 
 from bot.storage.authorizations import AuthorizationStore
+from bot.storage.backup import make_private
 from bot.storage.bookkeeping import BookkeepingStore
 from bot.storage.conversations import ConversationStore
 from bot.storage.database import Database
@@ -72,7 +73,7 @@ class Repository(
     @classmethod
     async def open(cls, path: Path) -> Self:
         """Open (creating if needed) and migrate the database at `path`."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private(path)
         connection = await aiosqlite.connect(path, isolation_level=None)
         await connection.execute("PRAGMA journal_mode = WAL")
         # FULL: a commit survives power loss too, not only a killed process.

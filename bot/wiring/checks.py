@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from bot.storage.backup import BackupError, hold_database_lock
+from bot.storage.backup import BackupError, lock_holder
 from bot.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -91,7 +91,11 @@ def check_database(path: Path) -> Report:
         report.problems.append(
             f"DATABASE_PATH: the disk of {folder} is nearly full ({free:.0f} MB free)"
         )
-    holder = _lock_holder(path)
+    try:
+        holder = lock_holder(path)
+    except BackupError as exc:
+        report.problems.append(f"DATABASE_PATH: {exc}")
+        return report
     if holder is not None:
         report.facts.append(f"database {path}: in use by a running bot ({holder})")
     if path.exists() and path.stat().st_size and _write_locked(path):
@@ -129,17 +133,10 @@ def check_database(path: Path) -> Report:
     return report
 
 
-def _lock_holder(path: Path) -> str | None:
-    """Say which process holds the bot's lock on this database, if one does."""
-    try:
-        with hold_database_lock(path):
-            return None
-    except BackupError as exc:
-        return str(exc).split("in use by ", 1)[-1].split(" (", 1)[0]
-
-
 def _write_locked(path: Path) -> bool:
     """Tell whether another connection holds the write lock for longer than a moment."""
+    if _unopened_wal_database(path):
+        return False  # a writer in WAL mode always has the -wal file open
     uri = f"file:{quote(str(path.resolve()))}?mode=rw"
     connection = sqlite3.connect(uri, uri=True, isolation_level=None)
     try:
@@ -161,10 +158,30 @@ def _migrate(db: sqlite3.Connection, version: int) -> None:
         )
 
 
+def _unopened_wal_database(path: Path) -> bool:
+    """Tell whether `path` is a WAL database no connection has open (no -wal, no -shm).
+
+    Reading one, even read-only, makes SQLite create a -wal and a -shm beside it, which a
+    read-only connection then cannot remove.
+    """
+    try:
+        with path.open("rb") as file:
+            header = file.read(20)
+    except OSError:
+        return False
+    in_wal_mode = len(header) == 20 and header[18] == header[19] == 2
+    siblings = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
+    return in_wal_mode and not any(sibling.exists() for sibling in siblings)
+
+
 @contextlib.contextmanager
 def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    """Open an existing database for reading only (a running bot may be writing it)."""
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    """Open an existing database for reading only (a running bot may be writing it).
+
+    A WAL database nobody has open is read as immutable: nothing is created beside it.
+    """
+    mode = "ro&immutable=1" if _unopened_wal_database(path) else "ro"
+    uri = f"file:{quote(str(path.resolve()))}?mode={mode}"
     connection = sqlite3.connect(uri, uri=True)
     try:
         connection.execute("PRAGMA busy_timeout = 2000")

@@ -13,15 +13,19 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from bot.domain.settings import Settings, SettingsError, describe_validation_error, load_settings
+from bot.domain.settings import TOKEN_NOT_SET, Settings, SettingsError, load_settings
 from bot.services.menus import publish_command_menus
 from bot.services.polling import Poller
-from bot.storage.backup import BackupError, backup_database, hold_database_lock, restore_database
+from bot.storage.backup import (
+    PRIVATE_FOLDER,
+    BackupError,
+    backup_database,
+    hold_database_lock,
+    restore_database,
+)
 from bot.wiring.assembly import assemble, guide_for
 from bot.wiring.checks import check_database, database_problem
 from bot.wiring.logging_setup import configure_logging
@@ -33,8 +37,6 @@ logger = logging.getLogger("bot")
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 
 DISTRIBUTION = "sii-authorization-assistant"
-# A preview talks to no one, so a missing token is stood in for by one of the right shape.
-PREVIEW_TOKEN = "0000000000:preview-needs-no-token-000000000000"
 # How often a bot waiting for another process to release the database tries again.
 LOCK_RETRY_SECONDS = 1.0
 
@@ -173,10 +175,10 @@ def _run_bot() -> None:
         settings = load_settings()
     except SettingsError as exc:
         _fail(str(exc))
-    configure_logging(settings.log_level, settings.token)
+    configure_logging(settings.log_level, settings.token, settings.timezone)
     guide = _guide(settings)
     try:
-        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        settings.database_path.parent.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
     except OSError as exc:
         _fail(f"DATABASE_PATH: cannot create {settings.database_path.parent}: {exc.strerror}")
     problem = database_problem(settings.database_path)
@@ -219,12 +221,15 @@ def _check() -> None:
     """Check settings, guide and database; print what was found; exit 0 or 2."""
     problems: list[str] = []
     try:
-        settings = load_settings()
+        settings = load_settings(token_required=False)
     except SettingsError as exc:
         for problem in str(exc).split("; "):
             print(f"problem: {problem}")
         sys.exit(2)
     print("ok: settings")
+    if settings.telegram_bot_token is None:
+        # The bot would not start; the guide and the database are checked all the same.
+        problems.append(f"{TOKEN_NOT_SET} (only running the bot needs it)")
     try:
         guide_for(settings)
         print(f"ok: guide {settings.guide_path or '(packaged)'}")
@@ -262,8 +267,9 @@ def _backup() -> None:
 
 
 def _settings_or_fail() -> Settings:
+    """Read the settings a command without Telegram needs (no token), or exit 2."""
     try:
-        return load_settings()
+        return load_settings(token_required=False)
     except SettingsError as exc:
         _fail(str(exc))
 
@@ -278,10 +284,7 @@ def _guide(settings: Settings) -> Guide:
 
 def _preview(out: Path) -> None:
     """Write the preview page of the guide in effect; no token, database or network needed."""
-    try:
-        settings = _preview_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
+    settings = _settings_or_fail()
     guide = _guide(settings)
     from bot.wiring.preview import write_preview  # only this command draws the page
 
@@ -291,20 +294,3 @@ def _preview(out: Path) -> None:
         print(f"Cannot write {out}: {exc.strerror}", file=sys.stderr)
         sys.exit(1)
     print(f"Preview written to {out}")
-
-
-def _preview_settings() -> Settings:
-    """Read the settings as the bot would, standing in for a token that is not set."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        if not any(_is_unset_token(error) for error in exc.errors()):
-            raise SettingsError(describe_validation_error(exc)) from None
-    return load_settings(telegram_bot_token=PREVIEW_TOKEN)
-
-
-def _is_unset_token(error: ErrorDetails) -> bool:
-    """Tell whether a validation error is TELEGRAM_BOT_TOKEN being unset or blank."""
-    if error["loc"] != ("telegram_bot_token",):
-        return False
-    return error["type"] == "missing" or str(error.get("input", "x")).strip() == ""

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from bot.services.health import STALE_AFTER_SECONDS, beat, heartbeat_path, is_fresh
+from bot.wiring.main import DISTRIBUTION
 from tests.conftest import ROOT
 
 
@@ -30,6 +31,17 @@ def test_dockerfile_runs_the_bot_as_non_root_with_a_data_volume_and_health_check
     assert any(line.strip() == 'CMD ["python", "-m", "bot.services.health"]' for line in lines)
 
 
+def test_the_package_does_not_depend_on_a_plotting_library() -> None:
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    declared = {Requirement(line).name.lower() for line in requires(DISTRIBUTION) or []}
+    assert {"pillow", "font-source-sans-pro", "openpyxl"} <= declared
+    # The /resumen picture is drawn with Pillow: 175 MB of matplotlib and numpy are not needed.
+    assert not declared & {"matplotlib", "numpy", "contourpy", "kiwisolver", "fonttools"}
+
+
 def test_heartbeat_is_fresh_only_while_recent(tmp_path: Path) -> None:
     path = heartbeat_path(tmp_path / "db.sqlite3")
     assert not is_fresh(path, time.time())
@@ -41,9 +53,9 @@ def test_heartbeat_is_fresh_only_while_recent(tmp_path: Path) -> None:
 
 
 def test_health_command_reports_unhealthy_without_a_heartbeat(tmp_path: Path) -> None:
+    # No TELEGRAM_BOT_TOKEN: the health check reads only the heartbeat's place.
     env = {
         "PATH": os.environ.get("PATH", ""),
-        "TELEGRAM_BOT_TOKEN": "123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghi",
         "DATABASE_PATH": str(tmp_path / "data" / "bot.sqlite3"),
     }
     command = [sys.executable, "-m", "bot.services.health"]

@@ -49,6 +49,13 @@ def clean_environment(**variables: str) -> dict[str, str]:
         "1234567890:" + "aZ09_-" * 5 + "xxxxx",
         VALID_TOKEN,
         f"  {VALID_TOKEN}\n",
+        # Today's lengths are 8 to 10 digits and 35 characters; Telegram may change them.
+        "1234567:" + "A" * 35,
+        "12345678901:" + "A" * 35,
+        "12345678:" + "A" * 34,
+        "12345678:" + "A" * 36,
+        "123456789:" + "b" * 20,
+        "1234567890123:" + "C_-d" * 16,
     ],
 )
 def test_tokens_shaped_like_botfathers_are_accepted(env: pytest.MonkeyPatch, token: str) -> None:
@@ -60,10 +67,8 @@ def test_tokens_shaped_like_botfathers_are_accepted(env: pytest.MonkeyPatch, tok
     "token",
     [
         "123456:ABCDEF",
-        "1234567:" + "A" * 35,  # 7 digits
-        "12345678901:" + "A" * 35,  # 11 digits
-        "12345678:" + "A" * 34,
-        "12345678:" + "A" * 36,
+        "12345678:" + "A" * 19,  # a secret cut short
+        ":" + "A" * 35,
         "12345678:" + "A" * 34 + "!",
         "12345678:" + "A" * 17 + " " + "A" * 17,
         "12345678" + "A" * 35,
@@ -197,6 +202,22 @@ def test_every_setting_is_in_the_readme_table_once() -> None:
     assert set(VARIABLES) <= set(documented), set(VARIABLES) - set(documented)
 
 
+def test_env_example_names_commands_and_files_that_exist() -> None:
+    from bot.wiring.main import _parser
+
+    text = (ROOT / ".env.example").read_text(encoding="utf-8")
+    subcommands = set(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    commands = re.findall(r"python -m ([\w.]+)(?: ([a-z]+))?", text)
+    assert commands
+    for module, word in commands:
+        assert module == "bot", f"python -m {module}: the bot's commands are python -m bot ..."
+        assert not word or word in subcommands, f"python -m bot {word}: no such command"
+    paths = re.findall(r"\b((?:bot|conversations)/[\w/]+\.\w+)", text)
+    assert paths
+    for path in paths:
+        assert (ROOT / path).is_file(), f"{path} does not exist"
+
+
 def test_env_example_with_a_token_filled_in_gives_exactly_the_defaults(
     env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -214,8 +235,10 @@ def test_env_example_with_a_token_filled_in_gives_exactly_the_defaults(
 def test_env_example_as_it_is_asks_for_the_token(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     env.delenv("TELEGRAM_BOT_TOKEN")
     (tmp_path / ".env").write_bytes((ROOT / ".env.example").read_bytes())
-    with pytest.raises(SettingsError, match=r"^TELEGRAM_BOT_TOKEN: malformed token"):
+    # TELEGRAM_BOT_TOKEN= (empty) is not set, not malformed.
+    with pytest.raises(SettingsError, match=r"^TELEGRAM_BOT_TOKEN is required but not set$"):
         load_settings()
+    assert load_settings(token_required=False).telegram_bot_token is None
 
 
 # === the lock files match pyproject.toml =================================================
@@ -224,8 +247,8 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 RUNTIME = [Requirement(line) for line in PYPROJECT["project"]["dependencies"]]
 TEST_EXTRAS = [Requirement(line) for line in PYPROJECT["project"]["optional-dependencies"]["test"]]
 REGENERATE = (
-    "pip-compile --no-emit-find-links --no-emit-index-url --output-file={output} "
-    "--strip-extras pyproject.toml"
+    "pip-compile --generate-hashes --no-emit-find-links --no-emit-index-url "
+    "--output-file={output} --strip-extras pyproject.toml"
 )
 
 
@@ -268,8 +291,29 @@ def test_lock_files_pin_exactly_what_pyproject_asks_for(
     command = REGENERATE.format(output=lock)
     if lock == "requirements-test.lock":
         command = command.replace("pip-compile ", "pip-compile --extra=test ")
+    assert command in (ROOT / "README.md").read_text(encoding="utf-8"), "README: how to regenerate"
     header = (ROOT / lock).read_text(encoding="utf-8").split("\n\n", 1)[0]
     assert f"#    {command}\n" in header + "\n"
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-test.lock"])
+def test_every_pin_has_its_hashes_and_every_install_requires_them(lock: str) -> None:
+    text = (ROOT / lock).read_text(encoding="utf-8")
+    # Each "name==version \" is followed by its "--hash=sha256:..." lines.
+    entry = r"^([A-Za-z0-9][A-Za-z0-9._-]*)==\S+((?: \\\n +--hash=sha256:[0-9a-f]{64})*)"
+    entries = re.findall(entry, text, re.MULTILINE)
+    assert len(entries) == len(pins(lock)) > 10
+    assert [name for name, hashes in entries if not hashes] == []
+    installs = {
+        "Dockerfile": (ROOT / "Dockerfile").read_text(encoding="utf-8"),
+        ".ci/run": (ROOT / ".ci" / "run").read_text(encoding="utf-8"),
+    }
+    for where, script in installs.items():
+        for line in script.splitlines():
+            if re.search(r"pip install .*-r \S*requirements", line):
+                assert "--require-hashes" in line, f"{where}: {line.strip()}"
+    used = installs["Dockerfile"] if lock == "requirements.lock" else installs[".ci/run"]
+    assert f"--require-hashes -r {'/tmp/' if lock == 'requirements.lock' else ''}{lock}" in used
 
 
 def test_the_runtime_and_test_locks_agree_on_every_shared_version() -> None:
@@ -299,7 +343,7 @@ def test_version_sensitive_dependencies_have_an_upper_bound(name: str) -> None:
 
 def test_ci_installs_the_test_lock_then_the_checkout_alone() -> None:
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    lock = script.index(".venv/bin/pip install -q -r requirements-test.lock\n")
+    lock = script.index(".venv/bin/pip install -q --require-hashes -r requirements-test.lock\n")
     package = script.index(".venv/bin/pip install -q --no-deps -e .\n")
     assert lock < package < script.index(".venv/bin/pytest\n")
     assert '".[test]"' not in script
@@ -372,6 +416,7 @@ def test_the_build_context_keeps_what_the_image_copies_and_nothing_private() -> 
         assert not dockerignored(needed), needed
     for private in (
         ".env",
+        "litestream.env",
         ".git/config",
         ".venv/bin/python",
         "data/authorizations.sqlite3",

@@ -2,13 +2,15 @@
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -186,10 +188,21 @@ def test_load_settings_names_the_bad_variable(
     assert "\n" not in message
 
 
-def test_missing_token_is_reported_as_required(env: pytest.MonkeyPatch) -> None:
-    env.delenv("TELEGRAM_BOT_TOKEN")
+@pytest.mark.parametrize("given", [None, "", "   ", "\n"])
+def test_missing_or_blank_token_is_reported_as_not_set(
+    env: pytest.MonkeyPatch, given: str | None
+) -> None:
+    if given is None:
+        env.delenv("TELEGRAM_BOT_TOKEN")
+    else:
+        env.setenv("TELEGRAM_BOT_TOKEN", given)
     with pytest.raises(SettingsError, match=r"^TELEGRAM_BOT_TOKEN is required but not set$"):
         load_settings()
+    # What needs no Telegram reads the same settings without it.
+    settings = load_settings(token_required=False)
+    assert settings.telegram_bot_token is None
+    with pytest.raises(SettingsError, match="not set"):
+        _ = settings.token
 
 
 # --- the process: exit code 2 and one line ---------------------------------------------
@@ -300,6 +313,20 @@ def test_bad_configuration_exits_2_with_one_line(
     _assert_one_line_failure(name, started)
 
 
+def test_the_token_line_says_not_set_or_the_shape_expected(
+    started: dict[str, tuple[int | None, str, str]],
+) -> None:
+    for name in ("missing token", "empty token"):
+        assert started[name][2] == (
+            "Configuration error: TELEGRAM_BOT_TOKEN is required but not set\n"
+        )
+    for name in ("token abc", "token 123:", "token with space", "token secret-looking"):
+        assert started[name][2] == (
+            "Configuration error: TELEGRAM_BOT_TOKEN: malformed token: expected "
+            "'<digits>:<secret>' as given by @BotFather\n"
+        )
+
+
 def test_unusable_database_path_exits_2_with_one_line(
     started: dict[str, tuple[int | None, str, str]],
 ) -> None:
@@ -310,12 +337,12 @@ def test_unusable_database_path_exits_2_with_one_line(
 
 
 @contextmanager
-def _configured_logging(level: str, token: str) -> Iterator[None]:
+def _configured_logging(level: str, token: str, tz: ZoneInfo | None = None) -> Iterator[None]:
     """Run configure_logging, then put back the handlers and levels it replaced."""
     root = logging.getLogger()
     handlers, root_level = root.handlers[:], root.level
     levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "apscheduler")}
-    configure_logging(level, token)
+    configure_logging(level, token, tz)
     try:
         yield
     finally:
@@ -342,6 +369,22 @@ def test_logs_never_show_the_token(capsys: pytest.CaptureFixture[str]) -> None:
     assert "OtherSecret_x-y" not in err
     assert err.count("[REDACTED]") >= 5
     assert "https://api.telegram.org/bot[REDACTED]/getUpdates" in err
+
+
+def test_log_lines_are_stamped_in_timezone_with_their_utc_offset(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    santiago = ZoneInfo("America/Santiago")
+    with _configured_logging("INFO", VALID_TOKEN, santiago):
+        before = datetime.now(santiago)
+        logging.getLogger("bot.test_stamp").warning("hello")
+    [line] = capsys.readouterr().err.splitlines()
+    stamp, rest = line.split(" ", 1)
+    assert rest == "WARNING bot.test_stamp: hello"
+    moment = datetime.fromisoformat(stamp)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d", stamp)
+    assert moment.utcoffset() == before.utcoffset()  # -03:00 or -04:00, as Santiago is now
+    assert abs((moment - before).total_seconds()) < 5
 
 
 def test_noisy_http_loggers_are_quietened() -> None:

@@ -3,11 +3,11 @@
 import io
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import matplotlib
 import pytest
 from PIL import Image
 
@@ -65,14 +65,47 @@ def test_different_numbers_draw_a_different_picture(png: bytes) -> None:
     assert progress_png(COUNTS, changed_week, labels=LABELS) != png
 
 
-def test_the_machine_settings_do_not_leak_into_the_picture(png: bytes) -> None:
-    with matplotlib.rc_context(
-        {"font.size": 5, "figure.facecolor": "black", "axes.facecolor": "red", "lines.linewidth": 9}
-    ):
-        assert progress_png(COUNTS, WEEKLY, labels=LABELS) == png
-        # ...and drawing puts the caller's settings back.
-        assert matplotlib.rcParams["font.size"] == 5
-        assert matplotlib.rcParams["figure.facecolor"] == "black"
+def test_pictures_drawn_side_by_side_are_the_same(png: bytes) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pictures = list(pool.map(lambda _: progress_png(COUNTS, WEEKLY, labels=LABELS), range(8)))
+    assert pictures == [png] * 8
+
+
+def runs(image: Image.Image, color: str, *, vertical: bool) -> list[int]:
+    """The length of each straight run of `color`, along every row (or column), longest first."""
+    rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
+    width, height = image.size
+    pixels = image.load()
+    assert pixels is not None
+    found: list[int] = []
+    outer, inner = (width, height) if vertical else (height, width)
+    for a in range(outer):
+        run = 0
+        for b in range(inner + 1):
+            same = b < inner and pixels[(a, b) if vertical else (b, a)] == rgb
+            if same:
+                run += 1
+            elif run:
+                found.append(run)
+                run = 0
+    return sorted(found, reverse=True)
+
+
+def test_bars_and_columns_are_as_long_as_their_counts(png: bytes) -> None:
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    status = image.crop((0, 0, 800, 600))  # the status bars; the weekly columns below
+    weekly = image.crop((0, 600, 800, 1000))
+    green = "#2e7d32"
+    completed = runs(status, green, vertical=False)[0]
+    # 42 completed against 5 at step 4 (the longest blue bar), 17 not started, 4 and 2.
+    for color, count in (("#1e88e5", 5), ("#9e9e9e", 17), ("#ef6c00", 4), ("#c62828", 2)):
+        longest = runs(status, color, vertical=False)[0]
+        assert longest == pytest.approx(completed * count / 42, abs=2), color
+    # The weeks' columns: 12 the tallest, 9, 7, 5, …; weeks with none draw nothing.
+    heights = sorted(set(runs(weekly, green, vertical=True)), reverse=True)
+    assert heights[0] / heights[1] == pytest.approx(12 / 9, rel=0.03)
+    assert heights[0] / heights[2] == pytest.approx(12 / 7, rel=0.03)
+    assert len(heights) == len({count for _, count in WEEKLY if count})
 
 
 def test_empty_practice_and_odd_labels_still_draw() -> None:
@@ -115,9 +148,21 @@ def test_weekly_completions_counts_by_local_monday_with_zeros() -> None:
     assert [count for _, count in weeks[1:-2]] == [0] * 9
 
 
-def test_importing_the_module_does_not_import_matplotlib() -> None:
-    code = "import sys, bot.formats.progress_chart; print('matplotlib' in sys.modules)"
+def test_importing_the_module_does_not_import_pillow() -> None:
+    code = "import sys, bot.formats.progress_chart; print('PIL' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_drawing_imports_no_plotting_library() -> None:
+    code = (
+        "import sys; from tests.formats.test_progress_chart import *; "
+        "progress_png(COUNTS, WEEKLY, labels=LABELS); "
+        "print(sorted(m for m in ('matplotlib', 'numpy') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -2,6 +2,7 @@
 
 import dataclasses
 import io
+import zipfile
 from datetime import UTC, date, datetime
 from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
@@ -19,8 +20,9 @@ from bot.formats.workbooks import (
     InvitationColumns,
     authorizations_workbook,
     invitations_workbook,
+    looks_like_formula,
     mailto_link,
-    safe_text,
+    sheet_text,
     whatsapp_link,
 )
 from bot.handlers import firm_views
@@ -174,14 +176,15 @@ def test_rut_that_is_not_valid_is_written_as_given() -> None:
     assert open_book(data)["Historial"].max_row == 1
 
 
+# (typed, stored): every value is kept as typed, minus what XML cannot carry.
 HOSTILE = [
-    ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
-    ("+56912345678", "'+56912345678"),
-    ("-2+3", "'-2+3"),
-    ("@SUM(1)", "'@SUM(1)"),
-    ("\t=1", "'\t=1"),
-    ("\r=1", "'\r=1"),
-    ("\x01=1+1", "'=1+1"),  # characters XML cannot carry are dropped first
+    ("=cmd|' /C calc'!A0", "=cmd|' /C calc'!A0"),
+    ("+56912345678", "+56912345678"),
+    ("-2+3", "-2+3"),
+    ("@SUM(1)", "@SUM(1)"),
+    ("\t=1", "\t=1"),
+    ("\r=1", "\r=1"),
+    ("\x01=1+1", "=1+1"),  # characters XML cannot carry are dropped
     ("Ana\x00 Pérez", "Ana Pérez"),
     ("Normal = fine", "Normal = fine"),
     ("", ""),
@@ -189,42 +192,55 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize(("text", "expected"), HOSTILE)
-def test_safe_text(text: str, expected: str) -> None:
-    assert safe_text(text) == expected
+def test_sheet_text_keeps_the_text_as_typed(text: str, expected: str) -> None:
+    assert sheet_text(text) == expected
 
 
 @pytest.mark.parametrize("text", ["=1", "+1", "-1", "@1", "\t1", "\r1", "a=1", "1", "", "'x"])
-def test_safe_text_follows_the_csv_export_rule(text: str) -> None:
-    csv_rule = getattr(firm_views, "_cell", None)
-    if csv_rule is None:
-        pytest.skip("the CSV export's rule moved")
-    assert safe_text(text) == csv_rule(text)
+def test_formula_looking_text_is_told_by_the_csv_export_rule(text: str) -> None:
+    # The CSV export adds an apostrophe to exactly what an .xlsx cell gets the quote flag for.
+    assert looks_like_formula(text) == (firm_views._cell(text) != text)
 
 
-def test_every_text_cell_is_safe_against_formula_injection() -> None:
+def xml_parts(data: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return "".join(
+            archive.read(name).decode("utf-8")
+            for name in archive.namelist()
+            if name.startswith("xl/worksheets/")
+        )
+
+
+def test_every_text_cell_is_a_string_as_typed_never_a_formula() -> None:
     names = [text for text, _ in HOSTILE]
     auths = [authorization(client_name=name, verified_by=name) for name in names]
     events = [{"company_rut": "76086428-5", "at": WINTER, "what": n, "actor": n} for n in names]
     invitations = [{"rut": "76086428-5", "name": n, "state": n, "invitation": n} for n in names]
-    books = [
-        open_book(authorizations_workbook(auths, events, columns=AUTH_COLUMNS, tz=TZ)),
-        open_book(invitations_workbook(invitations, columns=INVITATION_COLUMNS)),
+    data = [
+        authorizations_workbook(auths, events, columns=AUTH_COLUMNS, tz=TZ),
+        invitations_workbook(invitations, columns=INVITATION_COLUMNS),
     ]
     seen = 0
-    for book in books:
+    for book in map(open_book, data):
         for sheet in book.worksheets:
             for row in sheet.iter_rows():
                 for cell in row:
                     assert cell.data_type != "f"
                     if isinstance(cell.value, str):
-                        assert cell.value[:1] not in ("=", "+", "-", "@", "\t", "\r")
+                        assert not cell.value.startswith("'")
+                        # Excel's own "text, not formula" flag, on what would otherwise run
+                        # (a carriage return is read back as a line feed).
+                        typed = cell.value.replace("\n", "\r")
+                        assert cell.quotePrefix == looks_like_formula(typed)
                         seen += 1
     assert seen > 4 * len(names)
-    sheet = books[0]["Autorizaciones"]
+    for part in map(xml_parts, data):
+        assert "<f>" not in part and "<f " not in part  # no formula anywhere in the file
+    sheet = open_book(data[0])["Autorizaciones"]
     got = [
         sheet.cell(row=r, column=column(sheet, "Cliente en Telegram")).value for r in range(2, 9)
     ]
-    # XML reads a carriage return back as a line feed; the apostrophe stays in front.
+    # XML reads a carriage return back as a line feed.
     assert got == [expected.replace("\r", "\n") for _, expected in HOSTILE[:7]]
 
 
@@ -237,7 +253,8 @@ def test_titles_and_sheet_names_are_cleaned_too() -> None:
     assert all(len(name) <= 31 for name in book.sheetnames)
     evil = AuthorizationColumns("A", "B", {**AUTH_TITLES, "state": "=Estado"})
     sheet = open_book(authorizations_workbook([], [], columns=evil, tz=TZ))["A"]
-    assert sheet.cell(row=1, column=column(sheet, "'=Estado")).data_type == "s"
+    title = sheet.cell(row=1, column=column(sheet, "=Estado"))
+    assert title.data_type == "s" and title.quotePrefix
 
 
 def test_missing_titles_are_refused_when_the_columns_are_made() -> None:
@@ -294,7 +311,8 @@ def test_invitations_workbook_layout_and_links() -> None:
         for title in INVITATION_TITLES.values()
     }
     assert first["RUT empresa"].value == "76.086.428-5"
-    assert first["Celular"].value == "'+56912345678" and first["Celular"].data_type == "s"
+    # A phone copied from the sheet is the number itself: a plain text cell, no apostrophe.
+    assert first["Celular"].value == "+56912345678" and first["Celular"].data_type == "s"
     assert first["Mensaje para enviar"].value == INVITATION
     assert first["Mensaje para enviar"].alignment.wrap_text
     link = first["Enlace de invitación"]
@@ -321,7 +339,7 @@ def test_invitations_workbook_layout_and_links() -> None:
             cell = sheet.cell(row=row, column=column(sheet, title))
             assert cell.value is None and cell.hyperlink is None
     assert sheet.cell(row=4, column=1).value == "x"
-    assert sheet.cell(row=4, column=column(sheet, "Celular")).value == "'+56987654321"
+    assert sheet.cell(row=4, column=column(sheet, "Celular")).value == "+56987654321"
 
 
 TWO_LINES = "Hola, " + "x" * 24 + "\n" + "y" * 20

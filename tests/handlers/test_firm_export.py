@@ -15,7 +15,7 @@ import openpyxl
 from stdnum.cl import rut as stdnum_rut
 
 from bot.domain.rut import format_rut
-from bot.formats.workbooks import AUTHORIZATION_FIELDS, EVENT_FIELDS, safe_text
+from bot.formats.workbooks import AUTHORIZATION_FIELDS, EVENT_FIELDS
 from bot.handlers.firm_views import export_csv
 from bot.storage.repository import ClientInfo
 from conversations.texts.guide import Guide
@@ -123,8 +123,10 @@ async def test_export_sends_a_workbook_with_typed_cells_and_the_history(bot: Har
     assert value(first, "company_rut") == SHOWN
     assert first[guide.button("xlsx_company_rut")].data_type == "s"
     assert value(first, "client_name") == 'José "Pepe" Núñez; Ltda'
-    assert value(first, "invited_name") == '\'=HYPERLINK("http://evil.example/?x=1","clic")'
+    # A formula is stored as a string (with Excel's quote flag), its text as typed.
+    assert value(first, "invited_name") == '=HYPERLINK("http://evil.example/?x=1","clic")'
     assert first[guide.button("xlsx_invited_name")].data_type == "s"
+    assert first[guide.button("xlsx_invited_name")].quotePrefix
     assert value(first, "client_user_id") == str(CLIENT)
     assert first[guide.button("xlsx_client_user_id")].data_type == "s"
     # Numbers are numbers; dates are real dates in Santiago's time, shown as Chile writes them.
@@ -146,12 +148,13 @@ async def test_export_sends_a_workbook_with_typed_cells_and_the_history(bot: Har
     )
 
     assert value(third, "company_rut") == format_rut(THIRD)
-    assert value(third, "client_name") == "'=1+2"
+    assert value(third, "client_name") == "=1+2"
     assert value(third, "state") == guide.button("xlsx_state_verified")
     assert value(third, "completed_at") == local(12, 3)
     assert value(third, "verified_at") == local(12, 5)
-    # Text that Excel would read as a formula (@, -, =, +) is kept as text with a quote.
-    assert value(third, "verified_by") == safe_text("@contadora") == "'@contadora"
+    # Text that Excel would read as a formula (@, -, =, +) is a string cell, as typed.
+    assert value(third, "verified_by") == "@contadora"
+    assert third[guide.button("xlsx_verified_by")].data_type == "s"
 
     # The history: every event of every company, oldest first, told as /estado tells it.
     history = rows_of(events)
@@ -165,7 +168,7 @@ async def test_export_sends_a_workbook_with_typed_cells_and_the_history(bot: Har
             moment.replace(tzinfo=None, microsecond=0),
             event_text(guide, kind, step, actor),
             step,
-            safe_text(actor) if actor is not None else None,
+            actor,
         ]
     assert [row[2] for row in history[1:3]] == [
         event_text(guide, "invited", None, str(FIRM_CHAT)),

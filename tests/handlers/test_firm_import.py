@@ -19,7 +19,6 @@ from telegram.constants import MessageLimit
 from telegram.error import NetworkError
 
 from bot.domain.rut import format_rut
-from bot.formats.workbooks import safe_text
 from bot.storage.repository import ClientInfo, EventKind
 from conversations.texts.guide import Guide, local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
@@ -264,8 +263,8 @@ async def test_an_xlsx_with_extra_columns_and_blank_rows_invites_every_company(
         assert link_cell.value in invitation and "<" not in invitation and "&amp;" not in invitation
 
     first, second, third = rows
-    # The workbook writes a phone as safe text (a leading + would be a formula to Excel).
-    assert first[column(guide, "phone")].value == safe_text("+56987654321")
+    # The workbook writes a phone as a plain text cell: the number as typed, no apostrophe.
+    assert first[column(guide, "phone")].value == "+56987654321"
     assert first[column(guide, "email")].value == "ana@panaderia.cl"
     whatsapp = urlsplit(first[column(guide, "whatsapp")].hyperlink.target)
     assert (whatsapp.scheme, whatsapp.netloc, whatsapp.path) == ("https", "wa.me", "/56987654321")
@@ -280,7 +279,7 @@ async def test_an_xlsx_with_extra_columns_and_blank_rows_invites_every_company(
     # No phone or email: no link to send it by.
     for key in ("phone", "whatsapp", "email", "mailto"):
         assert second[column(guide, key)].value is None
-    assert third[column(guide, "phone")].value == safe_text("+56912345678")
+    assert third[column(guide, "phone")].value == "+56912345678"
     assert unquote(third[column(guide, "whatsapp")].hyperlink.target).startswith(
         "https://wa.me/56912345678?text="
     )
@@ -394,7 +393,7 @@ async def test_a_latin1_csv_with_semicolons(bot: Harness) -> None:
         "Ñandú y Compañía Ltda.",
         "José Pérez Núñez",
     ]
-    assert answer[0][column(guide, "phone")].value == safe_text("+56987654321")
+    assert answer[0][column(guide, "phone")].value == "+56987654321"
 
 
 async def test_a_utf8_csv_with_bom_and_commas(bot: Harness) -> None:
@@ -410,7 +409,7 @@ async def test_a_utf8_csv_with_bom_and_commas(bot: Harness) -> None:
     await send_list(bot, data, None, mime_type="text/csv")
     assert [(r[0], r[2]) for r in invitations(bot)] == [(A, "Café Ñuñoa, Ltda."), (B, "Dos")]
     _, answer, _ = answer_workbook(bot)
-    assert answer[0][column(guide, "phone")].value == safe_text("+56911112222")
+    assert answer[0][column(guide, "phone")].value == "+56911112222"
     assert answer[0][column(guide, "whatsapp")].hyperlink is not None
 
 

@@ -24,6 +24,7 @@ from bot.storage.backup import (
     hold_database_lock,
     list_backups,
     lock_path,
+    make_private,
     restore_database,
 )
 from bot.storage.repository import Repository
@@ -147,7 +148,7 @@ def snapshot(directory: Path) -> dict[str, str]:
 def set_aside(database: Path) -> list[Path]:
     """Return the databases a restore moved aside (not their -wal files), oldest first."""
     pattern = re.compile(
-        rf"^{re.escape(database.name)}\.before-restore-[0-9]{{8}}-[0-9]{{6}}(-[0-9]+)?$"
+        rf"^{re.escape(database.name)}\.before-restore-[0-9]{{8}}-[0-9]{{6}}Z(-[0-9]+)?$"
     )
     return sorted(p for p in database.parent.iterdir() if pattern.match(p.name))
 
@@ -244,7 +245,8 @@ def test_a_backup_is_named_by_its_utc_time_and_only_the_newest_are_kept(
     (directory / "notes.txt").write_text("the firm's own file\n", encoding="utf-8")
     santiago = NOW.astimezone(ZoneInfo("America/Santiago"))
     made = [backup_database(database, keep=3, now=santiago + timedelta(hours=h)) for h in range(5)]
-    assert made[0].name == "authorizations-20250314-150926.sqlite3"  # UTC, not Santiago time
+    # UTC, not Santiago time, and the name says so ("Z", as ISO 8601 writes UTC).
+    assert made[0].name == "authorizations-20250314-150926Z.sqlite3"
     assert made[0].parent == database.parent / "backups"
     assert list_backups(database) == made[-3:]
     assert all(path.exists() == (path in made[-3:]) for path in made)
@@ -295,6 +297,76 @@ def damage_table(path: Path, table: str) -> None:
     with path.open("r+b") as file:
         file.seek((root - 1) * page_size + 8)
         file.write(b"\xa5\x5a" * (page_size // 4))
+
+
+def test_backups_named_before_the_z_still_rotate_with_the_new_ones(database: Path) -> None:
+    directory = backups_directory(database)
+    directory.mkdir(mode=0o700)
+    old = directory / "authorizations-20250101-000000.sqlite3"
+    old.write_bytes(backup_database(database, keep=5, now=NOW).read_bytes())
+    assert list_backups(database)[0] == old
+    newest = backup_database(database, keep=1, now=NOW + timedelta(days=1))
+    assert list_backups(database) == [newest] and not old.exists()
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The usual umask 022, under which a file created plainly is readable by all (0o644)."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def modes_while_open(database: Path) -> list[int]:
+    """Open the database as the bot does, write once, and return the modes of the database,
+    its -wal and its -shm while it is still open."""
+
+    async def opened() -> list[int]:
+        repository = await Repository.open(database)
+        try:
+            await repository.database.connection.execute("CREATE TABLE IF NOT EXISTS t (x)")
+            return await asyncio.to_thread(
+                lambda: [mode(Path(f"{database}{suffix}")) for suffix in ("", "-wal", "-shm")]
+            )
+        finally:
+            await repository.close()
+
+    return asyncio.run(opened())
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_the_live_database_and_its_wal_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "authorizations.sqlite3"
+    assert modes_while_open(database) == [0o600] * 3
+    assert mode(database.parent) == 0o700  # the folder the bot created
+    # A database of an older version, left readable by all, is tightened when opened.
+    os.chmod(database, 0o644)
+    assert modes_while_open(database) == [0o600] * 3
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_a_folder_that_exists_keeps_its_mode_and_restored_files_are_private(
+    database: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "volume"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    make_private(shared / "authorizations.sqlite3")
+    assert mode(shared) == 0o755
+    assert mode(shared / "authorizations.sqlite3") == 0o600
+    backup = backup_database(database, keep=3, now=NOW)
+    os.chmod(backup, 0o644)  # copied off and back by hand
+    restore_database(backup, database)
+    assert mode(database) == 0o600
+    elsewhere = tmp_path / "new" / "authorizations.sqlite3"
+    restore_database(backup, elsewhere)
+    assert mode(elsewhere) == 0o600 and mode(elsewhere.parent) == 0o700
 
 
 # === restore ===========================================================================

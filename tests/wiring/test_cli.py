@@ -33,12 +33,15 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def bot(
-    tmp_path: Path, *args: str, timeout: float = 30, **extra: str
+    tmp_path: Path, *args: str, timeout: float = 30, token: bool = True, **extra: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m bot ARGS` to completion."""
+    """Run `python -m bot ARGS` to completion (without TELEGRAM_BOT_TOKEN if not `token`)."""
+    environment = env(tmp_path, **extra)
+    if not token:
+        del environment["TELEGRAM_BOT_TOKEN"]
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
-        env=env(tmp_path, **extra),
+        env=environment,
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -79,6 +82,37 @@ def test_check_reports_settings_guide_and_database_and_exits_0(tmp_path: Path) -
     assert f"schema version {SCHEMA_VERSION}" in lines[2]
     assert "authorizations 3" in lines[2]
     assert database.read_bytes() == before  # read only
+
+
+def listing(directory: Path) -> list[str]:
+    """Every file and folder under `directory`, relative to it."""
+    return sorted(str(path.relative_to(directory)) for path in directory.rglob("*"))
+
+
+def test_check_on_a_new_install_creates_nothing_and_says_not_created_yet(tmp_path: Path) -> None:
+    before = listing(tmp_path)  # empty: no data folder yet
+    result = bot(tmp_path, "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    database = tmp_path / "data" / "authorizations.sqlite3"
+    assert result.stdout.splitlines()[2:] == [
+        f"ok: database {database}: not created yet (the bot creates it on start)"
+    ]
+    assert "in use" not in result.stdout
+    assert listing(tmp_path) == before == []
+
+
+def test_check_of_a_stopped_bots_database_leaves_nothing_beside_it(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "authorizations.sqlite3"
+    make_database(database, completions=2)
+    before = listing(tmp_path)
+    assert before == ["data", "data/authorizations.sqlite3"]  # the bot closed it cleanly
+    content = database.read_bytes()
+    result = bot(tmp_path, "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "authorizations 2" in result.stdout and "in use" not in result.stdout
+    # No .lock, no -wal, no -shm: the file is read as it is.
+    assert listing(tmp_path) == before
+    assert database.read_bytes() == content
 
 
 def test_check_lists_every_problem_one_line_each_and_exits_2(tmp_path: Path) -> None:
@@ -204,6 +238,30 @@ def test_backup_then_restore_brings_back_every_completion(tmp_path: Path) -> Non
     assert restored.returncode == 0, restored.stderr
     with closing(sqlite3.connect(database)) as db:
         assert db.execute("SELECT COUNT(*) FROM authorizations").fetchone() == (5,)
+
+
+def test_backup_restore_and_check_need_no_token(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "authorizations.sqlite3"
+    make_database(database, completions=4)
+    made = bot(tmp_path, "backup", token=False)
+    assert made.returncode == 0, made.stderr
+    backup = Path(made.stdout.strip().rsplit(" ", 1)[-1])
+    restored = bot(tmp_path, "restore", str(backup), token=False)
+    assert restored.returncode == 0, restored.stderr
+    # --check still checks the guide and the database, and says the bot could not start.
+    checked = bot(tmp_path, "--check", token=False)
+    assert checked.returncode == 2
+    lines = checked.stdout.splitlines()
+    assert lines[:2] == ["ok: settings", "ok: guide (packaged)"]
+    assert "authorizations 4" in lines[2]
+    assert lines[3:] == [
+        "problem: TELEGRAM_BOT_TOKEN is required but not set (only running the bot needs it)"
+    ]
+    assert "Traceback" not in checked.stdout + checked.stderr
+    # Running the bot is what needs it: one line, exit 2.
+    started = bot(tmp_path, token=False, TELEGRAM_BOT_TOKEN="  ")
+    assert started.returncode == 2
+    assert started.stderr == "Configuration error: TELEGRAM_BOT_TOKEN is required but not set\n"
 
 
 # --- the running process -----------------------------------------------------------------
