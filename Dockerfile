@@ -17,6 +17,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
     DATABASE_PATH=/app/data/authorizations.sqlite3
 
+# Tesseract with its Spanish data reads clients' screenshots of the SII's answer
+# (bot/services/screenshot_reader.py; README, "Reading the confirmation screenshot"). Debian's
+# own versions of the base image, as its security updates come: not pinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-spa \
+    && rm -rf /var/lib/apt/lists/*
+
 # The exact dependency versions first: this layer is rebuilt only when the lock changes.
 COPY requirements.lock /tmp/requirements.lock
 RUN pip install --no-cache-dir -r /tmp/requirements.lock \
