@@ -14,6 +14,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     DATABASE_PATH=/app/data/authorizations.sqlite3
 
+# Tesseract with its Spanish data reads clients' screenshots of the SII's answer
+# (bot/services/screenshot_reader.py; README, "Reading the confirmation screenshot"). Debian's
+# own versions of the base image, as its security updates come: not pinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-spa \
+    && rm -rf /var/lib/apt/lists/*
+
 # The exact dependency versions first, each file checked against the lock's hashes: this
 # layer is rebuilt only when the lock changes.
 COPY requirements.lock /tmp/requirements.lock

@@ -12,7 +12,9 @@ Run with ``python -m bench`` (about 3 minutes on 2 cores), or ``python -m bench 
 3. reminders: selecting a 500-row batch among 100,000 due (median, p99) and the sweep of
    all of them against REMINDER_RATE -- bench/reminder_sweep.py;
 4. resident memory per conversation, 10,000 in progress, in a fresh child process;
-5. start-up time to the first getUpdates, if bench/startup.py is there.
+5. start-up time to the first getUpdates, if bench/startup.py is there;
+6. reading pictures of the SII's screens (accuracy per field, false accepts, time per
+   picture) -- bench/ocr.py; not in --quick, --ocr-pictures N sets how many.
 
 Figures are printed, never judged by a test; each goal is printed beside its figure.
 """
@@ -78,6 +80,7 @@ class Sizes:
     sweep_seconds: float | None  # None: sweep every row
     rss: int  # conversations in progress
     startup_runs: int
+    ocr_pictures: int = 0  # pictures of the SII's screens read (0: skip)
 
 
 DEFAULT = Sizes(
@@ -90,6 +93,7 @@ DEFAULT = Sizes(
     sweep_seconds=40.0,
     rss=10_000,
     startup_runs=5,
+    ocr_pictures=111,
 )
 QUICK = Sizes(
     rounds=3,
@@ -448,6 +452,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--full-sweep", action="store_true", help="sweep every row, no cap")
     parser.add_argument("--rss", type=int, help="conversations in progress (0: skip)")
     parser.add_argument("--startup-runs", type=int, help="start-up measurements (0: skip)")
+    parser.add_argument("--ocr-pictures", type=int, help="screenshots to read (0: skip)")
     parser.add_argument("--dir", type=Path, default=None, help="where the temp dir goes")
     parser.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -456,7 +461,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def sizes_of(args: argparse.Namespace) -> Sizes:
     """The sizes asked for: --quick or the defaults, then each option given."""
     sizes = QUICK if args.quick else DEFAULT
-    for name in ("rounds", "clients", "count_clients", "rows", "selections", "rss"):
+    for name in ("rounds", "clients", "count_clients", "rows", "selections", "rss", "ocr_pictures"):
         if getattr(args, name) is not None:
             sizes = replace(sizes, **{name: getattr(args, name)})
     if args.startup_runs is not None:
@@ -489,6 +494,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             rss_section(directory, sizes.rss)
         if sizes.startup_runs:
             startup_section(sizes.startup_runs)
+        if sizes.ocr_pictures:
+            try:
+                from bench import ocr  # draws with the tests' picture generator
+
+                ocr.section(directory, sizes.ocr_pictures)
+            except Exception as exc:
+                failed("6. screenshot reading", exc)
     print(
         f"\ntotal benchmark time: {time.perf_counter() - started:.0f} s; "
         f"load average (end): {load_average()}"
