@@ -15,6 +15,7 @@ from telegram.ext import Application
 from bot.domain.rut import parse_rut
 from bot.domain.settings import Settings
 from bot.services.notifications import describe_duration
+from bot.services.screenshot_reader import ScreenshotReader
 from bot.storage.repository import Repository
 from bot.wiring.assembly import assemble
 from conversations.texts.guide import local_datetime
@@ -95,8 +96,10 @@ class Harness:
         request: RecordingRequest | None = None,
         *,
         rate_limit: bool = False,
+        reader: ScreenshotReader | None = None,
     ) -> None:
         self.settings = settings
+        self.reader = reader
         self.clock = clock
         self.request = request if request is not None else RecordingRequest()
         self.rate_limit = rate_limit
@@ -106,7 +109,11 @@ class Harness:
     async def boot(self) -> "Harness":
         """Open the database and initialize the Application (as startup does)."""
         built = await assemble(
-            self.settings, clock=self.clock, request=self.request, rate_limit=self.rate_limit
+            self.settings,
+            clock=self.clock,
+            request=self.request,
+            rate_limit=self.rate_limit,
+            reader=self.reader,
         )
         self.assembly = built
         self.deps, self.app, self.repository = built.deps, built.application, built.deps.repository

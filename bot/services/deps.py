@@ -13,6 +13,7 @@ from bot.services.alerts import Alerts
 from bot.services.notifications import FirmNotifier
 from bot.services.pictures import PictureSender
 from bot.services.reminders import ActivityThrottle, ReminderSweeper
+from bot.services.screenshot_reader import ScreenshotReader
 from bot.storage.repository import Authorization, Repository
 from conversations.texts.guide import Guide
 
@@ -43,6 +44,8 @@ class Deps:
     activity: ActivityThrottle
     pictures: PictureSender
     alerts: Alerts
+    # Reads clients' screenshots of the SII's answer (off when Tesseract is missing).
+    reader: ScreenshotReader
     # Updates whose replies Telegram could not take (it was unreachable): the poller
     # processes them again once it answers, instead of acknowledging them unanswered.
     undelivered: set[int] = field(default_factory=set)
@@ -52,8 +55,14 @@ class Deps:
         return reminder_due_at(now, self.settings.reminder_schedule, 0)
 
 
-def build_deps(settings: Settings, repository: Repository, guide: Guide, clock: Clock) -> Deps:
-    """Assemble the services from their parts."""
+def build_deps(
+    settings: Settings,
+    repository: Repository,
+    guide: Guide,
+    clock: Clock,
+    reader: ScreenshotReader | None = None,
+) -> Deps:
+    """Assemble the services from their parts (`reader`: Tesseract's unless given)."""
     alerts = Alerts(guide, settings.firm_chat_ids, clock)
     return Deps(
         settings=settings,
@@ -65,6 +74,7 @@ def build_deps(settings: Settings, repository: Repository, guide: Guide, clock: 
         activity=ActivityThrottle(settings.reminder_schedule),
         pictures=PictureSender(repository),
         alerts=alerts,
+        reader=reader or ScreenshotReader(),
     )
 
 

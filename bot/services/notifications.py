@@ -10,6 +10,7 @@ from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.domain.clock import Clock
+from bot.domain.confirmation import PERMISSION, USER_RUT, Verdict
 from bot.domain.rut import format_rut
 from bot.services.alerts import AlertKind, Alerts
 from bot.storage.repository import Authorization, ClientInfo, OutboxMessage, Repository
@@ -33,8 +34,35 @@ def describe_duration(duration: timedelta) -> str:
     return f"{hours // 24} días"
 
 
+def capture_line(guide: Guide, authorization: Authorization) -> str | None:
+    """Say what the client's screenshot of the SII's answer showed, for the firm (None:
+    not read, or it proves nothing)."""
+    if not authorization.proof_reading:
+        return None
+    record = json.loads(authorization.proof_reading)
+    if record.get("verdict") == Verdict.CONFIRMED.value:
+        return guide.message("firm_capture_confirmed")
+    if record.get("verdict") != Verdict.MISMATCH.value:
+        return None
+    company = format_rut(authorization.company_rut)
+    parts = []
+    for difference in record.get("differences", []):
+        read = str(difference.get("read") or "—")
+        if difference.get("field") == PERMISSION:
+            parts.append(
+                guide.message("firm_capture_permission", permission=difference["permission"])
+            )
+        elif difference.get("field") == USER_RUT:
+            parts.append(guide.message("firm_capture_user", read=format_rut(read)))
+        else:
+            parts.append(
+                guide.message("firm_capture_company", read=format_rut(read), company_rut=company)
+            )
+    return guide.message("firm_capture_mismatch", {"differences": ", ".join(parts)})
+
+
 def completion_notice(guide: Guide, authorization: Authorization, tz: ZoneInfo) -> str:
-    """Render the firm's notice of a completed authorization."""
+    """Render the firm's notice of a completed authorization (and what its screenshot showed)."""
     completed_at = authorization.completed_at or authorization.last_activity_at
     username = f"@{authorization.client_username}" if authorization.client_username else ""
     text = guide.message(
@@ -46,7 +74,8 @@ def completion_notice(guide: Guide, authorization: Authorization, tz: ZoneInfo) 
         completed_at=local_datetime(completed_at, tz),
         duration=describe_duration(completed_at - authorization.started_at),
     )
-    return text
+    line = capture_line(guide, authorization)
+    return f"{text}\n{line}" if line else text
 
 
 def problem_report(

@@ -80,7 +80,7 @@ class AuthorizationStore(StoreBase):
                 "client_username = excluded.client_username, step = 1, "
                 "started_at = CASE WHEN completed_at IS NULL AND step > 0 THEN started_at "
                 "ELSE excluded.started_at END, verified_at = NULL, verified_by = NULL, "
-                "proof_file_id = NULL, "
+                "proof_file_id = NULL, proof_reading = NULL, "
                 "last_activity_at = excluded.last_activity_at, completed_at = NULL",
                 (
                     company_rut,
@@ -172,11 +172,13 @@ class AuthorizationStore(StoreBase):
         firm_notice: str,
         firm_chat_ids: Sequence[int],
         passer_notice: str | None = None,
+        proof: tuple[str, str] | None = None,
     ) -> Authorization | None:
         """Record a completion once, queueing the firm's notice in the same transaction.
 
         Whoever passed this company's procedure on to someone else (and is not the one who
-        completed it) is told too, with `passer_notice`.
+        completed it) is told too, with `passer_notice`. `proof` is the screenshot that
+        proved it (file id, what was read), kept in the same transaction.
 
         The notice is rendered by the caller beforehand; its verification buttons are drawn
         when it is delivered, from the completion it refers to (`ref`).
@@ -207,6 +209,12 @@ class AuthorizationStore(StoreBase):
             if cursor.rowcount != 1:
                 return None
             completion = add_event(db, company_rut, now, EventKind.COMPLETED, at_step)
+            if proof is not None:
+                db.execute(
+                    "UPDATE authorizations SET proof_file_id = ?, proof_reading = ? "
+                    "WHERE company_rut = ?",
+                    (*proof, company_rut),
+                )
             db.execute("DELETE FROM conversations WHERE company_rut = ?", (company_rut,))
             db.execute(
                 "DELETE FROM reminders WHERE company_rut = ? OR chat_id = ?",
@@ -240,13 +248,15 @@ class AuthorizationStore(StoreBase):
         )
         return [Event(from_timestamp(row[0]), row[1], row[2], row[3]) for row in rows]
 
-    async def set_proof(self, company_rut: str, file_id: str) -> None:
-        """Keep the Telegram file id of the client's screenshot of the SII's answer."""
+    async def set_proof(self, company_rut: str, file_id: str, reading: str | None = None) -> None:
+        """Keep the Telegram file id of the client's screenshot of the SII's answer, and what
+        was read on it (JSON), if it was read."""
 
         def body(db: sqlite3.Connection) -> None:
             db.execute(
-                "UPDATE authorizations SET proof_file_id = ? WHERE company_rut = ?",
-                (file_id, company_rut),
+                "UPDATE authorizations SET proof_file_id = ?, proof_reading = ? "
+                "WHERE company_rut = ?",
+                (file_id, reading, company_rut),
             )
 
         return await self._write(body)

@@ -37,7 +37,7 @@ class ConversationStore(StoreBase):
             "a.company_rut, a.client_chat_id, a.client_user_id, a.client_name, "
             "a.client_username, a.step, a.started_at, a.last_activity_at, a.completed_at, "
             "a.reminders_sent, a.opted_out_at, a.blocked_at, a.invited_name, a.verified_at, "
-            "a.verified_by, a.proof_file_id FROM conversations AS c "
+            "a.verified_by, a.proof_file_id, a.proof_reading FROM conversations AS c "
             "LEFT JOIN authorizations AS a ON a.company_rut = c.company_rut "
             "WHERE c.chat_id = ? AND c.user_id = ?",
             (chat_id, user_id),

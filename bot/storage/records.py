@@ -39,6 +39,8 @@ class Authorization:
     verified_at: datetime | None = None
     verified_by: str | None = None
     proof_file_id: str | None = None
+    # What was read on that screenshot (bot.domain.confirmation.Reading.as_record, as JSON).
+    proof_reading: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -210,6 +212,7 @@ def authorization_from_row(row: Sequence[Any]) -> Authorization:
         verified_at=maybe_time(row[13]),
         verified_by=row[14],
         proof_file_id=row[15],
+        proof_reading=row[16],
     )
 
 

@@ -134,6 +134,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE processed_updates ADD COLUMN answered INTEGER NOT NULL DEFAULT 1;
     """,
+    # 7: what was read on the client's screenshot of the SII's answer (JSON; never the picture).
+    """
+    ALTER TABLE authorizations ADD COLUMN proof_reading TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,14 +4,15 @@
 SELECT_AUTHORIZATIONS = (
     "SELECT company_rut, client_chat_id, client_user_id, client_name, client_username, step, "
     "started_at, last_activity_at, completed_at, reminders_sent, opted_out_at, blocked_at, "
-    "invited_name, verified_at, verified_by, proof_file_id FROM authorizations "
+    "invited_name, verified_at, verified_by, proof_file_id, proof_reading FROM authorizations "
 )
 SELECT_AUTHORIZATION = SELECT_AUTHORIZATIONS + "WHERE company_rut = ?"
 
 SELECT_HANDOFF = "SELECT id, chat_id, user_id, company_rut, step, problem, closed_at FROM handoffs "
 ANONYMIZE = (
     "UPDATE authorizations SET client_chat_id = NULL, client_user_id = NULL, "
-    "client_name = NULL, client_username = NULL, invited_name = NULL, proof_file_id = NULL "
+    "client_name = NULL, client_username = NULL, invited_name = NULL, proof_file_id = NULL, "
+    "proof_reading = NULL "
     "WHERE company_rut = ?"
 )
 

@@ -11,6 +11,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.settings import Settings
 from bot.services.deps import BotContext, Deps, build_deps, install_poller
 from bot.services.polling import Poller
+from bot.services.screenshot_reader import ScreenshotReader
 from bot.storage.repository import Repository
 from bot.wiring.application import build_application
 from conversations.flows import router
@@ -62,6 +63,7 @@ class Assembly:
         """Shut the Application down (if it was initialized) and close the database."""
         if self.application.running or getattr(self.application, "_initialized", False):
             await self.application.shutdown()
+        self.deps.reader.close()
         await self.deps.repository.close()
 
 
@@ -72,13 +74,15 @@ async def assemble(
     request: BaseRequest | None = None,
     guide: Guide | None = None,
     rate_limit: bool = True,
+    reader: ScreenshotReader | None = None,
 ) -> Assembly:
     """Open the database and build the Application with every handler and job.
 
     `clock` and `request` replace the real time and the HTTP layer (tests, benchmarks);
-    `guide` skips loading one already loaded.
+    `guide` skips loading one already loaded; `reader` replaces the screenshot reader.
     """
     repository = await Repository.open(settings.database_path)
-    deps = build_deps(settings, repository, guide or guide_for(settings), clock or SystemClock())
+    guide = guide or guide_for(settings)
+    deps = build_deps(settings, repository, guide, clock or SystemClock(), reader)
     application = build_application(deps, request=request, rate_limit=rate_limit)
     return Assembly(application, deps)

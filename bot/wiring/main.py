@@ -73,6 +73,7 @@ async def run(settings: Settings, guide: Guide) -> None:
         finally:
             await application.shutdown()
     finally:
+        deps.reader.close()
         await repository.close()
 
 

@@ -7,14 +7,12 @@ state.
 
 import logging
 import re
-from dataclasses import replace
 
 from telegram import Update
 
 from bot.domain.rut import RutError, RutProblem, format_rut, parse_rut
 from bot.services.deps import BotContext, Deps
-from bot.services.notifications import completion_notice
-from bot.storage.repository import Authorization, EventKind
+from bot.storage.repository import EventKind
 from conversations.flows import problems
 from conversations.flows.common import (
     ask_device,
@@ -32,6 +30,7 @@ from conversations.flows.common import (
     settle_button,
     stale_button,
 )
+from conversations.flows.completion import complete
 from conversations.flows.states import ASK_DEVICE, ASK_RUT, CONFIRM_REPEAT, CONFIRM_RUT, GUIDE
 from conversations.texts import keyboards
 from conversations.texts.callbacks import (
@@ -359,7 +358,7 @@ async def guide_button(update: Update, context: BotContext) -> None:
     rut = authorization.company_rut
 
     if action is GuideAction.SUCCESS:
-        return await _complete(update, deps, authorization, step)
+        return await complete(update, deps, authorization, step)
     if action is GuideAction.NOT_SAVED:
         await deps.repository.touch(rut, now)
         await say(update, deps.guide.message("not_saved"), keyboards.not_saved(deps.guide))
@@ -395,41 +394,6 @@ def _is_repeat(pressed: GuideButton, current: int) -> bool:
         and pressed.action in _ACTIONS[pressed.step]
         and _target(pressed.step, pressed.action) == current
     )
-
-
-async def _complete(update: Update, deps: Deps, authorization: Authorization, at_step: int) -> None:
-    chat_id, _ = ids(update)
-    company_rut, client, now = authorization.company_rut, client_info(update), deps.clock.now()
-    # Rendered before the transaction: the authorization as this completion leaves it.
-    completed_as = replace(
-        authorization,
-        completed_at=now,
-        last_activity_at=now,
-        client_chat_id=client.chat_id,
-        client_user_id=client.user_id,
-        client_name=client.name,
-        client_username=client.username,
-    )
-    notice = completion_notice(deps.guide, completed_as, deps.settings.timezone)
-    passer_notice = deps.guide.message("passed_on_done", company_rut=format_rut(company_rut))
-    completed = await deps.repository.complete(
-        company_rut, at_step, client, now, notice, deps.settings.firm_chat_ids, passer_notice
-    )
-    if completed is None:
-        await say(
-            update, deps.guide.message("already_completed", company_rut=format_rut(company_rut))
-        )
-        return
-    logger.info("chat %s completed an authorization", chat_id)
-    # The completion and the firm's notices are committed: the client hears "¡Listo!" now,
-    # and the notices follow (the outbox keeps them across a crash), so a firm group's pace
-    # never keeps a client waiting.
-    await say(
-        update,
-        deps.guide.message("done", company_rut=format_rut(company_rut)),
-        keyboards.after_done(deps.guide),
-    )
-    await deps.notifier.deliver_pending(update.get_bot())
 
 
 # --- anywhere in the conversation -------------------------------------------------------

@@ -9,6 +9,7 @@ import logging
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -16,10 +17,17 @@ from telegram import Document, Message, Update
 from telegram.constants import FileSizeLimit, MessageLimit
 from telegram.error import TelegramError
 
+from bot.domain.confirmation import Verdict
 from bot.domain.rut import format_rut
 from bot.services.deps import BotContext, Deps
-from bot.services.notifications import MAX_ATTEMPTS, client_message_for_firm, problem_report
-from bot.storage.repository import FirmMessage
+from bot.services.notifications import (
+    MAX_ATTEMPTS,
+    capture_line,
+    client_message_for_firm,
+    problem_report,
+)
+from bot.storage.repository import Conversation, FirmMessage
+from conversations.flows import screenshots
 from conversations.flows.common import (
     client_info,
     conversation_of,
@@ -33,7 +41,12 @@ from conversations.flows.common import (
 )
 from conversations.texts import keyboards
 from conversations.texts.callbacks import parse_problem_data
-from conversations.texts.guide import FINAL_STEP, telegram_length, visible_text
+from conversations.texts.guide import (
+    CONFIRMATION_STEP,
+    FINAL_STEP,
+    telegram_length,
+    visible_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +255,8 @@ async def receive_photo(update: Update, deps: Deps, message: Message) -> None:
     file_id = message.photo[-1].file_id
     conversation = await conversation_of(update, deps)
     step = await current_step(deps, conversation)
+    if await _read_at_the_end(update, deps, conversation, step, file_id):
+        return
     if conversation is not None and conversation.company_rut and step == FINAL_STEP:
         await deps.repository.set_proof(conversation.company_rut, file_id)
         await say(update, deps.guide.message("proof_received"))
@@ -273,25 +288,55 @@ async def receive_photo(update: Update, deps: Deps, message: Message) -> None:
         await repeat_prompt(update, deps, conversation)
 
 
+async def _read_at_the_end(
+    update: Update,
+    deps: Deps,
+    conversation: Conversation | None,
+    step: int | None,
+    file_id: str,
+    picture: bytes | None = None,
+) -> bool:
+    """Answer a screenshot at step 6 or 7 by what it shows; False if it could not be read."""
+    if conversation is None or not conversation.company_rut or step is None:
+        return False
+    if step < CONFIRMATION_STEP:
+        return False
+    authorization = await deps.repository.authorization(conversation.company_rut)
+    if authorization is None or authorization.completed_at is not None:
+        return False
+    return await screenshots.take(update, deps, authorization, file_id, picture)
+
+
 async def receive_document(update: Update, context: BotContext) -> bool:
-    """Take a screenshot sent as a file at step 7 as the proof; False if it is not that."""
+    """Take a screenshot sent as a file at step 6 or 7 as a photo; False if it is not that."""
     deps = context.deps
     message = update.effective_message
     assert message is not None and message.document is not None
     conversation = await conversation_of(update, deps)
     step = await current_step(deps, conversation)
-    if conversation is None or not conversation.company_rut or step != FINAL_STEP:
+    if conversation is None or not conversation.company_rut or step is None:
         return False
-    file_id = await _as_photo(update, message.document, deps.guide.message("proof_received"))
-    if file_id is None:
+    reading = deps.reader.available and step >= CONFIRMATION_STEP
+    if step != FINAL_STEP and not reading:
         return False
+    # Read, the answer says what it shows; not read, it is kept as the proof.
+    caption = None if reading else deps.guide.message("proof_received")
+    taken = await _as_photo(update, message.document, caption)
+    if taken is None:
+        return False
+    file_id, picture = taken
+    if reading and await _read_at_the_end(update, deps, conversation, step, file_id, picture):
+        return True
     await deps.repository.set_proof(conversation.company_rut, file_id)
     await repeat_prompt(update, deps, conversation)
     return True
 
 
-async def _as_photo(update: Update, document: Document, caption: str) -> str | None:
-    """Send a picture the client sent as a file back to them as a photo; return its file id."""
+async def _as_photo(
+    update: Update, document: Document, caption: str | None
+) -> tuple[str, bytes] | None:
+    """Send a picture the client sent as a file back to them as a photo; return its file id
+    and the picture."""
     # The firm's notice goes out as a photo, and Telegram refuses a document's file id there.
     if document.file_size is not None and document.file_size > FileSizeLimit.PHOTOSIZE_UPLOAD:
         return None
@@ -303,7 +348,7 @@ async def _as_photo(update: Update, document: Document, caption: str) -> str | N
     except TelegramError as exc:
         logger.info("picture file from chat %s not taken as a photo: %s", chat.id, exc)
         return None
-    return sent.photo[-1].file_id if sent.photo else None
+    return (sent.photo[-1].file_id, bytes(content)) if sent.photo else None
 
 
 async def _late_proof(update: Update, deps: Deps, file_id: str) -> bool:
@@ -313,12 +358,23 @@ async def _late_proof(update: Update, deps: Deps, file_id: str) -> bool:
     now = deps.clock.now()
     if latest is None or latest.completed_at is None or now - latest.completed_at > PROOF_WINDOW:
         return False
-    await deps.repository.set_proof(latest.company_rut, file_id)
+    reading = await screenshots.read(update, deps, latest.company_rut, file_id)
+    if reading is not None and reading.verdict is Verdict.NOT_CONFIRMATION:
+        # Never proof: the client may send the right one.
+        await say(update, deps.guide.message("proof_not_confirmation"))
+        return True
+    record = screenshots.record_of(reading) if reading is not None else None
+    await deps.repository.set_proof(latest.company_rut, file_id, record)
     text = deps.guide.message(
         "firm_proof",
         company_rut=format_rut(latest.company_rut),
         client_name=latest.display_name,
     )
+    line = capture_line(deps.guide, replace(latest, proof_reading=record))
+    if line:
+        text = f"{text}\n{line}"
+    if reading is not None and reading.verdict is Verdict.MISMATCH:
+        await say(update, screenshots.mismatch_text(deps.guide, reading, latest.company_rut))
     await deps.repository.queue_firm_messages(
         [FirmMessage(chat, text, photo_file_id=file_id) for chat in deps.settings.firm_chat_ids],
         now,

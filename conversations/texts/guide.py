@@ -153,6 +153,10 @@ _EXTRA_SAMPLES = {
     "chat_id": "-1001234567890",
     "attempts": "20",
     "minutes": "10",
+    "differences": "Registro: NO",
+    "fixes": "Haga clic en Modificar Otro Usuario.",
+    "permission": "Registro",
+    "read": "12.345.678-5",
 }
 
 

@@ -8,6 +8,7 @@ over 1,024 UTF-16 code units (after HTML parsing).
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from bot.domain.rut import parse_rut
 from bot.domain.settings import Settings
 from bot.services.digest import LAST_DIGEST_KEY
 from bot.services.notifications import problem_report
+from bot.services.screenshot_reader import ScreenshotReader
 from bot.storage.repository import ClientInfo
 from conversations.flows.problems import cut_to, fit
 from tests.conftest import (
@@ -51,6 +53,18 @@ async def bot(settings: Settings, clock: FakeClock) -> AsyncIterator[FaultyHarne
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def unread(
+    tmp_path: Path, settings: Settings, clock: FakeClock
+) -> AsyncIterator[FaultyHarness]:
+    """The same bot without the screenshot reader (no Tesseract on the machine)."""
+    reader = ScreenshotReader(program=str(tmp_path / "no-tesseract"))
+    harness = FaultyHarness(settings, clock, FaultyTelegram(check_lengths=True), reader=reader)
+    await harness.boot()
+    yield harness
+    await harness.close()
 
 
 def new_calls(bot: FaultyHarness, mark: int, chat: int) -> list[Any]:
@@ -350,9 +364,10 @@ async def test_a_pasted_rut_with_invisible_marks_is_confirmed(bot: FaultyHarness
     ("name", "mime_type"),
     [("captura.png", "image/png"), ("IMG_2041.JPG", None), ("pantalla", "image/jpeg")],
 )
-async def test_a_screenshot_sent_as_a_file_at_step_7_is_the_proof(
-    bot: FaultyHarness, name: str, mime_type: str | None
+async def test_a_screenshot_sent_as_a_file_at_step_7_is_the_proof_when_not_read(
+    unread: FaultyHarness, name: str, mime_type: str | None
 ) -> None:
+    bot = unread
     guide = bot.deps.guide
     await bot.reach_step(7, rut=SHOWN, **JUANA)
     bot.request.files["doc-proof"] = b"\x89PNG\r\n\x1a\n a screenshot"

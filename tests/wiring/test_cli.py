@@ -154,6 +154,7 @@ def test_check_reports_pending_migrations_on_a_copy(tmp_path: Path) -> None:
     with closing(sqlite3.connect(database)) as db:
         db.execute("PRAGMA user_version = 4")
         db.execute("DROP TABLE processed_updates")
+        db.execute("ALTER TABLE authorizations DROP COLUMN proof_reading")
         db.commit()
     result = bot(tmp_path, "--check")
     assert result.returncode == 0, result.stdout
