@@ -66,7 +66,8 @@ MAX_CONCURRENT_CHATS = 32
 
 # Updates of one chat share a key; an update without a chat is a chain of its own.
 ChainKey = tuple[str, int]
-# Shows a client, whose update was applied before a crash, where the stored state is.
+# Shows a client, whose update was applied before a crash, where the stored state is; it
+# never raises (conversations/flows/router.py).
 ShowAgain = Callable[[Update], Awaitable[None]]
 
 
@@ -344,10 +345,9 @@ class Poller:
         """Answer an update applied before a restart by showing where the client is."""
         if self._show_again is None:
             return
-        try:
-            await self._show_again(update)
-        except Exception:
-            logger.exception("update %s: could not show the stored state again", update.update_id)
+        await self._show_again(update)  # guarded: it logs its own failure
+        # It was applied before the crash: never processed again, even if that went unheard.
+        self._undelivered(update.update_id)
 
     async def _process(self, update: Update) -> None:
         """Run the handlers of one update; an error outside them is logged, not raised."""
