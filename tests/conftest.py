@@ -114,9 +114,8 @@ class Harness:
         return self
 
     async def close(self) -> None:
-        """Shut the Application down cleanly."""
-        await self.app.shutdown()
-        await self.repository.close()
+        """Shut the bot down as the process does (the assembly's one shutdown sequence)."""
+        await self.assembly.close()
 
     async def abandon(self) -> None:
         """Drop the process as SIGKILL would: no shutdown, only the file handle released."""

@@ -59,10 +59,22 @@ class Assembly:
         return poller
 
     async def close(self) -> None:
-        """Shut the Application down (if it was initialized) and close the database."""
-        if self.application.running or getattr(self.application, "_initialized", False):
-            await self.application.shutdown()
-        await self.deps.repository.close()
+        """The one shutdown sequence (main, tests, benchmarks), each step only if reached.
+
+        Reminders stop after the one in flight; the Application stops (its jobs with it)
+        before it is shut down; the database closes last, whatever failed before.
+        """
+        self.deps.sweeper.stop()
+        application = self.application
+        try:
+            if application.running:
+                await application.stop()
+        finally:
+            try:
+                if getattr(application, "_initialized", False):
+                    await application.shutdown()
+            finally:
+                await self.deps.repository.close()
 
 
 async def assemble(
