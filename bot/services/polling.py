@@ -108,8 +108,6 @@ class Poller:
         self._told: int | None = None
         self._storage_delay = RETRY_SECONDS
         self.last_success: float | None = None
-        self.unreadable = 0
-        self.failed = 0
         self._conflict_told = -CONFLICT_REPORT_SECONDS
         self._probed = -BUSY_POLL_SECONDS  # when Telegram was last asked for newer updates
 
@@ -117,11 +115,6 @@ class Poller:
     def backlog(self) -> int:
         """Return how many fetched updates still wait to be processed."""
         return len(self._unfinished)
-
-    @property
-    def confirmed_offset(self) -> int | None:
-        """Return the offset told (or to tell) Telegram: every update below it is done."""
-        return self._confirmed
 
     def stop(self) -> None:
         """Ask the loop to finish the updates in progress and return."""
@@ -259,7 +252,6 @@ class Poller:
         try:
             update = Update.de_json(item, bot)
         except Exception as exc:
-            self.unreadable += 1
             kinds = [key for key in item if key != "update_id"]
             # Never the content: it is a client's message.
             logger.warning(
@@ -355,7 +347,6 @@ class Poller:
             await self._application.process_update(update)
         except Exception:
             # Handlers' own errors are caught by the application; this is anything else.
-            self.failed += 1
             logger.exception(
                 "update %s (%s) failed outside its handlers; skipped",
                 update.update_id,
