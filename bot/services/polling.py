@@ -279,7 +279,7 @@ class Poller:
             while queue and not self._stop.is_set():
                 update = queue[0]
                 async with self._limit:
-                    if self._stop.is_set() or not await self._handle(update):
+                    if self._stop.is_set() or not await self.handle(update):
                         return
                 queue.popleft()
                 self._unfinished.discard(update.update_id)
@@ -290,8 +290,9 @@ class Poller:
             if not queue:
                 del self._queues[key]
 
-    async def _handle(self, update: Update) -> bool:
-        """Process an update and record it; False if stopped before it was recorded.
+    async def handle(self, update: Update) -> bool:
+        """Process one fetched update and record it, in its own commit (as polling does);
+        False if stopped before it was recorded.
 
         An update whose replies Telegram could not take at all (unreachable) is processed
         again, with a short backoff, until they go through: the handlers show the client

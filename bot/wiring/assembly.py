@@ -16,6 +16,9 @@ from bot.wiring.application import build_application
 from conversations.flows import router
 from conversations.texts.guide import FirmFacts, Guide, load_guide
 
+# What the bot asks Telegram for; anything else is never delivered.
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+
 
 def firm_facts(settings: Settings) -> FirmFacts:
     """Return the configured facts the guide's texts mention."""
@@ -41,7 +44,7 @@ class Assembly:
     application: Application[Any, Any, Any, Any, Any, Any]
     deps: Deps
 
-    def poller(self, allowed_updates: list[str], **options: Any) -> Poller:
+    def poller(self, allowed_updates: list[str] | None = None, **options: Any) -> Poller:
         """The poller that feeds this bot, visible to its jobs (backlog, health)."""
 
         async def show_again(update: Update) -> None:
@@ -51,7 +54,7 @@ class Assembly:
         poller = Poller(
             self.application,
             self.deps.repository,
-            allowed_updates,
+            list(ALLOWED_UPDATES if allowed_updates is None else allowed_updates),
             show_again=show_again,
             **options,
         )

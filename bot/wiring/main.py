@@ -29,9 +29,6 @@ from conversations.texts.guide import Guide, GuideError
 
 logger = logging.getLogger("bot")
 
-# What the bot asks Telegram for; anything else is never delivered.
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-
 DISTRIBUTION = "sii-authorization-assistant"
 # A preview talks to no one, so a missing token is stood in for by one of the right shape.
 PREVIEW_TOKEN = "0000000000:preview-needs-no-token-000000000000"
@@ -48,7 +45,7 @@ async def run(settings: Settings, guide: Guide) -> None:
     """Run the bot with long polling until SIGINT or SIGTERM."""
     built = await assemble(settings, guide=guide)
     application = built.application
-    poller = built.poller(ALLOWED_UPDATES)
+    poller = built.poller()
     if not settings.firm_chat_ids:
         logger.warning("FIRM_CHAT_IDS is empty: completions will not be notified to anyone")
 

@@ -23,7 +23,6 @@ from telegram.ext import Application
 
 from bot.domain.settings import Settings
 from bot.services.polling import Poller
-from bot.wiring.main import ALLOWED_UPDATES
 from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness, make_settings
 from tests.fake_telegram import callback_update, message_update
 from tests.faulty_telegram import FaultyHarness, FaultyTelegram
@@ -59,7 +58,7 @@ async def polling(
     bot: FaultyHarness, **options: Any
 ) -> AsyncIterator[tuple[Poller, asyncio.Task[None]]]:
     """Run the real Poller in the background; stop it (and check it stopped) afterwards."""
-    poller = bot.assembly.poller(ALLOWED_UPDATES, **options)
+    poller = bot.assembly.poller(**options)
     task = asyncio.create_task(poller.run())
     try:
         yield poller, task
