@@ -13,9 +13,9 @@ c. production: this bot's Poller (getUpdates answered by the fake with batches o
    getUpdates to the getUpdates whose offset confirms the last update;
 d. handling only: the same updates through this bot's application.process_update.
 
-Only stable entry points are used (Repository.open through assemble, Poller(application,
-repository, allowed_updates).run()/stop(), application.process_update, the fake request),
-so the bench keeps working while the storage and the poller change.
+Only stable entry points are used (assemble, the assembly's poller().run()/stop(),
+application.process_update, the fake request), so the bench keeps working while the storage
+and the poller change.
 """
 
 from __future__ import annotations
@@ -49,14 +49,8 @@ from bench.instrument import Counts, Probe
 from bench.reminder_sweep import NOW, TOKEN, company_rut
 from bot.domain.rut import format_rut
 from bot.domain.settings import Settings
-from bot.services.polling import Poller
 from bot.wiring.assembly import Assembly, assemble
 from conversations.texts.guide import Guide
-
-try:  # what main asks Telegram for
-    from bot.wiring.main import ALLOWED_UPDATES
-except ImportError:  # pragma: no cover - moved elsewhere
-    ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 
 FIRM_CHAT = -100_555_000
 FIRST_CLIENT = 600_000_000
@@ -293,7 +287,7 @@ async def feed_poller(ours: Ours, updates: Iterable[Raw], within: float = POLL_T
     return the seconds from its first getUpdates to the one whose offset confirmed the last."""
     request = ours.request
     request.feed(updates)
-    poller = Poller(ours.app, ours.built.deps.repository, list(ALLOWED_UPDATES))
+    poller = ours.built.poller()
     started = time.perf_counter()
     running = asyncio.ensure_future(poller.run())
     drained = asyncio.ensure_future(request.wait_drained(within))

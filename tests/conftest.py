@@ -117,25 +117,21 @@ class Harness:
         )
         self.assembly = built
         self.deps, self.app, self.repository = built.deps, built.application, built.deps.repository
+        self.poller = built.poller()
         await self.app.initialize()
         return self
 
     async def close(self) -> None:
-        """Shut the Application down cleanly."""
-        await self.app.shutdown()
-        await self.repository.close()
+        """Shut the bot down as the process does (the assembly's one shutdown sequence)."""
+        await self.assembly.close()
 
     async def abandon(self) -> None:
         """Drop the process as SIGKILL would: no shutdown, only the file handle released."""
         await self.repository.close()
 
     async def feed(self, raw: dict[str, Any]) -> None:
-        """Process one raw update exactly as polling does, its bookkeeping in the same commit."""
-        update = Update.de_json(raw, self.app.bot)
-        database = self.repository.database
-        with database.for_update(update.update_id, prune_below=None) as writes:
-            await self.app.process_update(update)
-            await database.finish_update(writes)
+        """Process one raw update through the poller, as polling does (one commit)."""
+        assert await self.poller.handle(Update.de_json(raw, self.app.bot))
 
     async def say(self, text: str, user: int = CLIENT, **kwargs: Any) -> None:
         """The client sends a text message."""

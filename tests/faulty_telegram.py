@@ -30,6 +30,8 @@ class FaultyTelegram(RecordingRequest):
 
     pending_updates: list[dict[str, Any]] = field(default_factory=list)
     acknowledged: list[int] = field(default_factory=list)
+    # The last offset a getUpdates carried: every update below it Telegram forgets.
+    told_offset: int | None = None
     refused: list[Call] = field(default_factory=list)
     check_lengths: bool = False
     _long_poll: bool = False
@@ -121,6 +123,7 @@ class FaultyTelegram(RecordingRequest):
         self.calls.append(Call("getUpdates", params))
         offset = _int_or_none(params.get("offset"))
         if offset is not None:
+            self.told_offset = offset
             self.acknowledged.extend(
                 int(u["update_id"]) for u in self.pending_updates if u["update_id"] < offset
             )

@@ -60,7 +60,7 @@ _LIST_ERRORS = {
 async def _reply(update: Update, text: str, **kwargs: Any) -> None:
     chat = update.effective_chat
     assert chat is not None
-    await chat.send_message(text, disable_web_page_preview=True, **kwargs)
+    await chat.send_message(text, **kwargs)
 
 
 def _rut_argument(context: BotContext) -> str | None:

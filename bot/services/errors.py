@@ -2,10 +2,12 @@
 
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
+from typing import Any
 
 from telegram import Update
-from telegram.error import TelegramError
+from telegram.error import Forbidden, TelegramError
 
 from bot.services.alerts import AlertKind
 from bot.services.deps import BotContext
@@ -13,12 +15,39 @@ from bot.services.deps import BotContext
 logger = logging.getLogger(__name__)
 
 
-async def on_error(update: object, context: BotContext) -> None:
-    """Report an error python-telegram-bot caught (the application's error handler)."""
-    if not isinstance(update, Update):
-        logger.error("background task failed", exc_info=context.error)
-        return
-    await report_failure(update, context, context.error)
+# Shows the client where their stored conversation is; guarded, it never raises.
+ShowStoredState = Callable[[Update, BotContext], Awaitable[None]]
+ErrorHandler = Callable[[object, BotContext], Coroutine[Any, Any, None]]
+
+
+class ConversationFailed(Exception):
+    """A handler of the client's conversation failed (the error it raised is `cause`).
+
+    It may have committed a new state before failing to answer, so after the one report the
+    client is shown what the stored state asks now.
+    """
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(f"the client's conversation failed: {type(cause).__name__}")
+        self.cause = cause
+
+
+def error_handler(show_stored_state: ShowStoredState) -> ErrorHandler:
+    """The application's error handler: the one place a failed update is reported."""
+
+    async def on_error(update: object, context: BotContext) -> None:
+        error = context.error
+        if not isinstance(update, Update):
+            logger.error("background task failed", exc_info=error)
+            return
+        failed = isinstance(error, ConversationFailed)
+        cause = error.cause if isinstance(error, ConversationFailed) else error
+        await report_failure(update, context, cause)
+        # A client who blocked the bot cannot be shown anything.
+        if failed and not isinstance(cause, Forbidden):
+            await show_stored_state(update, context)
+
+    return on_error
 
 
 async def report_failure(update: Update, context: BotContext, error: BaseException | None) -> None:

@@ -66,7 +66,8 @@ MAX_CONCURRENT_CHATS = 32
 
 # Updates of one chat share a key; an update without a chat is a chain of its own.
 ChainKey = tuple[str, int]
-# Shows a client, whose update was applied before a crash, where the stored state is.
+# Shows a client, whose update was applied before a crash, where the stored state is; it
+# never raises (conversations/flows/router.py).
 ShowAgain = Callable[[Update], Awaitable[None]]
 
 
@@ -107,8 +108,6 @@ class Poller:
         self._told: int | None = None
         self._storage_delay = RETRY_SECONDS
         self.last_success: float | None = None
-        self.unreadable = 0
-        self.failed = 0
         self._conflict_told = -CONFLICT_REPORT_SECONDS
         self._probed = -BUSY_POLL_SECONDS  # when Telegram was last asked for newer updates
 
@@ -116,11 +115,6 @@ class Poller:
     def backlog(self) -> int:
         """Return how many fetched updates still wait to be processed."""
         return len(self._unfinished)
-
-    @property
-    def confirmed_offset(self) -> int | None:
-        """Return the offset told (or to tell) Telegram: every update below it is done."""
-        return self._confirmed
 
     def stop(self) -> None:
         """Ask the loop to finish the updates in progress and return."""
@@ -258,7 +252,6 @@ class Poller:
         try:
             update = Update.de_json(item, bot)
         except Exception as exc:
-            self.unreadable += 1
             kinds = [key for key in item if key != "update_id"]
             # Never the content: it is a client's message.
             logger.warning(
@@ -286,7 +279,7 @@ class Poller:
             while queue and not self._stop.is_set():
                 update = queue[0]
                 async with self._limit:
-                    if self._stop.is_set() or not await self._handle(update):
+                    if self._stop.is_set() or not await self.handle(update):
                         return
                 queue.popleft()
                 self._unfinished.discard(update.update_id)
@@ -297,8 +290,9 @@ class Poller:
             if not queue:
                 del self._queues[key]
 
-    async def _handle(self, update: Update) -> bool:
-        """Process an update and record it; False if stopped before it was recorded.
+    async def handle(self, update: Update) -> bool:
+        """Process one fetched update and record it, in its own commit (as polling does);
+        False if stopped before it was recorded.
 
         An update whose replies Telegram could not take at all (unreachable) is processed
         again, with a short backoff, until they go through: the handlers show the client
@@ -344,10 +338,9 @@ class Poller:
         """Answer an update applied before a restart by showing where the client is."""
         if self._show_again is None:
             return
-        try:
-            await self._show_again(update)
-        except Exception:
-            logger.exception("update %s: could not show the stored state again", update.update_id)
+        await self._show_again(update)  # guarded: it logs its own failure
+        # It was applied before the crash: never processed again, even if that went unheard.
+        self._undelivered(update.update_id)
 
     async def _process(self, update: Update) -> None:
         """Run the handlers of one update; an error outside them is logged, not raised."""
@@ -355,7 +348,6 @@ class Poller:
             await self._application.process_update(update)
         except Exception:
             # Handlers' own errors are caught by the application; this is anything else.
-            self.failed += 1
             logger.exception(
                 "update %s (%s) failed outside its handlers; skipped",
                 update.update_id,

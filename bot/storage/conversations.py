@@ -14,11 +14,6 @@ from bot.storage.records import (
 class ConversationStore(StoreBase):
     """The conversation each chat is in."""
 
-    async def conversation_states(self) -> dict[tuple[int, int], str]:
-        """Return every open conversation's state, keyed by (chat id, user id)."""
-        rows = await self._fetchall("SELECT chat_id, user_id, state FROM conversations")
-        return {(row[0], row[1]): row[2] for row in rows}
-
     async def conversation(self, chat_id: int, user_id: int) -> Conversation | None:
         """Return the conversation of this chat and user, if one is open."""
         rows = await self._fetchall(

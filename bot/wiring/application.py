@@ -28,7 +28,7 @@ from bot.handlers import firm_commands, handoff, membership
 from bot.services.alerts import AlertKind
 from bot.services.deps import BotContext, Deps, install
 from bot.services.digest import send_digest_if_due
-from bot.services.errors import on_error
+from bot.services.errors import error_handler
 from bot.services.health import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS, beat, heartbeat_path
 from bot.services.rate_limit import PerChatRateLimiter
 from bot.services.retention import purge_if_due
@@ -265,4 +265,4 @@ def register_handlers(
     # the state stored for that chat (conversations.flows.router).
     application.add_handler(TypeHandler(Update, router.route))
 
-    application.add_error_handler(on_error)
+    application.add_error_handler(error_handler(router.show_stored_state))

@@ -17,6 +17,9 @@ from bot.wiring.application import build_application
 from conversations.flows import router
 from conversations.texts.guide import FirmFacts, Guide, load_guide
 
+# What the bot asks Telegram for; anything else is never delivered.
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+
 
 def firm_facts(settings: Settings) -> FirmFacts:
     """Return the configured facts the guide's texts mention."""
@@ -42,7 +45,7 @@ class Assembly:
     application: Application[Any, Any, Any, Any, Any, Any]
     deps: Deps
 
-    def poller(self, allowed_updates: list[str], **options: Any) -> Poller:
+    def poller(self, allowed_updates: list[str] | None = None, **options: Any) -> Poller:
         """The poller that feeds this bot, visible to its jobs (backlog, health)."""
 
         async def show_again(update: Update) -> None:
@@ -52,7 +55,7 @@ class Assembly:
         poller = Poller(
             self.application,
             self.deps.repository,
-            allowed_updates,
+            list(ALLOWED_UPDATES if allowed_updates is None else allowed_updates),
             show_again=show_again,
             **options,
         )
@@ -60,11 +63,23 @@ class Assembly:
         return poller
 
     async def close(self) -> None:
-        """Shut the Application down (if it was initialized) and close the database."""
-        if self.application.running or getattr(self.application, "_initialized", False):
-            await self.application.shutdown()
-        self.deps.reader.close()
-        await self.deps.repository.close()
+        """The one shutdown sequence (main, tests, benchmarks), each step only if reached.
+
+        Reminders stop after the one in flight; the Application stops (its jobs with it)
+        before it is shut down; the database closes last, whatever failed before.
+        """
+        self.deps.sweeper.stop()
+        application = self.application
+        try:
+            if application.running:
+                await application.stop()
+        finally:
+            try:
+                if getattr(application, "_initialized", False):
+                    await application.shutdown()
+            finally:
+                self.deps.reader.close()
+                await self.deps.repository.close()
 
 
 async def assemble(

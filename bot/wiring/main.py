@@ -33,9 +33,6 @@ from conversations.texts.guide import Guide, GuideError
 
 logger = logging.getLogger("bot")
 
-# What the bot asks Telegram for; anything else is never delivered.
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-
 DISTRIBUTION = "sii-authorization-assistant"
 # How often a bot waiting for another process to release the database tries again.
 LOCK_RETRY_SECONDS = 1.0
@@ -49,9 +46,8 @@ def _fail(message: str, what: str = "Configuration error") -> NoReturn:
 async def run(settings: Settings, guide: Guide) -> None:
     """Run the bot with long polling until SIGINT or SIGTERM."""
     built = await assemble(settings, guide=guide)
-    application, deps = built.application, built.deps
-    repository = deps.repository
-    poller = built.poller(ALLOWED_UPDATES)
+    application = built.application
+    poller = built.poller()
     if not settings.firm_chat_ids:
         logger.warning("FIRM_CHAT_IDS is empty: completions will not be notified to anyone")
 
@@ -61,20 +57,15 @@ async def run(settings: Settings, guide: Guide) -> None:
     try:
         if not await _initialize(application, poller):
             return
-        try:
-            await drop_webhook(application.bot)
-            await publish_command_menus(application.bot, guide, settings.firm_chat_ids)
-            await application.start()
-            logger.info("bot started; polling %s", settings.telegram_api_url)
-            await poller.run()
-            logger.info("stopping")
-            deps.sweeper.stop()
-            await application.stop()
-        finally:
-            await application.shutdown()
+        await drop_webhook(application.bot)
+        await publish_command_menus(application.bot, guide, settings.firm_chat_ids)
+        await application.start()
+        logger.info("bot started; polling %s", settings.telegram_api_url)
+        # Returns once stopped; raises InvalidToken if the token is refused, even later on.
+        await poller.run()
+        logger.info("stopping")
     finally:
-        deps.reader.close()
-        await repository.close()
+        await built.close()
 
 
 async def drop_webhook(bot: Bot) -> None:

@@ -54,7 +54,7 @@ async def say(update: Update, text: str, markup: InlineKeyboardMarkup | None = N
     """Send an HTML message to the update's chat."""
     chat = update.effective_chat
     assert chat is not None
-    return await chat.send_message(text, reply_markup=markup, disable_web_page_preview=True)
+    return await chat.send_message(text, reply_markup=markup)
 
 
 async def answer_quietly(

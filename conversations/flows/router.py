@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from telegram import MessageEntity, Update
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.error import BadRequest, NetworkError, TelegramError
 
 from bot.services.deps import BotContext, Position
-from bot.services.errors import report_failure
+from bot.services.errors import ConversationFailed
 from bot.storage.repository import Conversation
 from conversations.flows import authorization, privacy, problems, reminder_choices
 from conversations.flows.common import answer_quietly, repeat_prompt, stale_button
@@ -186,17 +186,33 @@ async def route(update: Update, context: BotContext) -> None:
     try:
         await choose(given, conversation)(update, context)
     except Exception as exc:
-        await report_failure(update, context, exc)
-        # The handler may have committed a new state before failing to answer: show the
-        # client what the stored state asks now (unless they blocked the bot).
-        if not isinstance(exc, Forbidden):
-            stored = await deps.repository.conversation(chat.id, update.effective_user.id)
-            try:
-                await repeat_prompt(update, deps, stored)
-            except TelegramError as again:
-                if _unreachable(again):
-                    # The client has no answer at all: have the poller process it again.
-                    deps.undelivered.add(update.update_id)
+        # Reported once, by the application's error handler, which then shows the client
+        # what the stored state asks (show_stored_state).
+        raise ConversationFailed(exc) from exc
+
+
+async def show_stored_state(update: Update, context: BotContext) -> None:
+    """Show the client what the stored state asks now; never raises.
+
+    The one recovery, after a handler failed (it may have committed a new state before
+    failing to answer) and for an update applied before a crash. Its own failure is logged,
+    never told the client a second time.
+    """
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or chat.type != chat.PRIVATE or user is None or read_input(update) is None:
+        return
+    deps = context.deps
+    try:
+        await repeat_prompt(update, deps, await deps.repository.conversation(chat.id, user.id))
+    except TelegramError as exc:
+        if _unreachable(exc):
+            # The client has no answer at all: have the poller process it again.
+            deps.undelivered.add(update.update_id)
+        logger.warning(
+            "update %s: could not show the stored state again (%s)", update.update_id, exc
+        )
+    except Exception:
+        logger.exception("update %s: could not show the stored state again", update.update_id)
 
 
 async def show_again(update: Update, context: BotContext) -> None:
@@ -204,13 +220,9 @@ async def show_again(update: Update, context: BotContext) -> None:
 
     Its own answer may never have gone out; running it again could apply it twice.
     """
-    chat, user = update.effective_chat, update.effective_user
-    if chat is None or chat.type != chat.PRIVATE or user is None or read_input(update) is None:
-        return
-    if update.callback_query is not None:
+    if update.callback_query is not None and read_input(update) is not None:
         await answer_quietly(update.callback_query)
-    deps = context.deps
-    await repeat_prompt(update, deps, await deps.repository.conversation(chat.id, user.id))
+    await show_stored_state(update, context)
 
 
 def _unreachable(error: TelegramError) -> bool:

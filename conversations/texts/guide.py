@@ -25,8 +25,6 @@ PERMISSIONS_STEP = 5
 # A step's picture is sent as a photo, so Telegram's photo limit applies, and it should load
 # quickly on a phone.
 MAX_IMAGE_BYTES = 1_000_000
-# The steps where the client types a RUT into the SII's two boxes (number, check digit).
-RUT_STEPS = (3, PERMISSIONS_STEP)
 
 
 class Step(BaseModel):

@@ -356,7 +356,7 @@ async def test_a_group_cannot_start_a_conversation(bot: Harness) -> None:
     await bot.say(SHOWN_RUT, chat_id=GROUP, chat_type="group")
     await bot.feed(message_update(CLIENT, "/start", chat_id=GROUP, chat_type="supergroup"))
     assert bot.request.calls[calls_before:] == []
-    assert await bot.repository.conversation_states() == {}
+    assert bot.db_rows("SELECT * FROM conversations") == []
 
 
 # --- stale and forged buttons -----------------------------------------------------------

@@ -250,6 +250,40 @@ def test_sigterm_stops_within_ten_seconds(bot_process: BotProcess) -> None:
     assert "Traceback" not in bot_process.log()
 
 
+REFUSED = "Configuration error: TELEGRAM_BOT_TOKEN was refused by the Bot API\n"
+
+
+def test_a_token_refused_at_start_ends_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    with BotApiServer() as server:
+        process = BotProcess(server, tmp_path, TELEGRAM_BOT_TOKEN="987654321:" + "R" * 35)
+        process.process = subprocess.Popen(
+            [sys.executable, "-m", "bot"],
+            env=process.env,
+            cwd=process.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        _, stderr = process.process.communicate(timeout=20)
+    assert process.process.returncode == 2
+    assert stderr.decode() == REFUSED
+
+
+def test_a_token_revoked_while_running_ends_like_one_refused_at_start(
+    bot_process: BotProcess,
+) -> None:
+    server = bot_process.server
+    _say(server, "/start", ASK_DEVICE)
+    assert bot_process.process is not None
+    server.token = "987654321:" + "N" * 35  # Telegram forgot the old one
+    assert bot_process.process.wait(timeout=20) == 2
+    log = bot_process.log()
+    # The same one line as a token refused at start, and an orderly shutdown: no traceback,
+    # the Application stopped before it was shut down, the jobs with it.
+    assert log.endswith(REFUSED)
+    assert "Traceback" not in log
+    assert "still running" not in log
+
+
 OTHER = 610_003
 
 

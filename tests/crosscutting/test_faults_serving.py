@@ -23,7 +23,6 @@ from telegram.ext import Application
 
 from bot.domain.settings import Settings
 from bot.services.polling import Poller
-from bot.wiring.main import ALLOWED_UPDATES
 from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness, make_settings
 from tests.fake_telegram import callback_update, message_update
 from tests.faulty_telegram import FaultyHarness, FaultyTelegram
@@ -59,7 +58,7 @@ async def polling(
     bot: FaultyHarness, **options: Any
 ) -> AsyncIterator[tuple[Poller, asyncio.Task[None]]]:
     """Run the real Poller in the background; stop it (and check it stopped) afterwards."""
-    poller = bot.assembly.poller(ALLOWED_UPDATES, **options)
+    poller = bot.assembly.poller(**options)
     task = asyncio.create_task(poller.run())
     try:
         yield poller, task
@@ -113,15 +112,14 @@ async def test_an_update_the_library_cannot_read_is_skipped_and_the_rest_are_ser
     bot.request.queue_update(message_update(CLIENT, "/start"))
     bot.request.queue_update(message_update(OTHER, "/start", first_name="Pedro"))
     with caplog.at_level(logging.WARNING, logger="bot.services.polling"):
-        async with polling(bot) as (poller, task):
+        async with polling(bot) as (_, task):
             await until(lambda: answered(bot, CLIENT) == 2 and answered(bot, OTHER) == 2)
             # Telegram is told to move past all three, the unreadable one included.
             await until(lambda: bad in bot.request.acknowledged, within=3)
             alive(task)
     assert bot.texts(CLIENT) == [guide.message("welcome"), guide.message("ask_device")]
     assert bot.texts(OTHER) == [guide.message("welcome"), guide.message("ask_device")]
-    assert poller.unreadable == 1
-    assert poller.confirmed_offset == max(u for u in bot.request.acknowledged) + 1
+    assert bot.request.told_offset == max(u for u in bot.request.acknowledged) + 1
     [record] = [r for r in caplog.records if "could not be read" in r.getMessage()]
     logged = record.getMessage()
     assert str(bad) in logged and "message" in logged
@@ -131,7 +129,7 @@ async def test_an_update_the_library_cannot_read_is_skipped_and_the_rest_are_ser
 
 
 async def test_an_unreadable_update_in_a_restart_batch_does_not_replay_the_others(
-    bot: FaultyHarness,
+    bot: FaultyHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     # One readable update was processed before a crash (its marker in its handler's commit);
     # the batch comes again with a bad one.
@@ -140,13 +138,14 @@ async def test_an_unreadable_update_in_a_restart_batch_does_not_replay_the_other
     before = bot.texts(CLIENT)
     bot.request.queue_update(done)
     bot.request.queue_update(poll_update(OTHER))
-    async with polling(bot) as (poller, task):
-        await until(lambda: len(bot.request.acknowledged) == 2)
-        alive(task)
+    with caplog.at_level(logging.WARNING, logger="bot.services.polling"):
+        async with polling(bot) as (_, task):
+            await until(lambda: len(bot.request.acknowledged) == 2)
+            alive(task)
     # Not applied twice (no second welcome): the client is only shown where they are, in
     # case the first answer never went out.
     assert bot.texts(CLIENT) == [*before, bot.deps.guide.message("ask_device")]
-    assert poller.unreadable == 1
+    assert len([r for r in caplog.records if "could not be read" in r.getMessage()]) == 1
 
 
 async def test_an_update_whose_processing_raises_does_not_stop_the_poller(
@@ -165,13 +164,13 @@ async def test_an_update_whose_processing_raises_does_not_stop_the_poller(
 
     monkeypatch.setattr(Application, "process_update", process_update)
     with caplog.at_level(logging.ERROR, logger="bot.services.polling"):
-        async with polling(bot) as (poller, task):
+        async with polling(bot) as (_, task):
             await until(lambda: answered(bot, CLIENT) == 1 and answered(bot, OTHER) == 2)
             await until(lambda: len(bot.request.acknowledged) == 3, within=3)
             alive(task)
     assert bot.texts(CLIENT) == [guide.message("help")]
-    assert poller.failed == 1
-    assert any(str(poison) in r.getMessage() for r in caplog.records)
+    [failed] = [r for r in caplog.records if "failed outside its handlers" in r.getMessage()]
+    assert str(poison) in failed.getMessage()
 
 
 # --- 2. the database refusing writes in the middle of a batch ------------------------------
@@ -202,9 +201,9 @@ async def test_a_locked_database_leaves_the_update_unacknowledged_until_it_write
 ) -> None:
     bot, guide = quick_bot, quick_bot.deps.guide
     first = bot.request.queue_update(message_update(CLIENT, "/start"))
-    async with polling(bot) as (poller, task):
+    async with polling(bot) as (_, task):
         await until(lambda: first in bot.request.acknowledged)
-        confirmed = poller.confirmed_offset
+        confirmed = bot.request.told_offset
         assert confirmed == first + 1
         async with write_lock(bot.settings):
             rut = bot.request.queue_update(message_update(CLIENT, SHOWN))
@@ -214,9 +213,10 @@ async def test_a_locked_database_leaves_the_update_unacknowledged_until_it_write
             alive(task)
             # Neither is acknowledged while their markers cannot be written.
             assert rut not in bot.request.acknowledged and other not in bot.request.acknowledged
-            assert confirmed is not None and poller.confirmed_offset <= rut
+            told = bot.request.told_offset
+            assert confirmed is not None and told is not None and told <= rut
         await until(lambda: other in bot.request.acknowledged and rut in bot.request.acknowledged)
-        assert poller.confirmed_offset == other + 1
+        assert bot.request.told_offset == other + 1
         # One "inténtelo de nuevo" for the update that failed, not one per retry.
         assert count_of(bot, guide.message("error")) == 1
         # The client does as told and it works.
@@ -309,13 +309,13 @@ async def test_other_chats_are_answered_while_one_chat_waits(bot: FaultyHarness)
         # Done, but not acknowledged: an update before them is not.
         assert slow not in bot.request.acknowledged
         assert fast not in bot.request.acknowledged and later not in bot.request.acknowledged
-        assert poller.confirmed_offset in (None, slow)
+        assert bot.request.told_offset in (None, slow)
         gate.set()
         await until(lambda: answered(bot, CLIENT) == 2)
         await until(lambda: later in bot.request.acknowledged)
         alive(task)
     assert bot.texts(CLIENT) == [guide.message("welcome"), guide.message("ask_device")]
-    assert poller.confirmed_offset == later + 1
+    assert bot.request.told_offset == later + 1
 
 
 async def test_a_chats_updates_stay_in_order_while_it_waits(bot: FaultyHarness) -> None:
@@ -355,7 +355,7 @@ async def test_a_stop_while_a_chat_is_stuck_returns_within_the_grace_period(
     # changes (the stuck one had stored its new state before its answer hung), so the next
     # run applies neither twice; it shows the stuck client where they are.
     assert stuck not in bot.request.acknowledged and other not in bot.request.acknowledged
-    assert poller.confirmed_offset == stuck
+    assert bot.request.told_offset == stuck
     assert bot.db_rows("SELECT update_id FROM processed_updates") == [(stuck,), (other,)]
 
 

@@ -19,7 +19,6 @@ import pytest
 from telegram.error import NetworkError
 
 from bot.services.notifications import describe_duration
-from bot.services.polling import Poller
 from bot.wiring.logging_setup import configure_logging
 from conversations.texts.guide import local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, ROOT, TOKEN, Harness
@@ -160,7 +159,7 @@ async def test_the_token_never_reaches_the_logs_nor_any_chat(
 
     # Polling failing with the URL in the error.
     bot.request.fail_next("getUpdates", NetworkError(f"Bad Gateway at {API}/bot{TOKEN}/getUpdates"))
-    poller = Poller(bot.app, bot.repository, ["message", "callback_query"])
+    poller = bot.assembly.poller(["message", "callback_query"])
     watcher = _FailureWatcher("getUpdates failed")
     polling_log = logging.getLogger("bot.services.polling")
     polling_log.addHandler(watcher)

@@ -1,13 +1,15 @@
 """What an operator runs into: presses always answered, blocks recorded, groups told their id."""
 
+import logging
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
-from telegram.error import Forbidden
+from telegram.error import BadRequest, Forbidden
 
+from bot.domain.settings import Settings
 from bot.services.alerts import FAILURES_TO_ALERT
 from bot.services.notifications import MAX_ATTEMPTS
 from bot.storage.backup import list_backups
@@ -198,3 +200,50 @@ async def test_texts_to_the_firm_in_a_handoff_are_sent_as_html(bot: Harness) -> 
         bot.deps.guide.message("firm_reply_sent"),
     ]
     assert all(c.params.get("parse_mode") == "HTML" for c in sent)
+
+
+class FailingReplyThenReads(RecordingRequest):
+    """The first reply to the client fails, and from then on SQLite refuses to read where
+    anyone's conversation is (a real authorizer on the bot's own connection)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.database: Any = None
+
+    async def do_request(self, url: str, method: str, request_data: Any = None, **kw: Any) -> Any:
+        name = url.rsplit("/", 1)[-1]
+        params = dict(request_data.parameters) if request_data else {}
+        if (
+            self.database is not None
+            and name in ("sendMessage", "sendPhoto")
+            and int(params.get("chat_id", 0)) == CLIENT
+        ):
+            database, self.database = self.database, None
+
+            def deny(action: int, table: str | None, *_: Any) -> int:
+                refused = action == sqlite3.SQLITE_READ and table == "conversations"
+                return sqlite3.SQLITE_DENY if refused else sqlite3.SQLITE_OK
+
+            # Installing it expires every prepared statement: the next read is checked.
+            await database.read(lambda db: db.set_authorizer(deny))
+            raise BadRequest("Bad Request: message is too long")
+        return await super().do_request(url, method, request_data, **kw)
+
+
+async def test_a_failure_whose_recovery_cannot_read_is_told_once(
+    settings: Settings, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = FailingReplyThenReads()
+    bot = await Harness(settings, clock, request).boot()
+    try:
+        await bot.reach_step(3)
+        request.database = bot.repository.database
+        with caplog.at_level(logging.ERROR):
+            await bot.press("g:3:next")
+        # Told once that something failed, though showing the stored state failed too.
+        assert bot.texts().count(bot.deps.guide.message("error")) == 1
+        assert any("could not show the stored state" in r.getMessage() for r in caplog.records)
+        assert answers(bot)
+    finally:
+        await bot.repository.database.read(lambda db: db.set_authorizer(None))
+        await bot.close()
