@@ -308,3 +308,15 @@ async def test_a_screenshot_sent_as_a_file_is_read_from_the_file(
     [(completed_at, proof)] = bot.db_rows("SELECT completed_at, proof_file_id FROM authorizations")
     # Kept as the photo the bot sent back (a document's file id cannot go out as one).
     assert completed_at is not None and proof not in (None, "doc-1")
+
+
+async def test_what_was_read_goes_with_the_clients_data(bot: Harness, engine: Engine) -> None:
+    await bot.reach_step(7)
+    await send_screenshot(bot, SAVED, engine)
+    assert stored(bot)[1:] != (None, None)
+    await bot.say("/borrar_mis_datos")
+    await bot.press("del:yes")
+    assert bot.last_text() == bot.deps.guide.message("delete_done")
+    completed_at, proof, reading = stored(bot)
+    assert completed_at is not None and (proof, reading) == (None, None)
+    assert bot.db_rows("SELECT COUNT(*) FROM outbox WHERE photo_file_id = ?", (PICTURE,)) == [(0,)]
