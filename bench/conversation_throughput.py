@@ -49,8 +49,8 @@ from bench.instrument import Counts, Probe
 from bench.reminder_sweep import NOW, TOKEN, company_rut
 from bot.domain.rut import format_rut
 from bot.domain.settings import Settings
+from bot.guide.guide import Guide
 from bot.wiring.assembly import Assembly, assemble
-from conversations.texts.guide import Guide
 
 FIRM_CHAT = -100_555_000
 FIRST_CLIENT = 600_000_000

@@ -36,10 +36,10 @@ import bot.services.reminders as reminders_module
 from bench.fake_bot_api import InstantBotApi
 from bot.domain.clock import to_timestamp
 from bot.domain.settings import Settings
+from bot.guide.guide import FINAL_STEP, Guide, load_guide
 from bot.services.reminders import ReminderSweeper
 from bot.storage.repository import Repository
 from bot.wiring.assembly import firm_facts
-from conversations.texts.guide import FINAL_STEP, Guide, load_guide
 
 TOKEN = "123456789:AAHfakeTOKENfor-bench_0123456789abc"
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)

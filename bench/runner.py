@@ -55,8 +55,8 @@ from bench.reminder_sweep import (
     print_table,
     select_times,
 )
+from bot.guide.guide import Guide
 from bot.wiring.assembly import guide_for
-from conversations.texts.guide import Guide
 
 GOAL_PRODUCTION_OVER_FLOOR = 3.0
 GOAL_COMMITS = 1.0

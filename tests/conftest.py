@@ -14,11 +14,11 @@ from telegram.ext import Application
 
 from bot.domain.rut import parse_rut
 from bot.domain.settings import Settings
+from bot.guide.guide import local_datetime
 from bot.services.notifications import describe_duration
 from bot.services.screenshot_reader import ScreenshotReader
 from bot.storage.repository import Repository
 from bot.wiring.assembly import assemble
-from conversations.texts.guide import local_datetime
 from tests.fake_telegram import RecordingRequest, button_data, callback_update, message_update
 
 TOKEN = "123456789:AAHfakeTOKENfor-tests_0123456789abc"

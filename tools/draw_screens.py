@@ -2,7 +2,7 @@
 
 Run from the checkout: python tools/draw_screens.py [DIR]
 (needs the test extras: pip install -e '.[test]'). Without DIR, it rewrites the committed
-pictures in conversations/texts/screens/.
+pictures in bot/guide/screens/.
 """
 
 import functools
@@ -201,7 +201,7 @@ DRAWN_TEXT_CHUNK = "drawn-text"
 COMPANY_RUT_PLACEHOLDER = "RUT de su empresa"
 
 # Where the bot finds its packaged pictures (next to its guide.toml).
-PACKAGED_SCREENS = Path(__file__).resolve().parents[1] / "conversations" / "texts" / "screens"
+PACKAGED_SCREENS = Path(__file__).resolve().parents[1] / "bot" / "guide" / "screens"
 
 PORTAL_URL = "https://palena.sii.cl/cvc_cgi/dte/eu_enrola_usuarios"
 COMPANY = "EMPRESA EJEMPLO SPA"

@@ -8,7 +8,7 @@ from telegram import Bot
 from telegram.error import TelegramError
 
 from bot.domain.clock import Clock
-from conversations.texts.guide import Guide
+from bot.guide.guide import Guide
 
 logger = logging.getLogger(__name__)
 

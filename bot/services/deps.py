@@ -2,23 +2,21 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from telegram.ext import CallbackContext, ExtBot
 
 from bot.domain.clock import Clock
 from bot.domain.schedule import reminder_due_at
 from bot.domain.settings import Settings
+from bot.guide.guide import Guide
 from bot.services.alerts import Alerts
 from bot.services.notifications import FirmNotifier
 from bot.services.pictures import PictureSender
+from bot.services.polling import Poller
 from bot.services.reminders import ActivityThrottle, ReminderSweeper
 from bot.services.screenshot_reader import ScreenshotReader
 from bot.storage.repository import Authorization, Repository
-from conversations.texts.guide import Guide
-
-if TYPE_CHECKING:
-    from bot.services.polling import Poller
 
 _KEY = "deps"
 _POLLER_KEY = "poller"
@@ -83,12 +81,7 @@ def install(bot_data: dict[Any, Any], deps: Deps) -> None:
     bot_data[_KEY] = deps
 
 
-def deps_of(bot_data: dict[Any, Any]) -> Deps | None:
-    """Return the services installed in an application's bot_data, if any."""
-    return cast("Deps | None", bot_data.get(_KEY))
-
-
-def install_poller(bot_data: dict[Any, Any], poller: "Poller") -> None:
+def install_poller(bot_data: dict[Any, Any], poller: Poller) -> None:
     """Let jobs see the poller (its backlog and health)."""
     bot_data[_POLLER_KEY] = poller
 
@@ -106,6 +99,6 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         return cast(Deps, self.bot_data[_KEY])
 
     @property
-    def poller(self) -> "Poller | None":
+    def poller(self) -> Poller | None:
         """Return the running poller, if the bot is polling (not in tests)."""
         return cast("Poller | None", self.bot_data.get(_POLLER_KEY))

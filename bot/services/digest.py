@@ -22,8 +22,8 @@ from bot.formats.progress_chart import (
     progress_png,
     weekly_completions,
 )
+from bot.guide.guide import Guide, local_date, local_datetime
 from bot.storage.repository import Authorization, FirmMessage, Repository
-from conversations.texts.guide import Guide, local_date, local_datetime
 
 logger = logging.getLogger(__name__)
 

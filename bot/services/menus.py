@@ -5,7 +5,7 @@ import logging
 from telegram import Bot, BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
 from telegram.error import TelegramError
 
-from conversations.texts.guide import Guide
+from bot.guide.guide import Guide
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from bot.domain.clock import Clock
 from bot.domain.confirmation import PERMISSION, USER_RUT, Verdict
 from bot.domain.rut import format_rut
+from bot.guide import keyboards
+from bot.guide.guide import Guide, local_datetime
 from bot.services.alerts import AlertKind, Alerts
 from bot.storage.repository import Authorization, ClientInfo, OutboxMessage, Repository
-from conversations.texts import keyboards
-from conversations.texts.guide import Guide, local_datetime
 
 logger = logging.getLogger(__name__)
 

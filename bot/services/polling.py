@@ -37,7 +37,6 @@ from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ExtBot
 
-from bot.services.deps import deps_of
 from bot.storage.database import UpdateWrites
 from bot.storage.repository import Repository
 
@@ -67,7 +66,7 @@ MAX_CONCURRENT_CHATS = 32
 # Updates of one chat share a key; an update without a chat is a chain of its own.
 ChainKey = tuple[str, int]
 # Shows a client, whose update was applied before a crash, where the stored state is; it
-# never raises (conversations/flows/router.py).
+# never raises (conversations/client/router.py).
 ShowAgain = Callable[[Update], Awaitable[None]]
 
 
@@ -81,9 +80,12 @@ class Poller:
         allowed_updates: list[str],
         *,
         show_again: ShowAgain | None = None,
+        undelivered: set[int] | None = None,
         stop_grace: float = STOP_GRACE_SECONDS,
     ) -> None:
         self._application = application
+        # Updates whose replies the handlers could not deliver (Deps.undelivered, shared).
+        self._undelivered_ids = undelivered if undelivered is not None else set()
         self._repository = repository
         self._database = repository.database
         self._show_again = show_again
@@ -356,10 +358,9 @@ class Poller:
 
     def _undelivered(self, update_id: int) -> bool:
         """Take note (once) of whether the handlers could not deliver this update's replies."""
-        deps = deps_of(self._application.bot_data)
-        if deps is None or update_id not in deps.undelivered:
+        if update_id not in self._undelivered_ids:
             return False
-        deps.undelivered.discard(update_id)
+        self._undelivered_ids.discard(update_id)
         return True
 
     async def _record(self, writes: UpdateWrites) -> bool:

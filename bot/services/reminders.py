@@ -25,9 +25,9 @@ from bot.domain.clock import Clock
 from bot.domain.rut import format_rut
 from bot.domain.schedule import reminder_due_at
 from bot.domain.settings import Settings
+from bot.guide import keyboards
+from bot.guide.guide import Guide
 from bot.storage.repository import DueReminder, ReminderKind, Repository
-from conversations.texts import keyboards
-from conversations.texts.guide import Guide
 
 logger = logging.getLogger(__name__)
 

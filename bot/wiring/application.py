@@ -24,7 +24,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot.handlers import firm_commands, handoff, membership
+from bot.guide.callbacks import PAGE_PATTERN, VERIFY_PATTERN
 from bot.services.alerts import AlertKind
 from bot.services.deps import BotContext, Deps, install
 from bot.services.digest import send_digest_if_due
@@ -33,9 +33,9 @@ from bot.services.health import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS, beat, he
 from bot.services.rate_limit import PerChatRateLimiter
 from bot.services.retention import purge_if_due
 from bot.storage.backup import BackupError, backup_database
-from conversations.flows import router
-from conversations.flows.common import answer_quietly
-from conversations.texts.callbacks import PAGE_PATTERN, VERIFY_PATTERN
+from conversations.client import router
+from conversations.client.common import answer_quietly
+from conversations.firm import firm_commands, handoff, membership
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ def register_handlers(
     )
 
     # 0, last: everything else in private chats goes to the client's conversation, routed by
-    # the state stored for that chat (conversations.flows.router).
+    # the state stored for that chat (conversations.client.router).
     application.add_handler(TypeHandler(Update, router.route))
 
     application.add_error_handler(error_handler(router.show_stored_state))

@@ -9,13 +9,13 @@ from telegram.request import BaseRequest
 
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.settings import Settings
+from bot.guide.guide import FirmFacts, Guide, load_guide
 from bot.services.deps import BotContext, Deps, build_deps, install_poller
 from bot.services.polling import Poller
 from bot.services.screenshot_reader import ScreenshotReader
 from bot.storage.repository import Repository
 from bot.wiring.application import build_application
-from conversations.flows import router
-from conversations.texts.guide import FirmFacts, Guide, load_guide
+from conversations.client import router
 
 # What the bot asks Telegram for; anything else is never delivered.
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
@@ -57,6 +57,7 @@ class Assembly:
             self.deps.repository,
             list(ALLOWED_UPDATES if allowed_updates is None else allowed_updates),
             show_again=show_again,
+            undelivered=self.deps.undelivered,
             **options,
         )
         install_poller(self.application.bot_data, poller)

@@ -17,6 +17,7 @@ from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from bot.domain.settings import TOKEN_NOT_SET, Settings, SettingsError, load_settings
+from bot.guide.guide import Guide, GuideError
 from bot.services.menus import publish_command_menus
 from bot.services.polling import Poller
 from bot.storage.backup import (
@@ -29,7 +30,6 @@ from bot.storage.backup import (
 from bot.wiring.assembly import assemble, guide_for
 from bot.wiring.checks import check_database, database_problem
 from bot.wiring.logging_setup import configure_logging
-from conversations.texts.guide import Guide, GuideError
 
 logger = logging.getLogger("bot")
 

@@ -14,9 +14,8 @@ from telegram import InlineKeyboardMarkup
 from bot.domain.rut import format_rut
 from bot.domain.schedule import remind_later_options
 from bot.domain.settings import Settings
-from conversations.flows.common import invitation_link
-from conversations.texts import keyboards
-from conversations.texts.guide import (
+from bot.guide import keyboards
+from bot.guide.guide import (
     CONFIRMATION_STEP,
     FINAL_STEP,
     PERMISSIONS_STEP,
@@ -26,6 +25,7 @@ from conversations.texts.guide import (
     clock_label,
     local_date,
 )
+from conversations.client.common import invitation_link
 
 EXAMPLE_COMPANY_RUT = "76086428-5"
 # The bot's username is only known by asking Telegram, which a preview never does.

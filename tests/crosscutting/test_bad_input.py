@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from telegram.error import BadRequest, NetworkError
 
-from conversations.texts.guide import local_date
+from bot.guide.guide import local_date
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, TOKEN, Harness
 from tests.fake_telegram import Call, button_data, message_update
 
@@ -230,7 +230,7 @@ async def _document(bot: Harness) -> None:
 
 
 # Photos are not "unexpected": they are proofs at step 7 and problem reports elsewhere
-# (tests/flows/test_problems.py).
+# (tests/client/test_problems.py).
 MEDIA: dict[str, Send] = {
     "sticker": _sticker,
     "voice": _voice,
@@ -574,7 +574,7 @@ async def test_unknown_command_without_a_conversation(bot: Harness) -> None:
 
 # Steps are photos. A Telegram error that is not a BadRequest loses the photo whether it is
 # uploaded or sent again by its file_id (a BadRequest on a stored file_id is taken as a
-# refused id and uploaded again instead: tests/flows/test_guidance.py).
+# refused id and uploaded again instead: tests/client/test_guidance.py).
 LOST_PHOTO = NetworkError("boom")
 
 

@@ -20,9 +20,9 @@ from stdnum.cl import rut as stdnum_rut
 from telegram import Update
 from telegram.ext import ConversationHandler
 
+from bot.guide.guide import local_datetime
 from bot.services.notifications import describe_duration
 from bot.services.reminders import ReminderSweeper
-from conversations.texts.guide import local_datetime
 from tests.conftest import FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 from tests.fake_telegram import Call, button_data, callback_update, message_update
 
@@ -71,7 +71,7 @@ async def firm_notice(bot: Harness, user: int) -> str:
 def in_memory_states(bot: Harness, user: int) -> list[object]:
     """The client's state in every copy kept in memory (a ConversationHandler's, if any).
 
-    Where the database is the only copy (conversations.flows.router), there is none to disagree.
+    Where the database is the only copy (conversations.client.router), there is none to disagree.
     """
     key = (user, user)
     return [

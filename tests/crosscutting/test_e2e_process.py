@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from bot.guide.guide import load_guide
 from bot.wiring.assembly import firm_facts
-from conversations.texts.guide import load_guide
 from tests.botapi import BotApiServer
 from tests.conftest import make_settings
 

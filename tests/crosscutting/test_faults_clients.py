@@ -19,7 +19,7 @@ from bot.services.digest import LAST_DIGEST_KEY
 from bot.services.notifications import problem_report
 from bot.services.screenshot_reader import ScreenshotReader
 from bot.storage.repository import ClientInfo
-from conversations.flows.problems import cut_to, fit
+from conversations.client.problems import cut_to, fit
 from tests.conftest import (
     CLIENT,
     FIRM_CHAT,

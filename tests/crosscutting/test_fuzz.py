@@ -381,7 +381,7 @@ def check_database(path: Path) -> None:
 async def check_handler_agrees(bot: Harness) -> None:
     """Any copy of the states kept in memory (a ConversationHandler's) equals the database's.
 
-    Where the database is the only copy (conversations.flows.router), there is nothing to disagree.
+    Where the database is the only copy (conversations.client.router), there is nothing to disagree.
     """
     copies = [
         h._conversations

@@ -1,8 +1,10 @@
 """The packages are layers that only point down: no module imports from a layer above its own.
 
-The order, lowest first (README, Layout): domain → texts and formats → storage → services →
-client flows and firm handlers → wiring. Walking every import of every module, including
-those inside functions and under TYPE_CHECKING, catches a cycle before it is written.
+The order, lowest first (README, Layout): domain → guide and formats → storage → services →
+the conversations (the client's, the firm's) → wiring. `bot/` is what the conversations
+stand on, and only its composition root (`bot.wiring`, `bot.__main__`) imports
+`conversations/`. Every import of every module is walked, including those inside functions
+and under TYPE_CHECKING, and no two modules may import each other, directly or around a loop.
 """
 
 import ast
@@ -15,12 +17,12 @@ from tests.conftest import ROOT
 # Each folder (a package) and its layer; a module may import its own layer and those below.
 LAYERS: dict[str, int] = {
     "bot.domain": 0,
-    "conversations.texts": 1,
+    "bot.guide": 1,
     "bot.formats": 1,
     "bot.storage": 2,
     "bot.services": 3,
-    "conversations.flows": 4,
-    "bot.handlers": 4,
+    "conversations.client": 4,
+    "conversations.firm": 4,
     "bot.wiring": 5,
 }
 # The entry point `python -m bot` sits on top of everything.
@@ -100,9 +102,9 @@ def test_no_module_imports_from_a_higher_layer() -> None:
             "bot.services.polling",
         ),
         (
-            "import conversations.flows.router\n",
-            "conversations.texts.guide",
-            "conversations.flows.router",
+            "import conversations.client.router\n",
+            "bot.guide.guide",
+            "conversations.client.router",
         ),
     ],
 )
@@ -114,3 +116,90 @@ def test_the_walk_sees_every_kind_of_import(
     imported = imports_of(path, module)
     assert offending in imported
     assert layer_of(offending) is not None and layer_of(offending) > (layer_of(module) or 0)
+
+
+# The composition root: the only part of bot/ that may know the conversations.
+COMPOSITION_ROOT = ("bot.wiring", "bot.__main__")
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each module of ours and the modules of ours it imports (attributes left out)."""
+    names = {name for name, _ in modules()}
+    return {name: imports_of(path, name) & names - {name} for name, path in modules()}
+
+
+def test_only_the_composition_root_of_bot_imports_the_conversations() -> None:
+    wrong = [
+        f"{name} imports {imported}"
+        for name, imported_set in import_graph().items()
+        if name.startswith("bot.") and not name.startswith(COMPOSITION_ROOT)
+        for imported in imported_set
+        if imported.startswith("conversations")
+    ]
+    assert wrong == []
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import cycle, each once, as the modules around it (Tarjan's strongly connected
+    components of more than one module, or a module importing itself)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph.get(node, ()):
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle_between_modules() -> None:
+    # A package's __init__ imports nothing of ours; within a package a cycle is as wrong.
+    assert cycles(import_graph()) == []
+
+
+@pytest.mark.parametrize(
+    ("graph", "expected"),
+    [
+        ({"a": {"b"}, "b": {"a"}}, [["a", "b"]]),
+        ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c"]]),
+        ({"a": {"b"}, "b": set()}, []),
+    ],
+)
+def test_the_cycle_finder_finds_loops(
+    graph: dict[str, set[str]], expected: list[list[str]]
+) -> None:
+    assert cycles(graph) == expected
+
+
+def test_a_type_checking_import_counts(tmp_path: Path) -> None:
+    path = tmp_path / "module.py"
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from bot.services.polling import Poller\n"
+    )
+    path.write_text(source, encoding="utf-8")
+    assert "bot.services.polling" in imports_of(path, "bot.services.deps")

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from telegram.error import NetworkError
 
+from bot.guide.guide import local_datetime
 from bot.services.notifications import describe_duration
 from bot.wiring.logging_setup import configure_logging
-from conversations.texts.guide import local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, ROOT, TOKEN, Harness
 from tests.fake_telegram import Call, button_data, callback_update
 

@@ -410,8 +410,8 @@ def test_the_build_context_keeps_what_the_image_copies_and_nothing_private() -> 
         "pyproject.toml",
         "README.md",
         "bot/wiring/main.py",
-        "conversations/texts/guide.toml",
-        "conversations/texts/screens/paso1.png",
+        "bot/guide/guide.toml",
+        "bot/guide/screens/paso1.png",
     ):
         assert not dockerignored(needed), needed
     for private in (

@@ -18,8 +18,8 @@ import pytest
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ConversationHandler
 
+from bot.guide.guide import local_datetime
 from bot.services.notifications import describe_duration
-from conversations.texts.guide import local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 from tests.fake_telegram import RecordingRequest, button_data
 

@@ -25,8 +25,8 @@ from bot.formats.workbooks import (
     sheet_text,
     whatsapp_link,
 )
-from bot.handlers import firm_views
 from bot.storage.repository import Authorization
+from conversations.firm import firm_views
 
 TZ = ZoneInfo("America/Santiago")
 # 12:00 in Santiago (summer time, UTC-3) and 09:30 in winter (UTC-4).

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from telegram.error import BadRequest, Forbidden, NetworkError
 
+from bot.guide import keyboards
 from bot.services.notifications import describe_duration
 from bot.storage.records import FirmMessage
-from conversations.texts import keyboards
 from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 from tests.fake_telegram import Call, button_data
 

@@ -18,9 +18,9 @@ from telegram.error import BadRequest, Forbidden, NetworkError
 from bot.domain.clock import from_timestamp
 from bot.domain.schedule import LaterOption, remind_later_options
 from bot.domain.settings import Settings
+from bot.guide.guide import local_date, local_datetime
 from bot.services.reminders import ReminderSweeper, next_after
 from bot.storage.repository import DueReminder, ReminderKind
-from conversations.texts.guide import local_date, local_datetime
 from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness, db_rows, make_settings
 from tests.fake_telegram import Call, button_data, buttons
 

@@ -17,10 +17,10 @@ import pytest
 from PIL import Image
 
 from bot.domain.settings import Settings
+from bot.guide import keyboards
+from bot.guide.guide import DEFAULT_GUIDE_PATH, TOTAL_STEPS, Guide, load_guide
 from bot.wiring.assembly import firm_facts
 from bot.wiring.preview import EXAMPLE_COMPANY_RUT, render_preview, telegram_html, write_preview
-from conversations.texts import keyboards
-from conversations.texts.guide import DEFAULT_GUIDE_PATH, TOTAL_STEPS, Guide, load_guide
 from tools.draw_screens import MIN_TEXT_CHUNK
 
 TOKEN = "123456789:AAHfakeTOKENfor-tests_0123456789abc"
