@@ -230,11 +230,13 @@ async def bench_select(path: Path, batch: int, repetitions: int) -> None:
     # The Repository's own connection: catch the exact SQL it runs (parameters expanded).
     connection = repository.database.connection
     await connection.set_trace_callback(captured.append)
-    first = await repository.due_reminders(NOW, batch)
+    first = await repository.reminders.due_reminders(NOW, batch)
     await connection.set_trace_callback(None)  # type: ignore[arg-type]  # sqlite3 takes None
     query = next(sql for sql in captured if "FROM reminders" in sql)
 
-    repo_times = await timed_calls(lambda: repository.due_reminders(NOW, batch), repetitions)
+    repo_times = await timed_calls(
+        lambda: repository.reminders.due_reminders(NOW, batch), repetitions
+    )
 
     async def raw_fetch() -> object:
         async with connection.execute(query) as cursor:
@@ -314,8 +316,10 @@ async def select_times(path: Path, batch: int, repetitions: int) -> tuple[int, l
     """Time Repository.due_reminders(now, batch) `repetitions` times; return rows and times."""
     repository = await Repository.open(path)
     try:
-        rows = len(await repository.due_reminders(NOW, batch))
-        times = await timed_calls(lambda: repository.due_reminders(NOW, batch), repetitions)
+        rows = len(await repository.reminders.due_reminders(NOW, batch))
+        times = await timed_calls(
+            lambda: repository.reminders.due_reminders(NOW, batch), repetitions
+        )
     finally:
         await repository.close()
     return rows, times

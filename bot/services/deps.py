@@ -16,6 +16,13 @@ from bot.services.pictures import PictureSender
 from bot.services.polling import Poller
 from bot.services.reminders import ActivityThrottle, ReminderSweeper
 from bot.services.screenshot_reader import ScreenshotReader
+from bot.storage.authorizations import AuthorizationStore
+from bot.storage.conversations import ConversationStore
+from bot.storage.firm import FirmStore
+from bot.storage.handoffs import HandoffStore
+from bot.storage.outbox import OutboxStore
+from bot.storage.privacy import PrivacyStore
+from bot.storage.reminders import ReminderStore
 from bot.storage.repository import Authorization, Repository
 
 _KEY = "deps"
@@ -47,6 +54,35 @@ class Deps:
     # Updates whose replies Telegram could not take (it was unreachable): the poller
     # processes them again once it answers, instead of acknowledging them unanswered.
     undelivered: set[int] = field(default_factory=set)
+
+    # The stores, by what they hold: a handler names what it touches.
+    @property
+    def conversations(self) -> ConversationStore:
+        return self.repository.conversations
+
+    @property
+    def authorizations(self) -> AuthorizationStore:
+        return self.repository.authorizations
+
+    @property
+    def reminders(self) -> ReminderStore:
+        return self.repository.reminders
+
+    @property
+    def firm(self) -> FirmStore:
+        return self.repository.firm
+
+    @property
+    def outbox(self) -> OutboxStore:
+        return self.repository.outbox
+
+    @property
+    def handoffs(self) -> HandoffStore:
+        return self.repository.handoffs
+
+    @property
+    def privacy(self) -> PrivacyStore:
+        return self.repository.privacy
 
     def first_reminder(self, now: datetime) -> datetime | None:
         """Return when the first automatic reminder falls due after activity at `now`."""

@@ -147,7 +147,7 @@ async def progress_picture(
     """Return the practice's progress as a PNG (drawn in a thread) and its caption."""
     today = now.astimezone(tz).date()
     since = datetime.combine(first_week(today), time(), tzinfo=tz)
-    counts, completed_at = await repository.progress(since)
+    counts, completed_at = await repository.firm.progress(since)
     weekly = weekly_completions(completed_at, today=today, tz=tz)
     # Drawing takes about half a second of CPU: never on the event loop.
     png = await asyncio.to_thread(progress_png, counts, weekly, labels=chart_labels(guide))
@@ -179,18 +179,18 @@ async def send_digest_if_due(
 ) -> bool:
     """Queue the daily digest for the firm's chats when its time has come (and its picture)."""
     now = clock.now()
-    stored = await repository.meta(LAST_DIGEST_KEY)
+    stored = await repository.bookkeeping.meta(LAST_DIGEST_KEY)
     if stored is None:
         # First run: the first digest covers from now on, at the next digest time.
-        await repository.set_meta(LAST_DIGEST_KEY, now.isoformat())
+        await repository.bookkeeping.set_meta(LAST_DIGEST_KEY, now.isoformat())
         return False
     last = datetime.fromisoformat(stored)
     if now < next_daily_at(last, settings.digest_time, settings.timezone):
         return False
-    completed, pending = await repository.authorizations_for_digest(last)
+    completed, pending = await repository.firm.authorizations_for_digest(last)
     texts = render_digest(guide, now, completed, pending, settings.timezone)
     messages = [FirmMessage(chat_id, text) for chat_id in settings.firm_chat_ids for text in texts]
-    await repository.queue_firm_messages(messages, now, (LAST_DIGEST_KEY, now.isoformat()))
+    await repository.outbox.queue_firm_messages(messages, now, (LAST_DIGEST_KEY, now.isoformat()))
     # The picture is not in the outbox (its photos are Telegram file ids): sent once, now.
     if bot is not None:
         await send_digest_picture(bot, settings, repository, guide, now)

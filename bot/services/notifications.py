@@ -134,7 +134,7 @@ class FirmNotifier:
         """Send every undelivered firm message; return how many went out."""
         delivered = 0
         async with self._lock:
-            for message in await self._repository.unsent_outbox(max_attempts=MAX_ATTEMPTS):
+            for message in await self._repository.outbox.unsent_outbox(max_attempts=MAX_ATTEMPTS):
                 markup = self._markup(message, bot)
                 try:
                     if message.photo_file_id:
@@ -154,7 +154,9 @@ class FirmNotifier:
                     logger.warning(
                         "firm chat %s refused notice %s: %s", message.chat_id, message.id, exc
                     )
-                    await self._repository.mark_outbox(message.id, self._clock.now(), sent=False)
+                    await self._repository.outbox.mark_outbox(
+                        message.id, self._clock.now(), sent=False
+                    )
                     # Only a firm chat that stops taking notices needs a person (a client who
                     # passed the procedure on may simply have blocked the bot).
                     if message.attempts + 1 >= MAX_ATTEMPTS and self._alerts.is_firm_chat(
@@ -173,7 +175,7 @@ class FirmNotifier:
                     break
                 # A crash right here sends this notice once more after restart: a duplicate
                 # notice is better than a lost one.
-                await self._repository.mark_outbox(
+                await self._repository.outbox.mark_outbox(
                     message.id, self._clock.now(), sent=True, message_id=sent.message_id
                 )
                 delivered += 1
@@ -189,7 +191,7 @@ class FirmNotifier:
 
     async def annotate(self, bot: Bot, completion: int, line: str) -> None:
         """Add an outcome line to every firm chat's notice of a completion, without buttons."""
-        for notice in await self._repository.delivered_notices(completion):
+        for notice in await self._repository.outbox.delivered_notices(completion):
             text = f"{notice.text}\n\n{line}"
             try:
                 if notice.has_photo:

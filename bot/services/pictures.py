@@ -36,7 +36,9 @@ class PictureSender:
     ) -> Message:
         """Send `picture` with an HTML caption and buttons."""
         key = self._key(picture)
-        file_id = self._file_ids.get(key) or await self._repository.meta(_META_PREFIX + key)
+        file_id = self._file_ids.get(key) or await self._repository.bookkeeping.meta(
+            _META_PREFIX + key
+        )
         if file_id is not None:
             self._file_ids[key] = file_id
             try:
@@ -53,7 +55,7 @@ class PictureSender:
         )
         if message.photo:
             self._file_ids[key] = message.photo[-1].file_id
-            await self._repository.set_meta(_META_PREFIX + key, self._file_ids[key])
+            await self._repository.bookkeeping.set_meta(_META_PREFIX + key, self._file_ids[key])
         return message
 
     def _key(self, picture: Path) -> str:

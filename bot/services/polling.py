@@ -146,7 +146,7 @@ class Poller:
         """Read the highest processed marker, retrying while the database cannot be read."""
         while True:
             try:
-                marked = await self._repository.last_processed()
+                marked = await self._repository.bookkeeping.last_processed()
             except sqlite3.Error as exc:
                 await self._storage_failed("the processed updates could not be read", exc)
                 if self._stop.is_set():
@@ -226,7 +226,7 @@ class Poller:
             if self._marked_until is not None and item["update_id"] <= self._marked_until
         ]
         # Read before anything is taken: if this fails, the batch is simply fetched again.
-        processed = await self._repository.processed_among(maybe) if maybe else {}
+        processed = await self._repository.bookkeeping.processed_among(maybe) if maybe else {}
         for item in new:
             update_id = int(item["update_id"])
             self._highest = update_id if self._highest is None else max(self._highest, update_id)

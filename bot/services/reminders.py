@@ -155,7 +155,7 @@ class ReminderSweeper:
             sent = 0
             failing = 0  # chats failing in a row in this sweep
             while True:
-                batch = await self._repository.due_reminders(now, BATCH_SIZE)
+                batch = await self._repository.reminders.due_reminders(now, BATCH_SIZE)
                 for reminder in batch:
                     if self._stopping:
                         return sent
@@ -198,7 +198,7 @@ class ReminderSweeper:
             )
         except Forbidden:
             logger.info("chat %s blocked the bot; reminders stopped", chat_id)
-            await self._repository.mark_blocked(chat_id, self._clock.now())
+            await self._repository.reminders.mark_blocked(chat_id, self._clock.now())
             return Delivery.BLOCKED, None
         except BadRequest as exc:
             logger.warning("reminder to chat %s refused: %s", chat_id, exc)
@@ -214,7 +214,7 @@ class ReminderSweeper:
         # the client may have acted.
         if self.in_quiet_hours(self._clock.now()):
             return None
-        if not await self._repository.reminder_is_current(reminder):
+        if not await self._repository.reminders.reminder_is_current(reminder):
             return 0
         outcome, error = await self._deliver(
             bot, reminder.chat_id, reminder.company_rut, reminder.step
@@ -222,14 +222,14 @@ class ReminderSweeper:
         if outcome is Delivery.BLOCKED:
             return 0
         if outcome is Delivery.REFUSED:
-            await self._repository.drop_reminder(reminder)
+            await self._repository.reminders.drop_reminder(reminder)
             return 0
         if outcome is Delivery.FAILED:
             return await self._failed(reminder, error)
         self._failures.pop(reminder.chat_id, None)
         sent_at = self._clock.now()
         following = next_after(reminder, sent_at, self._settings)
-        await self._repository.reminder_sent(
+        await self._repository.reminders.reminder_sent(
             reminder, sent_at, following.due, following.sequence, following.anchor
         )
         return 1
@@ -247,7 +247,7 @@ class ReminderSweeper:
             return None
         delay = min(FIRST_BACKOFF * 2 ** min(failures, 10), MAX_BACKOFF)
         due = self._clock.now() + delay
-        await self._repository.postpone_reminder(reminder, due)
+        await self._repository.reminders.postpone_reminder(reminder, due)
         logger.info(
             "reminder to chat %s put off %d min (failure %d)",
             reminder.chat_id,

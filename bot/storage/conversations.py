@@ -3,11 +3,17 @@
 import sqlite3
 from datetime import datetime
 
-from bot.storage.base import StoreBase, upsert_conversation
+from bot.storage.base import StoreBase, one_row, upsert_conversation
 from bot.storage.records import (
     Authorization,
     Conversation,
     authorization_from_row,
+)
+from bot.storage.sql import SELECT_AUTHORIZATION
+
+SELECT_CONVERSATION = (
+    "SELECT chat_id, user_id, state, company_rut, candidate_rut FROM conversations "
+    "WHERE chat_id = ? AND user_id = ?"
 )
 
 
@@ -16,32 +22,25 @@ class ConversationStore(StoreBase):
 
     async def conversation(self, chat_id: int, user_id: int) -> Conversation | None:
         """Return the conversation of this chat and user, if one is open."""
-        rows = await self._fetchall(
-            "SELECT chat_id, user_id, state, company_rut, candidate_rut FROM conversations "
-            "WHERE chat_id = ? AND user_id = ?",
-            (chat_id, user_id),
-        )
+        rows = await self._fetchall(SELECT_CONVERSATION, (chat_id, user_id))
         return Conversation(*rows[0]) if rows else None
 
     async def position(
         self, chat_id: int, user_id: int
     ) -> tuple[Conversation | None, Authorization | None]:
-        """Return this chat's open conversation and the authorization it is on, in one query."""
-        rows = await self._fetchall(
-            "SELECT c.chat_id, c.user_id, c.state, c.company_rut, c.candidate_rut, "
-            "a.company_rut, a.client_chat_id, a.client_user_id, a.client_name, "
-            "a.client_username, a.step, a.started_at, a.last_activity_at, a.completed_at, "
-            "a.reminders_sent, a.opted_out_at, a.blocked_at, a.invited_name, a.verified_at, "
-            "a.verified_by, a.proof_file_id, a.proof_reading FROM conversations AS c "
-            "LEFT JOIN authorizations AS a ON a.company_rut = c.company_rut "
-            "WHERE c.chat_id = ? AND c.user_id = ?",
-            (chat_id, user_id),
-        )
-        if not rows:
-            return None, None
-        row = rows[0]
-        authorization = authorization_from_row(row[5:]) if row[5] is not None else None
-        return Conversation(*row[:5]), authorization
+        """Return this chat's open conversation and the authorization it is on, in one hop."""
+
+        def body(db: sqlite3.Connection) -> tuple[Conversation | None, Authorization | None]:
+            found = one_row(db, SELECT_CONVERSATION, (chat_id, user_id))
+            if found is None:
+                return None, None
+            conversation = Conversation(*found)
+            if conversation.company_rut is None:
+                return conversation, None
+            row = one_row(db, SELECT_AUTHORIZATION, (conversation.company_rut,))
+            return conversation, authorization_from_row(row) if row is not None else None
+
+        return await self._read(body)
 
     async def set_conversation(
         self,

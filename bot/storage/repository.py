@@ -1,7 +1,7 @@
-"""All reads and writes of the SQLite database, behind one repository class.
+"""All reads and writes of the SQLite database: one connection and its stores.
 
-The class is assembled from small stores, one per concern (bot/storage/), sharing one
-connection; the schema and its migrations are in bot/storage/schema.py.
+Each store is one concern (bot/storage/), named on the repository; they share the
+connection. The schema and its migrations are in bot/storage/schema.py.
 """
 
 from pathlib import Path
@@ -58,17 +58,20 @@ __all__ = [
 ]
 
 
-class Repository(
-    ConversationStore,
-    AuthorizationStore,
-    ReminderStore,
-    FirmStore,
-    OutboxStore,
-    HandoffStore,
-    PrivacyStore,
-    BookkeepingStore,
-):
-    """The only code that speaks SQL; one connection per process, writes serialized."""
+class Repository:
+    """The only code that speaks SQL: one connection per process, writes serialized, and a
+    store for each concern, by name (`repository.authorizations`, `repository.outbox`, ...)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self.conversations = ConversationStore(database)
+        self.authorizations = AuthorizationStore(database)
+        self.reminders = ReminderStore(database)
+        self.firm = FirmStore(database)
+        self.outbox = OutboxStore(database)
+        self.handoffs = HandoffStore(database)
+        self.privacy = PrivacyStore(database)
+        self.bookkeeping = BookkeepingStore(database)
 
     @classmethod
     async def open(cls, path: Path) -> Self:

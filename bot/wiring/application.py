@@ -73,7 +73,7 @@ async def record_activity(update: Update, context: BotContext) -> None:
     now = deps.clock.now()
     if deps.activity.should_record(chat.id, now):
         try:
-            await deps.repository.record_activity(chat.id, user.id, now, deps.first_reminder(now))
+            await deps.reminders.record_activity(chat.id, user.id, now, deps.first_reminder(now))
         except sqlite3.Error as exc:
             # Only the reminder clock is late; the handler that follows tells the client if
             # the database really refuses (once, not twice).

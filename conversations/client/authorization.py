@@ -83,12 +83,12 @@ async def _welcome(update: Update, deps: Deps, invited_rut: str | None = None) -
     invitation on the phone: that gap is where they give up, so it is asked first.
     """
     chat_id, user_id = ids(update)
-    await deps.repository.set_conversation(
+    await deps.conversations.set_conversation(
         chat_id, user_id, ASK_DEVICE, deps.clock.now(), candidate_rut=invited_rut
     )
     await say(update, deps.guide.message("welcome"))
     unfinished = (
-        await deps.repository.latest_authorization_of(chat_id, unfinished=True)
+        await deps.authorizations.latest_authorization_of(chat_id, unfinished=True)
         if invited_rut is None
         else None
     )
@@ -119,14 +119,14 @@ async def device_choice(update: Update, context: BotContext) -> None:
     if conversation.candidate_rut:
         return await _ask_to_confirm(update, deps, conversation.candidate_rut)
     chat_id, user_id = ids(update)
-    await deps.repository.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
+    await deps.conversations.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
     await ask_rut(update, deps)
 
 
 async def _begin_guide(update: Update, deps: Deps, company_rut: str, confirmed_in: str) -> None:
     """Start the guide from the confirmation the client answered (once, however many taps)."""
     now = deps.clock.now()
-    authorization = await deps.repository.start_guide(
+    authorization = await deps.authorizations.start_guide(
         client_info(update),
         company_rut,
         GUIDE,
@@ -160,7 +160,7 @@ async def pass_on(update: Update, context: BotContext) -> None:
     now = deps.clock.now()
     expires = now + deps.settings.invitation_ttl
     token = new_invitation_token()
-    await deps.repository.create_invitation(
+    await deps.firm.create_invitation(
         token, company_rut, None, chat_id, now, expires, event=EventKind.PASSED_ON
     )
     values: dict[str, object] = {
@@ -201,7 +201,7 @@ async def _open_invitation(update: Update, deps: Deps, token: str) -> None:
     chat_id, _ = ids(update)
     now = deps.clock.now()
     invitation = (
-        await deps.repository.claim_invitation(token, chat_id, now)
+        await deps.firm.claim_invitation(token, chat_id, now)
         if INVITATION_TOKEN.fullmatch(token)
         else None
     )
@@ -214,7 +214,7 @@ async def _open_invitation(update: Update, deps: Deps, token: str) -> None:
 async def _ask_to_confirm(update: Update, deps: Deps, company_rut: str) -> None:
     """Remember the RUT and ask the client to confirm it."""
     chat_id, user_id = ids(update)
-    await deps.repository.set_conversation(
+    await deps.conversations.set_conversation(
         chat_id, user_id, CONFIRM_RUT, deps.clock.now(), candidate_rut=company_rut
     )
     await say(
@@ -236,15 +236,15 @@ async def start_choice(update: Update, context: BotContext) -> None:
         return
     if query.data == ANOTHER_COMPANY:
         chat_id, user_id = ids(update)
-        await deps.repository.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
+        await deps.conversations.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
         await ask_rut(update, deps)
         return
     if query.data == RESUME:
         chat_id, _ = ids(update)
-        unfinished = await deps.repository.latest_authorization_of(chat_id, unfinished=True)
+        unfinished = await deps.authorizations.latest_authorization_of(chat_id, unfinished=True)
         if unfinished is not None:
             now = deps.clock.now()
-            resumed = await deps.repository.resume_guide(
+            resumed = await deps.authorizations.resume_guide(
                 client_info(update), unfinished.company_rut, GUIDE, now, deps.first_reminder(now)
             )
             if resumed is not None:
@@ -286,13 +286,13 @@ async def confirm_rut(update: Update, context: BotContext) -> None:
     await settle_button(update)
     chat_id, user_id = ids(update)
     if query.data == RUT_EDIT:
-        await deps.repository.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
+        await deps.conversations.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
         await ask_rut(update, deps)
         return
     company_rut = conversation.candidate_rut
-    existing = await deps.repository.authorization(company_rut)
+    existing = await deps.authorizations.authorization(company_rut)
     if existing is not None and existing.completed_at is not None:
-        await deps.repository.set_conversation(
+        await deps.conversations.set_conversation(
             chat_id, user_id, CONFIRM_REPEAT, deps.clock.now(), candidate_rut=company_rut
         )
         await offer_repeat(update, deps, company_rut)
@@ -316,7 +316,7 @@ async def confirm_repeat(update: Update, context: BotContext) -> None:
     await settle_button(update)
     if query.data == REPEAT_YES:
         return await _begin_guide(update, deps, conversation.candidate_rut, CONFIRM_REPEAT)
-    await deps.repository.end_conversation(*ids(update))
+    await deps.conversations.end_conversation(*ids(update))
     await say(update, deps.guide.message("already_done_ok"))
 
 
@@ -360,7 +360,7 @@ async def guide_button(update: Update, context: BotContext) -> None:
     if action is GuideAction.SUCCESS:
         return await complete(update, deps, authorization, step)
     if action is GuideAction.NOT_SAVED:
-        await deps.repository.touch(rut, now)
+        await deps.authorizations.touch(rut, now)
         await say(update, deps.guide.message("not_saved"), keyboards.not_saved(deps.guide))
         return
     if action is GuideAction.BACK and step == 1:
@@ -368,7 +368,7 @@ async def guide_button(update: Update, context: BotContext) -> None:
 
     target = _target(step, action)
     assert target is not None
-    if not await deps.repository.move_to_step(rut, step, target, now):
+    if not await deps.authorizations.move_to_step(rut, step, target, now):
         await stale_button(update, context)
         return
     if action is GuideAction.MISMATCH:
@@ -406,7 +406,7 @@ async def cancel(update: Update, context: BotContext) -> None:
     if conversation is None:
         await say(update, deps.guide.message("nothing_to_cancel"))
         return
-    await deps.repository.end_conversation(*ids(update))
+    await deps.conversations.end_conversation(*ids(update))
     await say(update, deps.guide.message("cancelled"))
 
 

@@ -109,7 +109,7 @@ async def repeat_prompt(update: Update, deps: Deps, conversation: Conversation |
     elif conversation.state == ASK_DEVICE:
         await ask_device(update, deps)
     elif conversation.state == GUIDE and conversation.company_rut:
-        authorization = await deps.repository.authorization(conversation.company_rut)
+        authorization = await deps.authorizations.authorization(conversation.company_rut)
         if authorization is None or authorization.completed_at is not None:
             await say(update, guide.message("no_conversation"))
         else:
@@ -120,7 +120,7 @@ async def repeat_prompt(update: Update, deps: Deps, conversation: Conversation |
 
 async def offer_repeat(update: Update, deps: Deps, company_rut: str) -> None:
     """Say the company already authorized, offering to repeat."""
-    authorization = await deps.repository.authorization(company_rut)
+    authorization = await deps.authorizations.authorization(company_rut)
     completed = authorization.completed_at if authorization else None
     date = local_date(completed, deps.settings.timezone) if completed else "—"
     await say(
@@ -136,13 +136,13 @@ async def current_step(deps: Deps, conversation: Conversation | None) -> int | N
     """Return the step of the client's authorization, if they are in the guide."""
     if conversation is None or conversation.state != GUIDE or not conversation.company_rut:
         return None
-    authorization = await deps.repository.authorization(conversation.company_rut)
+    authorization = await deps.authorizations.authorization(conversation.company_rut)
     return authorization.step if authorization else None
 
 
 async def conversation_of(update: Update, deps: Deps) -> Conversation | None:
     """Return the stored conversation of the update's chat and user."""
-    return await deps.repository.conversation(*ids(update))
+    return await deps.conversations.conversation(*ids(update))
 
 
 async def ask_device(update: Update, deps: Deps) -> None:
@@ -167,7 +167,7 @@ async def stale_button(update: Update, context: BotContext) -> None:
     conversation = await conversation_of(update, deps)
     if conversation is None:
         chat_id, _ = ids(update)
-        latest = await deps.repository.latest_authorization_of(chat_id, unfinished=False)
+        latest = await deps.authorizations.latest_authorization_of(chat_id, unfinished=False)
         pressed = parse_guide_data(update.callback_query.data if update.callback_query else None)
         if latest is not None and latest.completed_at is not None and pressed is not None:
             await settle_button(update)

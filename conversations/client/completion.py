@@ -39,7 +39,7 @@ async def complete(
         completed_as = replace(completed_as, proof_file_id=proof[0], proof_reading=proof[1])
     notice = completion_notice(deps.guide, completed_as, deps.settings.timezone)
     passer_notice = deps.guide.message("passed_on_done", company_rut=format_rut(company_rut))
-    completed = await deps.repository.complete(
+    completed = await deps.authorizations.complete(
         company_rut,
         at_step,
         client,

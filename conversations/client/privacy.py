@@ -53,7 +53,7 @@ async def delete_choice(update: Update, context: BotContext) -> None:
         return
     chat_id, _ = ids(update)
     now = deps.clock.now()
-    deletion = await deps.repository.delete_client_data(chat_id, now, client=client_info(update))
+    deletion = await deps.privacy.delete_client_data(chat_id, now, client=client_info(update))
     # The firm keeps only what it must (completed authorizations, anonymous): an unfinished
     # one is gone entirely, so the notice counts it without naming its company.
     if deletion.anonymized:
@@ -62,7 +62,7 @@ async def delete_choice(update: Update, context: BotContext) -> None:
     elif deletion.removed:
         notice = deps.guide.message("firm_data_deleted_unfinished", count=len(deletion.removed))
     if deletion.anonymized or deletion.removed:
-        await deps.repository.queue_firm_messages(
+        await deps.outbox.queue_firm_messages(
             [FirmMessage(chat, notice) for chat in deps.settings.firm_chat_ids], now
         )
         await deps.notifier.deliver_pending(update.get_bot())

@@ -121,7 +121,7 @@ def is_image_document(message: Message) -> bool:
 async def reached_firm(deps: Deps, texts: Sequence[str]) -> bool:
     """Tell whether each of these queued texts was accepted by at least one firm chat."""
     firm_chats = set(deps.settings.firm_chat_ids)
-    unsent = await deps.repository.unsent_outbox(max_attempts=MAX_ATTEMPTS, limit=UNSENT_LOOKUP)
+    unsent = await deps.outbox.unsent_outbox(max_attempts=MAX_ATTEMPTS, limit=UNSENT_LOOKUP)
     waiting = Counter(m.text for m in unsent if m.chat_id in firm_chats and m.text in texts)
     return all(waiting[text] < len(firm_chats) for text in texts)
 
@@ -160,7 +160,7 @@ async def problem_button(update: Update, context: BotContext) -> None:
         # the firm's time asked for (once: a double tap finds the same problem already in
         # the firm's hands).
         chat_id, _ = ids(update)
-        handoff = await deps.repository.open_handoff_of(chat_id)
+        handoff = await deps.handoffs.open_handoff_of(chat_id)
         if handoff is None or (handoff.problem, handoff.step) != (label, step):
             await report_problem(update, deps, label, company_rut, step)
         key = "proof_asked" if pressed.proof else "problem_notified"
@@ -204,7 +204,7 @@ async def report_problem(
         MAX_CAPTION,
         mark="",
     )
-    await deps.repository.open_handoff(
+    await deps.handoffs.open_handoff(
         chat_id,
         user_id,
         company_rut,
@@ -223,7 +223,7 @@ async def report_problem(
 async def relay_to_firm(update: Update, deps: Deps, message: Message) -> bool:
     """Pass the client's text to the firm if a handoff is open; tell whether it was."""
     chat_id, _ = ids(update)
-    handoff = await deps.repository.open_handoff_of(chat_id)
+    handoff = await deps.handoffs.open_handoff_of(chat_id)
     if handoff is None or message.text is None:
         return False
     client = client_info(update)
@@ -233,7 +233,7 @@ async def relay_to_firm(update: Update, deps: Deps, message: Message) -> bool:
         MessageLimit.MAX_TEXT_LENGTH,
         MAX_RELAYED_TEXT,
     )
-    await deps.repository.queue_firm_messages(
+    await deps.outbox.queue_firm_messages(
         [FirmMessage(chat, body.rendered, handoff.id) for chat in deps.settings.firm_chat_ids],
         deps.clock.now(),
     )
@@ -258,7 +258,7 @@ async def receive_photo(update: Update, deps: Deps, message: Message) -> None:
     if await _read_at_the_end(update, deps, conversation, step, file_id):
         return
     if conversation is not None and conversation.company_rut and step == FINAL_STEP:
-        await deps.repository.set_proof(conversation.company_rut, file_id)
+        await deps.authorizations.set_proof(conversation.company_rut, file_id)
         await say(update, deps.guide.message("proof_received"))
     elif conversation is None and await _late_proof(update, deps, file_id):
         return
@@ -266,7 +266,7 @@ async def receive_photo(update: Update, deps: Deps, message: Message) -> None:
         # A screenshot for a problem the firm already has (the one an answer asked for) is
         # named after it.
         chat_id, _ = ids(update)
-        open_handoff = await deps.repository.open_handoff_of(chat_id)
+        open_handoff = await deps.handoffs.open_handoff_of(chat_id)
         problem = (
             deps.guide.button("problem_photo_for", problem=open_handoff.problem)
             if open_handoff is not None and open_handoff.step == step
@@ -301,7 +301,7 @@ async def _read_at_the_end(
         return False
     if step < CONFIRMATION_STEP:
         return False
-    authorization = await deps.repository.authorization(conversation.company_rut)
+    authorization = await deps.authorizations.authorization(conversation.company_rut)
     if authorization is None or authorization.completed_at is not None:
         return False
     return await screenshots.take(update, deps, authorization, file_id, picture)
@@ -327,7 +327,7 @@ async def receive_document(update: Update, context: BotContext) -> bool:
     file_id, picture = taken
     if reading and await _read_at_the_end(update, deps, conversation, step, file_id, picture):
         return True
-    await deps.repository.set_proof(conversation.company_rut, file_id)
+    await deps.authorizations.set_proof(conversation.company_rut, file_id)
     await repeat_prompt(update, deps, conversation)
     return True
 
@@ -354,7 +354,7 @@ async def _as_photo(
 async def _late_proof(update: Update, deps: Deps, file_id: str) -> bool:
     """Take a photo sent soon after completing as the proof; False if it is not that."""
     chat_id, _ = ids(update)
-    latest = await deps.repository.latest_authorization_of(chat_id, unfinished=False)
+    latest = await deps.authorizations.latest_authorization_of(chat_id, unfinished=False)
     now = deps.clock.now()
     if latest is None or latest.completed_at is None or now - latest.completed_at > PROOF_WINDOW:
         return False
@@ -364,7 +364,7 @@ async def _late_proof(update: Update, deps: Deps, file_id: str) -> bool:
         await say(update, deps.guide.message("proof_not_confirmation"))
         return True
     record = screenshots.record_of(reading) if reading is not None else None
-    await deps.repository.set_proof(latest.company_rut, file_id, record)
+    await deps.authorizations.set_proof(latest.company_rut, file_id, record)
     text = deps.guide.message(
         "firm_proof",
         company_rut=format_rut(latest.company_rut),
@@ -375,7 +375,7 @@ async def _late_proof(update: Update, deps: Deps, file_id: str) -> bool:
         text = f"{text}\n{line}"
     if reading is not None and reading.verdict is Verdict.MISMATCH:
         await say(update, screenshots.mismatch_text(deps.guide, reading, latest.company_rut))
-    await deps.repository.queue_firm_messages(
+    await deps.outbox.queue_firm_messages(
         [FirmMessage(chat, text, photo_file_id=file_id) for chat in deps.settings.firm_chat_ids],
         now,
     )

@@ -40,9 +40,9 @@ async def later_pick(update: Update, context: BotContext) -> None:
             reply_markup=keyboards.later_options(deps.guide, options, deps.settings.timezone),
         )
         return
-    conversation = await deps.repository.conversation(chat.id, user.id)
+    conversation = await deps.conversations.conversation(chat.id, user.id)
     company_rut = conversation.company_rut if conversation else None
-    await deps.repository.remind_later(chat.id, user.id, company_rut, now, chosen.at)
+    await deps.reminders.remind_later(chat.id, user.id, company_rut, now, chosen.at)
     await answer_quietly(query)
     await chat.send_message(
         deps.guide.later_set(chosen, settings.timezone),
@@ -55,6 +55,6 @@ async def stop_reminders(update: Update, context: BotContext) -> None:
     query = update.callback_query
     chat = update.effective_chat
     assert query is not None and chat is not None
-    await deps.repository.opt_out(chat.id, deps.clock.now())
+    await deps.reminders.opt_out(chat.id, deps.clock.now())
     await answer_quietly(query)
     await chat.send_message(deps.guide.message("opted_out"))

@@ -180,7 +180,9 @@ async def route(update: Update, context: BotContext) -> None:
     if given is None:
         return
     deps = context.deps
-    conversation, authorization = await deps.repository.position(chat.id, update.effective_user.id)
+    conversation, authorization = await deps.conversations.position(
+        chat.id, update.effective_user.id
+    )
     context.guide_position = Position(authorization)
     context.args = list(given.args)
     try:
@@ -203,7 +205,7 @@ async def show_stored_state(update: Update, context: BotContext) -> None:
         return
     deps = context.deps
     try:
-        await repeat_prompt(update, deps, await deps.repository.conversation(chat.id, user.id))
+        await repeat_prompt(update, deps, await deps.conversations.conversation(chat.id, user.id))
     except TelegramError as exc:
         if _unreachable(exc):
             # The client has no answer at all: have the poller process it again.

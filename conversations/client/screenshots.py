@@ -113,7 +113,7 @@ async def take(
         await complete(update, deps, authorization, step, proof=(file_id, record_of(reading)))
     elif reading.verdict is Verdict.MISMATCH:
         # Kept, so the firm sees what was read if the client carries on without fixing it.
-        await deps.repository.set_proof(authorization.company_rut, file_id, record_of(reading))
+        await deps.authorizations.set_proof(authorization.company_rut, file_id, record_of(reading))
         markup = keyboards.not_saved(guide) if step == FINAL_STEP else keyboards.step(guide, step)
         await say(update, mismatch_text(guide, reading, authorization.company_rut), markup)
     else:

@@ -91,7 +91,7 @@ async def invite(update: Update, context: BotContext) -> None:
     expires = now + deps.settings.invitation_ttl
     chat = update.effective_chat
     assert chat is not None
-    await deps.repository.create_invitation(token, company_rut, client_name, chat.id, now, expires)
+    await deps.firm.create_invitation(token, company_rut, client_name, chat.id, now, expires)
     link = invitation_link(context.bot.username, token)
     await _reply(
         update,
@@ -152,9 +152,7 @@ def _is_date(text: str) -> bool:
 
 async def _show_pending(update: Update, deps: Deps, *, page: int, edit: bool) -> None:
     page = max(1, page)
-    items, total = await deps.repository.pending(
-        (page - 1) * firm_views.PAGE_SIZE, firm_views.PAGE_SIZE
-    )
+    items, total = await deps.firm.pending((page - 1) * firm_views.PAGE_SIZE, firm_views.PAGE_SIZE)
     text = firm_views.pending_page(deps.guide, items, total, page, deps.settings.timezone)
     markup = keyboards.pages(deps.guide, "pend", page, firm_views.page_count(total))
     await _show(update, text, markup, edit=edit)
@@ -170,7 +168,7 @@ async def _show_completed(
         if since_text
         else None
     )
-    items, total = await deps.repository.completed(
+    items, total = await deps.firm.completed(
         since, (page - 1) * firm_views.PAGE_SIZE, firm_views.PAGE_SIZE
     )
     text = firm_views.completed_page(deps.guide, items, total, page, since, tz)
@@ -197,13 +195,13 @@ async def status(update: Update, context: BotContext) -> None:
     if company_rut is None:
         await _reply(update, deps.guide.message("status_usage"))
         return
-    authorization = await deps.repository.authorization(company_rut)
+    authorization = await deps.authorizations.authorization(company_rut)
     if authorization is None:
         await _reply(
             update, deps.guide.message("status_unknown", company_rut=format_rut(company_rut))
         )
         return
-    events = await deps.repository.events(company_rut)
+    events = await deps.authorizations.events(company_rut)
     for text in firm_views.history(deps.guide, authorization, events, deps.settings.timezone):
         await _reply(update, text)
 
@@ -216,13 +214,13 @@ async def export(update: Update, context: BotContext) -> None:
         await _reply(update, deps.guide.message("export_usage"))
         return
     tz = deps.settings.timezone
-    authorizations = await deps.repository.all_authorizations()
+    authorizations = await deps.firm.all_authorizations()
     day = deps.clock.now().astimezone(tz).strftime("%Y-%m-%d")
     if args:
         data = firm_views.export_csv(authorizations, tz)
         filename = f"autorizaciones-{day}.csv"
     else:
-        events = await deps.repository.all_events()
+        events = await deps.firm.all_events()
         # Thousands of rows take openpyxl a while: not on the event loop.
         data = await asyncio.to_thread(
             firm_views.export_workbook, deps.guide, authorizations, events, tz
@@ -291,7 +289,7 @@ async def client_list_upload(update: Update, context: BotContext) -> None:
     )
     now = deps.clock.now()
     expires = now + deps.settings.invitation_ttl
-    outcomes = await deps.repository.invite_list(
+    outcomes = await deps.firm.invite_list(
         [(row.rut, row.name[:100] if row.name else None) for row in clients],
         chat.id,
         deps.settings.firm_chat_ids,
@@ -328,7 +326,7 @@ async def remind(update: Update, context: BotContext) -> None:
         await _reply(update, deps.guide.message("remind_usage"))
         return
     force = len(context.args or []) > 1 and (context.args or [])[1].lower() == FORCE_WORD
-    authorization = await deps.repository.authorization(company_rut)
+    authorization = await deps.authorizations.authorization(company_rut)
     shown = format_rut(company_rut)
     if (
         authorization is None
@@ -351,7 +349,7 @@ async def remind(update: Update, context: BotContext) -> None:
     settings = deps.settings
     if not force and deps.sweeper.in_quiet_hours(now):
         due = defer_past_quiet_hours(now, settings.quiet_hours, settings.timezone)
-        await deps.repository.remind_later(
+        await deps.reminders.remind_later(
             authorization.client_chat_id,
             authorization.client_user_id,
             company_rut,
@@ -373,7 +371,7 @@ async def remind(update: Update, context: BotContext) -> None:
         context.bot, authorization.client_chat_id, company_rut, authorization.step
     )
     if outcome is Delivery.SENT:
-        await deps.repository.count_reminder(company_rut, deps.clock.now(), actor_name(update))
+        await deps.reminders.count_reminder(company_rut, deps.clock.now(), actor_name(update))
         await _reply(update, deps.guide.message("remind_sent", client_name=name))
     elif outcome is Delivery.BLOCKED:
         await _reply(update, deps.guide.message("remind_blocked", client_name=name))
@@ -392,7 +390,7 @@ async def verification(update: Update, context: BotContext) -> None:
     now = deps.clock.now()
     tz = deps.settings.timezone
     if verdict == "ok":
-        verified = await deps.repository.verify(completion, actor, now)
+        verified = await deps.firm.verify(completion, actor, now)
         if verified is None:
             await answer_quietly(query, await _why_not(deps, completion), show_alert=True)
             return
@@ -400,9 +398,7 @@ async def verification(update: Update, context: BotContext) -> None:
         line = deps.guide.message("firm_verified", actor=actor, when=local_datetime(now, tz))
         await deps.notifier.annotate(context.bot, completion, line)
         return
-    reopened = await deps.repository.reopen(
-        completion, actor, now, REOPEN_STEP, deps.first_reminder(now)
-    )
+    reopened = await deps.firm.reopen(completion, actor, now, REOPEN_STEP, deps.first_reminder(now))
     if reopened is None:
         await answer_quietly(query, await _why_not(deps, completion), show_alert=True)
         return
@@ -426,7 +422,7 @@ async def _tell_client_not_found(
             reply_markup=keyboards.reminder(deps.guide),
         )
     except Forbidden:
-        await deps.repository.mark_blocked(chat_id, deps.clock.now())
+        await deps.reminders.mark_blocked(chat_id, deps.clock.now())
         return False
     except TelegramError as exc:
         logger.warning("could not tell chat %s its authorization was reopened: %s", chat_id, exc)
@@ -436,8 +432,8 @@ async def _tell_client_not_found(
 
 async def _why_not(deps: Deps, completion: int) -> str:
     """Explain a verification button that no longer applies."""
-    company_rut = await deps.repository.completion_company(completion)
-    authorization = await deps.repository.authorization(company_rut) if company_rut else None
+    company_rut = await deps.firm.completion_company(completion)
+    authorization = await deps.authorizations.authorization(company_rut) if company_rut else None
     if authorization is not None and authorization.verified_at is not None:
         return deps.guide.message("firm_already_verified", actor=authorization.verified_by or "—")
     return deps.guide.message(

@@ -29,7 +29,7 @@ async def _replied_handoff(
     replied = message.reply_to_message
     if replied.from_user is None or replied.from_user.id != context.bot.id:
         return None  # the firm's members talking among themselves
-    handoff = await deps.repository.handoff_replied_to(message.chat_id, replied.message_id)
+    handoff = await deps.handoffs.handoff_replied_to(message.chat_id, replied.message_id)
     return message, handoff
 
 
@@ -55,7 +55,7 @@ async def relay_reply(update: Update, context: BotContext) -> None:
     try:
         await context.bot.send_message(handoff.chat_id, relayed.rendered)
     except Forbidden:
-        await deps.repository.mark_blocked(handoff.chat_id, deps.clock.now())
+        await deps.reminders.mark_blocked(handoff.chat_id, deps.clock.now())
         await message.reply_text(
             deps.guide.message("remind_blocked", {"client_name": deps.guide.message("the_client")}),
         )
@@ -91,7 +91,7 @@ async def close(update: Update, context: BotContext) -> None:
         return
     handoff = found[1]
     actor = actor_name(update)
-    if not await deps.repository.close_handoff(handoff.id, actor, deps.clock.now()):
+    if not await deps.handoffs.close_handoff(handoff.id, actor, deps.clock.now()):
         await message.reply_text(deps.guide.message("firm_reply_closed"))
         return
     await message.reply_text(deps.guide.message("firm_handoff_closed", actor=actor))

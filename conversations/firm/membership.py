@@ -26,7 +26,7 @@ async def my_membership(update: Update, context: BotContext) -> None:
     was, now = change.old_chat_member.status, change.new_chat_member.status
     if chat.type == chat.PRIVATE:
         if now == ChatMember.BANNED:
-            await deps.repository.mark_blocked(chat.id, deps.clock.now())
+            await deps.reminders.mark_blocked(chat.id, deps.clock.now())
             logger.info("chat %s blocked the bot", chat.id)
     elif now in _PRESENT and was not in _PRESENT:
         logger.info("added to group %s", chat.id)

@@ -60,7 +60,7 @@ async def test_happy_path_records_completion_and_tells_the_firm(bot: Harness) ->
     assert done.text == guide.message("done", company_rut=SHOWN)
     assert button_data(done) == ["st:another"]
 
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.completed_at == bot.clock.now()
     notice = guide.message(
         "firm_completed",
@@ -73,7 +73,7 @@ async def test_happy_path_records_completion_and_tells_the_firm(bot: Harness) ->
     )
     for chat in (FIRM_CHAT, FIRM_MEMBER):
         assert bot.texts(chat) == [notice]
-    assert await bot.repository.conversation(CLIENT, CLIENT) is None
+    assert await bot.repository.conversations.conversation(CLIENT, CLIENT) is None
 
 
 async def test_a_step_press_is_one_commit_three_round_trips_and_two_api_calls(
@@ -100,7 +100,7 @@ async def test_data_mismatch_at_step_6_returns_to_step_5(bot: Harness) -> None:
     await bot.reach_step(6)
     await bot.press("g:6:mismatch")
     assert bot.texts()[-2:] == [bot.deps.guide.message("mismatch"), step_text(bot, 5)]
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.step == 5
 
 
@@ -132,7 +132,7 @@ async def test_stale_and_forged_buttons_never_move_the_state(bot: Harness) -> No
         answers = [c for c in bot.request.calls if c.method == "answerCallbackQuery"]
         assert answers and answers[0].params["text"] == guide.message("stale_button", step=4)
         assert bot.last_text() == step_text(bot, 4)
-        authorization = await bot.repository.authorization(RUT)
+        authorization = await bot.repository.authorizations.authorization(RUT)
         assert authorization is not None and authorization.step == 4
         assert authorization.completed_at is None
 
@@ -140,7 +140,7 @@ async def test_stale_and_forged_buttons_never_move_the_state(bot: Harness) -> No
 async def test_a_stranger_cannot_press_someone_elses_buttons(bot: Harness) -> None:
     await bot.reach_step(7)
     await bot.press("g:7:yes", user=31337)
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.completed_at is None
     assert bot.texts(FIRM_CHAT) == []
 
@@ -171,7 +171,7 @@ async def test_completed_company_is_not_started_again_unless_insisted(bot: Harne
     assert button_data(bot.request.last(CLIENT)) == ["rep:no", "rep:yes"]
     await bot.press("rep:yes")
     assert bot.texts()[-2:] == [guide.message("who_can", company_rut=SHOWN), step_text(bot, 1)]
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.completed_at is None
 
 
@@ -180,7 +180,7 @@ async def test_cancel_ends_politely_and_start_offers_to_resume(bot: Harness) -> 
     await bot.reach_step(3)
     await bot.say("/cancelar")
     assert bot.last_text() == guide.message("cancelled")
-    assert await bot.repository.conversation(CLIENT, CLIENT) is None
+    assert await bot.repository.conversations.conversation(CLIENT, CLIENT) is None
     before = len(bot.texts())
     await bot.say("/start")
     assert bot.texts()[before:] == [
@@ -229,7 +229,7 @@ async def test_a_press_delivered_again_shows_the_current_step_without_a_warning(
     answers = [c for c in bot.request.calls if c.method == "answerCallbackQuery"]
     assert answers and "text" not in answers[0].params  # no "ese botón ya no corresponde"
     assert bot.texts() == [step_text(bot, 4)]
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.step == 4
 
 
@@ -241,7 +241,7 @@ async def test_repeating_a_completed_authorization_drops_the_old_proof(bot: Harn
     await bot.say(RUT)
     await bot.press("rut:ok")
     await bot.press("rep:yes")
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.proof_file_id is None
 
 

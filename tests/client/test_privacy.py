@@ -291,7 +291,7 @@ async def test_deleting_a_completed_authorization_keeps_only_the_fact(bot: Harne
 async def test_deleting_an_invited_completed_authorization_forgets_the_invited_name(
     bot: Harness,
 ) -> None:
-    await bot.repository.create_invitation(
+    await bot.repository.firm.create_invitation(
         "tok123", RUT, "Juana Pérez", 4242, bot.clock.now(), bot.clock.now() + timedelta(days=14)
     )
     await complete(bot)

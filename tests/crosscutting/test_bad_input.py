@@ -159,7 +159,7 @@ async def _reach(bot: Harness, state: State) -> None:
         await bot.say(RUT)
         await bot.press("rut:ok")
     await _assert_shows(bot, state)
-    conversation = await bot.repository.conversation(CLIENT, CLIENT)
+    conversation = await bot.repository.conversations.conversation(CLIENT, CLIENT)
     assert conversation is not None and conversation.state == state.stored
     invited = state.name in ("ask_device_invited", "confirm_rut", "confirm_repeat")
     assert conversation.candidate_rut == (RUT if invited else None)
@@ -176,7 +176,7 @@ async def _prompt(bot: Harness, state: State) -> str:
         return guide.message("rut_confirm", company_rut=SHOWN_RUT)
     if state.step is not None:
         return guide.step(state.step, RUT)
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.completed_at is not None
     completed = local_date(authorization.completed_at, bot.settings.timezone)
     return guide.message("already_done", company_rut=SHOWN_RUT, completed_date=completed)
@@ -347,7 +347,7 @@ async def test_messages_from_a_foreign_group_get_no_reply(
 
     assert bot.request.calls[calls_before:] == []
     assert bot.db_snapshot() == before
-    assert await bot.repository.conversation(GROUP, CLIENT) is None
+    assert await bot.repository.conversations.conversation(GROUP, CLIENT) is None
 
 
 async def test_a_group_cannot_start_a_conversation(bot: Harness) -> None:
@@ -403,7 +403,7 @@ async def test_another_company_pressed_anywhere_asks_for_the_rut_and_keeps_progr
     await bot.press("st:another")
 
     assert bot.texts()[sent_before:] == [_message(bot, "ask_rut")]
-    conversation = await bot.repository.conversation(CLIENT, CLIENT)
+    conversation = await bot.repository.conversations.conversation(CLIENT, CLIENT)
     assert conversation is not None and conversation.state == "ask_rut"
     assert conversation.candidate_rut is None
     after = bot.db_snapshot()
@@ -436,11 +436,11 @@ async def test_text_at_a_step_asks_to_use_the_buttons(bot: Harness, step: int, t
 @pytest.mark.parametrize("command", ["/cancelar", "/cancel"])
 async def test_cancel_mid_step_ends_and_keeps_the_authorization(bot: Harness, command: str) -> None:
     await bot.reach_step(3, rut=SHOWN_RUT)
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     await bot.say(command)
     assert bot.last_text() == _message(bot, "cancelled")
-    assert await bot.repository.conversation(CLIENT, CLIENT) is None
-    assert await bot.repository.authorization(RUT) == authorization
+    assert await bot.repository.conversations.conversation(CLIENT, CLIENT) is None
+    assert await bot.repository.authorizations.authorization(RUT) == authorization
     assert authorization is not None and authorization.step == 3
     assert authorization.completed_at is None
     # Once cancelled, buttons and text no longer move anything.
@@ -452,7 +452,7 @@ async def test_cancel_mid_step_ends_and_keeps_the_authorization(bot: Harness, co
     assert bot.last_text() == _message(bot, "no_conversation")
     await bot.say("hola")
     assert bot.last_text() == _message(bot, "no_conversation")
-    assert await bot.repository.authorization(RUT) == authorization
+    assert await bot.repository.authorizations.authorization(RUT) == authorization
     assert bot.db_snapshot() == before
 
 
@@ -533,7 +533,7 @@ async def test_without_a_conversation_the_client_is_pointed_to_start(
 ) -> None:
     await history(bot)
     before = bot.db_snapshot()
-    assert await bot.repository.conversation(CLIENT, CLIENT) is None
+    assert await bot.repository.conversations.conversation(CLIENT, CLIENT) is None
     sent_before = len(bot.texts())
     await send(bot)
     new = bot.texts()[sent_before:]
@@ -567,7 +567,7 @@ async def test_buttons_without_a_conversation_change_nothing(bot: Harness, histo
 async def test_unknown_command_without_a_conversation(bot: Harness) -> None:
     await bot.say("/foo")
     assert bot.texts() == [_message(bot, "unknown_command"), _message(bot, "no_conversation")]
-    assert await bot.repository.conversation(CLIENT, CLIENT) is None
+    assert await bot.repository.conversations.conversation(CLIENT, CLIENT) is None
 
 
 # --- the error handler ------------------------------------------------------------------
@@ -591,9 +591,9 @@ async def test_failed_step_message_is_reported_and_the_stored_step_still_works(
     # The step was stored before it was sent: the client is shown it after the notice.
     new = bot.texts()[sent_before:]
     assert new == [_message(bot, "error"), guide.step(4, RUT)]
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.step == 4
-    conversation = await bot.repository.conversation(CLIENT, CLIENT)
+    conversation = await bot.repository.conversations.conversation(CLIENT, CLIENT)
     assert conversation is not None and conversation.state == "guide"
 
     errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
@@ -611,7 +611,7 @@ async def test_failed_step_message_is_reported_and_the_stored_step_still_works(
     assert bot.last_text() == guide.step(4, RUT)
     await bot.press("g:4:next")
     assert bot.last_text() == guide.step(5, RUT)
-    moved = await bot.repository.authorization(RUT)
+    moved = await bot.repository.authorizations.authorization(RUT)
     assert moved is not None and moved.step == 5
     _assert_nothing_too_long(bot)
 
@@ -644,9 +644,9 @@ async def test_failed_first_step_message_leaves_the_guide_usable(bot: Harness, e
         _message(bot, "error"),
         guide.step(1, RUT),
     ]
-    conversation = await bot.repository.conversation(CLIENT, CLIENT)
+    conversation = await bot.repository.conversations.conversation(CLIENT, CLIENT)
     assert conversation is not None and conversation.state == "guide"
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.step == 1
 
     await bot.say("/start")
@@ -654,5 +654,5 @@ async def test_failed_first_step_message_leaves_the_guide_usable(bot: Harness, e
     assert bot.last_text() == guide.step(1, RUT)
     await bot.press("g:1:next")
     assert bot.last_text() == guide.step(2, RUT)
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.step == 2

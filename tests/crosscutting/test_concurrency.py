@@ -55,7 +55,7 @@ def done(bot: Harness, user: int) -> str:
 
 async def firm_notice(bot: Harness, user: int) -> str:
     """The firm's completion notice for a client's company, as it must read."""
-    authorization = await bot.repository.authorization(company(user))
+    authorization = await bot.repository.authorizations.authorization(company(user))
     assert authorization is not None and authorization.completed_at is not None
     return bot.deps.guide.message(
         "firm_completed",
@@ -197,14 +197,14 @@ async def test_a_hundred_completions_at_once_while_reminders_are_swept(crowd: Ha
         replies = [call.text for call in sent_to(bot, user)]
         assert replies.count(done(bot, user)) == 1, user
         assert not any(is_reminder(call) for call in sent_to(bot, user)), user
-        assert await bot.repository.conversation(user, user) is None
+        assert await bot.repository.conversations.conversation(user, user) is None
         assert all(state is None for state in in_memory_states(bot, user)), user
 
     # The reminders reached the clients who were due, once each.
     assert results[0] == WAITING
     for user in waiting:
         assert sum(is_reminder(call) for call in sent_to(bot, user)) == 1, user
-        stored = await bot.repository.conversation(user, user)
+        stored = await bot.repository.conversations.conversation(user, user)
         assert stored is not None and stored.state == "guide", user
         assert all(state == "guide" for state in in_memory_states(bot, user)), user
     assert bot.db_rows("PRAGMA integrity_check") == [("ok",)]
@@ -226,7 +226,7 @@ async def test_concurrent_presses_of_one_client_never_skip_or_double_a_step(
     )
 
     for user in users:
-        authorization = await bot.repository.authorization(company(user))
+        authorization = await bot.repository.authorizations.authorization(company(user))
         assert authorization is not None and authorization.step == 4
         # The presses that lost the race show where the client is (the poller never runs
         # one chat's updates side by side, but nothing may break if they are).
@@ -260,7 +260,7 @@ async def test_concurrent_taps_on_saved_yes_complete_once(crowd: Harness) -> Non
         )
         replies = sorted(call.text for call in sent_to(bot, user))
         assert replies == sorted([done(bot, user), already, already]), user
-        assert await bot.repository.conversation(user, user) is None
+        assert await bot.repository.conversations.conversation(user, user) is None
     per_company = bot.db_rows(
         "SELECT company_rut, COUNT(*) FROM events WHERE kind = 'completed' GROUP BY 1"
     )
@@ -278,7 +278,7 @@ async def _confirming(bot: Harness, user: int, entry: str) -> None:
     await feed(bot, message_update(user, company(user), first_name=f"C{user}"))
     if entry == "rep:yes":
         await feed(bot, callback_update(user, "rut:ok", first_name=f"C{user}"))
-    stored = await bot.repository.conversation(user, user)
+    stored = await bot.repository.conversations.conversation(user, user)
     assert stored is not None
     assert stored.state == ("confirm_repeat" if entry == "rep:yes" else "confirm_rut")
 
@@ -310,10 +310,10 @@ async def test_concurrent_taps_on_the_confirmation_start_the_guide_once(
     )
     assert sorted(started) == sorted((company(user), 1) for user in users)
     for user in users:
-        authorization = await bot.repository.authorization(company(user))
+        authorization = await bot.repository.authorizations.authorization(company(user))
         assert authorization is not None and authorization.step == 1
         assert authorization.completed_at is None
-        stored = await bot.repository.conversation(user, user)
+        stored = await bot.repository.conversations.conversation(user, user)
         assert stored is not None and stored.state == "guide"
         # Who can do it and step 1 once; the taps that lost the race show step 1 again.
         who_can = bot.deps.guide.message("who_can", company_rut=stdnum_rut.format(company(user)))
@@ -375,7 +375,7 @@ async def test_the_firm_notice_names_the_client_who_completed(crowd: Harness) ->
     await _both_on_one_company(bot)
     notice = sent_to(bot, FIRM_CHAT)[-1].text
     assert "Ana" in notice and str(ANA) in notice
-    authorization = await bot.repository.authorization(SHARED)
+    authorization = await bot.repository.authorizations.authorization(SHARED)
     assert authorization is not None and authorization.client_chat_id == ANA
 
 
@@ -384,7 +384,7 @@ async def test_completion_ends_every_conversation_and_reminder_of_that_company(
 ) -> None:
     bot = crowd
     await _both_on_one_company(bot)
-    beto = await bot.repository.conversation(BETO, BETO)
+    beto = await bot.repository.conversations.conversation(BETO, BETO)
     stranded = beto is not None and beto.state == "guide" and beto.company_rut == SHARED
     bot.clock.advance(days=2)
     before = len(sent_to(bot, BETO))

@@ -42,7 +42,7 @@ async def test_second_process_keeps_the_rut_waiting_for_confirmation(
     try:
         await second.press("rut:ok")
         assert "Paso 1 de 7" in second.last_text()
-        conversation = await second.repository.conversation(CLIENT, CLIENT)
+        conversation = await second.repository.conversations.conversation(CLIENT, CLIENT)
         assert conversation is not None and conversation.company_rut == RUT
     finally:
         await second.close()

@@ -264,7 +264,7 @@ async def test_deleting_removes_an_earlier_completion_notice_of_a_company_anothe
 
 async def queue_digest(bot: FaultyHarness) -> list[int]:
     """Queue the firm's daily digest now; return its outbox ids."""
-    await bot.repository.set_meta(
+    await bot.repository.bookkeeping.set_meta(
         LAST_DIGEST_KEY, (bot.clock.now() - timedelta(days=2)).isoformat()
     )
     before = {row[0] for row in bot.db_rows("SELECT id FROM outbox")}
@@ -322,7 +322,9 @@ async def test_deleting_with_the_clients_current_name_blanks_digests_of_a_compan
     assert bot.db_rows("SELECT client_name FROM authorizations") == [("Pedro",)]
 
     juana = ClientInfo(CLIENT, CLIENT, "Juana", "juana_pyme")
-    deletion = await bot.repository.delete_client_data(CLIENT, bot.clock.now(), client=juana)
+    deletion = await bot.repository.privacy.delete_client_data(
+        CLIENT, bot.clock.now(), client=juana
+    )
     assert (deletion.anonymized, deletion.removed) == ([], [])  # the company is Pedro's now
     assert traces(bot, "Juana", "juana_pyme", str(CLIENT)) == []
     # The company is Pedro's: its line stays, without her name.

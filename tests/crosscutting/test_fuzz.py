@@ -390,7 +390,7 @@ async def check_handler_agrees(bot: Harness) -> None:
         if isinstance(h, ConversationHandler)
     ]
     for user in CLIENTS:
-        stored = await bot.repository.conversation(user, user)
+        stored = await bot.repository.conversations.conversation(user, user)
         for in_memory in copies:
             state = in_memory.get((user, user))
             assert state == (stored.state if stored else None), (user, state, stored)

@@ -144,11 +144,11 @@ async def test_the_token_never_reaches_the_logs_nor_any_chat(
     async def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError(f"boom-handler token={TOKEN} url={url} other={API}/bot{OTHER_TOKEN}/x")
 
-    monkeypatch.setattr(bot.repository, "pending", broken)
+    monkeypatch.setattr(bot.repository.firm, "pending", broken)
     await bot.say("/pendientes", user=FIRM_MEMBER, first_name="Socio")
 
     # A background job that raises.
-    monkeypatch.setattr(bot.repository, "unsent_outbox", broken)
+    monkeypatch.setattr(bot.repository.outbox, "unsent_outbox", broken)
     assert bot.app.job_queue is not None
     [job] = bot.app.job_queue.get_jobs_by_name("firm-outbox")
     await job.run(bot.app)
@@ -292,7 +292,7 @@ async def test_a_client_pressing_another_clients_buttons_moves_only_their_own(
     assert {int(c.params["chat_id"]) for c in bot.request.calls if "chat_id" in c.params} <= {OTHER}
     assert SHOWN not in all_text(bot.request.calls)
     assert bot.db_rows("SELECT COUNT(*) FROM handoffs") == [(0,)]  # nor opened one for B
-    b = await bot.repository.authorization(RUT_B)
+    b = await bot.repository.authorizations.authorization(RUT_B)
     assert b is not None and b.step == 2 and b.client_chat_id == OTHER
     # B's own button still works, on B's company only.
     await bot.press("g:2:next", user=OTHER, first_name="Beto")
@@ -338,7 +338,7 @@ async def test_firm_buttons_from_non_firm_chats_change_and_reveal_nothing(
         leaked = all_text(bot.request.calls)
         for secret in (SHOWN, SHOWN_B, RUT, RUT_B, "Juana", "Beto"):
             assert secret not in leaked
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None
     assert authorization.completed_at is not None and authorization.verified_at is None
 
@@ -373,11 +373,13 @@ async def test_delete_yes_by_someone_else_deletes_nothing_of_the_client(
     if stranger == OTHER:  # the firm's copy of the deletion notice is queued in the outbox
         for before_rows, after_rows in zip(mine, after, strict=True):
             assert before_rows[:5] == after_rows[:5]
-        assert await bot.repository.authorization("96543210-8") is None  # B's own: gone
+        assert (
+            await bot.repository.authorizations.authorization("96543210-8") is None
+        )  # B's own: gone
     else:
         assert after == mine
         assert len(bot.request.sent(FIRM_CHAT)) == firm_before
-    assert (await bot.repository.authorization(RUT)) is not None
+    assert (await bot.repository.authorizations.authorization(RUT)) is not None
     await bot.press("g:3:next")
     assert bot.last_text() == bot.deps.guide.step(4, RUT)
 
@@ -388,7 +390,7 @@ async def test_client_buttons_pressed_in_a_firm_group_start_nothing_there(
 ) -> None:
     await bot.feed(firm_callback(FIRM_USER, data))
     await firm_say(bot, "hola a todos, reunión a las 3")
-    assert await bot.repository.conversation(FIRM_CHAT, FIRM_USER) is None
+    assert await bot.repository.conversations.conversation(FIRM_CHAT, FIRM_USER) is None
     assert bot.request.sent(FIRM_CHAT) == []
 
 

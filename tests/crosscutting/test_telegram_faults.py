@@ -39,12 +39,12 @@ async def assert_agree(bot: Harness, user: int = CLIENT) -> str | None:
         for handler in handlers
         if isinstance(handler, ConversationHandler)
     ]
-    stored = await bot.repository.conversation(user, user)
+    stored = await bot.repository.conversations.conversation(user, user)
     return stored.state if stored is not None else None
 
 
 async def stored_step(bot: Harness, rut: str = RUT) -> int:
-    authorization = await bot.repository.authorization(rut)
+    authorization = await bot.repository.authorizations.authorization(rut)
     assert authorization is not None
     return authorization.step
 
@@ -263,7 +263,7 @@ async def test_lost_done_message_still_records_once_and_the_firm_hears_once(
     await bot.press("g:7:yes")
 
     # The completion is committed and the firm told, though "¡Listo!" was lost.
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.completed_at is not None
     # The failure is reported; with the conversation over, there is no question to repeat.
     assert bot.texts()[-2:] == [error_notice(bot), guide.message("no_conversation")]

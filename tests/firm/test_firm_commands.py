@@ -147,7 +147,7 @@ async def pending_rows(bot: Harness, count: int) -> list[str]:
         # Numbers go down while time goes up: listing by RUT would be the wrong order.
         rut = make_rut(79_000_000 - n * 1_111)
         client = ClientInfo(10_000 + n, 10_000 + n, f"Cliente {n}", None)
-        await bot.repository.start_guide(client, rut, "guide", bot.clock.now(), None)
+        await bot.repository.authorizations.start_guide(client, rut, "guide", bot.clock.now(), None)
         ruts.append(rut)
     return ruts
 
@@ -238,7 +238,7 @@ async def test_outside_the_firm_every_firm_command_is_an_unknown_command(
     guide = bot.deps.guide
     # Something real to leak: a client at step 3 of the very company in the commands.
     await bot.reach_step(3, rut=SHOWN)
-    await bot.repository.create_invitation(
+    await bot.repository.firm.create_invitation(
         "tok-existing", RUT_B, "Beto", FIRM_CHAT, bot.clock.now(), bot.clock.now() + timedelta(1)
     )
     if mid_conversation:
@@ -291,7 +291,7 @@ async def test_forged_firm_buttons_from_outside_change_nothing(bot: Harness) -> 
     assert bot.db_snapshot() == before
     assert calls(bot, "editMessageText") == []
     assert bot.request.sent(FIRM_CHAT) == bot.request.sent(FIRM_MEMBER) == []
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None
     assert authorization.completed_at is not None and authorization.verified_at is None
     assert authorization.step == 7
@@ -304,7 +304,7 @@ async def test_forged_firm_buttons_from_outside_change_nothing(bot: Harness) -> 
 
 async def test_firm_commands_work_in_both_firm_chats_and_with_the_bot_name(bot: Harness) -> None:
     guide = bot.deps.guide
-    await bot.repository.create_invitation(
+    await bot.repository.firm.create_invitation(
         "tok", RUT, "Ana", FIRM_CHAT, bot.clock.now(), bot.clock.now() + timedelta(1)
     )
     await firm_say(bot, "/pendientes")
@@ -367,7 +367,7 @@ async def test_invite_makes_a_private_link_and_a_message_to_forward(bot: Harness
         pending_title(guide, 1),
         pending_line(guide, SHOWN, "Ana María", "24-11-2026 12:00"),
     ]
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.step == 0
     assert authorization.client_chat_id is None
 
@@ -382,7 +382,7 @@ async def test_invitation_lifecycle(bot: Harness) -> None:
     assert bot.texts() == [guide.message("welcome"), guide.message("ask_device")]
     assert button_data(bot.request.last(CLIENT)) == ["dev:pc", "dev:phone"]
     assert bot.db_rows("SELECT used_by_chat FROM invitations") == [(CLIENT,)]
-    conversation = await bot.repository.conversation(CLIENT, CLIENT)
+    conversation = await bot.repository.conversations.conversation(CLIENT, CLIENT)
     assert conversation is not None
     assert (conversation.state, conversation.candidate_rut) == ("ask_device", RUT)
     # At the computer, they only confirm the company.
@@ -396,7 +396,7 @@ async def test_invitation_lifecycle(bot: Harness) -> None:
         guide.message("who_can", company_rut=SHOWN),
         guide.step(1, RUT),
     ]
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None
     assert (authorization.step, authorization.client_chat_id) == (1, CLIENT)
     assert authorization.invited_name == "Ana" and authorization.display_name == "Ana"
@@ -423,19 +423,19 @@ async def test_invitation_lifecycle(bot: Harness) -> None:
         guide.message("welcome"),
         guide.message("ask_device"),
     ]
-    conversation = await bot.repository.conversation(OTHER, OTHER)
+    conversation = await bot.repository.conversations.conversation(OTHER, OTHER)
     assert conversation is not None
     assert (conversation.state, conversation.candidate_rut) == ("ask_device", None)
     await bot.press("dev:pc", user=OTHER)
     assert bot.last_text(OTHER) == guide.message("ask_rut")
-    conversation = await bot.repository.conversation(OTHER, OTHER)
+    conversation = await bot.repository.conversations.conversation(OTHER, OTHER)
     assert conversation is not None
     assert (conversation.state, conversation.candidate_rut) == ("ask_rut", None)
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.client_chat_id == CLIENT
     assert bot.db_rows("SELECT used_by_chat FROM invitations") == [(CLIENT,)]
     await bot.press("rut:ok", user=OTHER)  # no candidate: nothing starts
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.client_chat_id == CLIENT
     assert guide.message("who_can", company_rut=SHOWN) not in bot.texts(OTHER)
 
@@ -461,7 +461,7 @@ async def test_an_expired_invitation_falls_back_to_asking_the_rut(bot: Harness) 
         (None,)
     ]
     await bot.press("rut:ok")
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.step == 0
 
 
@@ -496,12 +496,12 @@ async def test_unknown_and_forged_tokens_fall_back_to_asking_the_rut(
         guide.message("ask_device"),
     ]
     assert bot.db_rows("SELECT token, used_by_chat FROM invitations") == [(token, None)]
-    conversation = await bot.repository.conversation(CLIENT, CLIENT)
+    conversation = await bot.repository.conversations.conversation(CLIENT, CLIENT)
     assert conversation is not None and conversation.state == "ask_device"
     assert conversation.candidate_rut is None
     await bot.press("dev:pc")
     assert bot.last_text() == guide.message("ask_rut")
-    conversation = await bot.repository.conversation(CLIENT, CLIENT)
+    conversation = await bot.repository.conversations.conversation(CLIENT, CLIENT)
     assert conversation is not None and conversation.state == "ask_rut"
     assert conversation.candidate_rut is None
 
@@ -525,8 +525,8 @@ async def test_an_invitation_for_one_company_never_completes_another(bot: Harnes
     await bot.press("g:7:yes")
     assert bot.last_text() == guide.message("done", company_rut=SHOWN)
 
-    a = await bot.repository.authorization(RUT)
-    b = await bot.repository.authorization(RUT_B)
+    a = await bot.repository.authorizations.authorization(RUT)
+    b = await bot.repository.authorizations.authorization(RUT_B)
     assert a is not None and a.completed_at is not None and a.display_name == "Ana"
     assert b is not None and b.completed_at is None and b.step == 0
     assert b.client_chat_id is None
@@ -576,12 +576,12 @@ async def test_a_link_a_client_passes_on_is_in_the_history_and_opens_the_same_co
     await bot.press("dev:pc", **who)
     assert bot.last_text(OTHER) == guide.message("rut_confirm", company_rut=SHOWN)
     assert button_data(bot.request.last(OTHER)) == ["rut:ok", "rut:edit"]
-    conversation = await bot.repository.conversation(OTHER, OTHER)
+    conversation = await bot.repository.conversations.conversation(OTHER, OTHER)
     assert conversation is not None
     assert (conversation.state, conversation.candidate_rut) == ("confirm_rut", RUT)
     assert bot.db_rows("SELECT used_by_chat FROM invitations") == [(OTHER,)]
     # The client who passed it on is still where they were.
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None
     assert (authorization.step, authorization.client_chat_id) == (2, CLIENT)
     await firm_say(bot, "/estado 76.086.428-5")
@@ -607,8 +607,10 @@ async def test_pending_lists_oldest_first_with_step_reminders_and_marks(bot: Har
     clock.advance(minutes=10)
     blocked = make_rut(12_345_678)
     client = ClientInfo(555, 555, "Bruno", "bruno")
-    await bot.repository.start_guide(client, blocked, "guide", clock.now(), None)  # 12:20
-    await bot.repository.mark_blocked(555, clock.now())
+    await bot.repository.authorizations.start_guide(
+        client, blocked, "guide", clock.now(), None
+    )  # 12:20
+    await bot.repository.reminders.mark_blocked(555, clock.now())
     clock.advance(minutes=10)
     await invite(bot, f"{stdnum_rut.format(make_rut(9_876_543))} Zoe")  # 12:30
     clock.advance(minutes=10)
@@ -706,8 +708,8 @@ async def _completions(bot: Harness) -> None:
     for n, (rut, moment) in enumerate(moments):
         bot.clock.moment = moment
         client = ClientInfo(900 + n, 900 + n, f"Cliente {n}", None)
-        await bot.repository.start_guide(client, rut, "guide", moment, None)
-        done = await bot.repository.complete(rut, 1, client, moment, "", ())
+        await bot.repository.authorizations.start_guide(client, rut, "guide", moment, None)
+        done = await bot.repository.authorizations.complete(rut, 1, client, moment, "", ())
         assert done is not None
 
 
@@ -771,8 +773,8 @@ async def test_completed_pages_keep_the_date(bot: Harness) -> None:
         rut = make_rut(50_000_000 + n)
         client = ClientInfo(900 + n, 900 + n, f"Cliente {n}", None)
         bot.clock.advance(minutes=1)
-        await bot.repository.start_guide(client, rut, "guide", bot.clock.now(), None)
-        await bot.repository.complete(rut, 1, client, bot.clock.now(), "", ())
+        await bot.repository.authorizations.start_guide(client, rut, "guide", bot.clock.now(), None)
+        await bot.repository.authorizations.complete(rut, 1, client, bot.clock.now(), "", ())
     await firm_say(bot, "/completadas desde 2026-11-24")
     first = bot.request.last(FIRM_CHAT)
     assert first.text.split("\n")[0] == completed_title(guide, 16, "24-11-2026", 1, 2)
@@ -859,7 +861,7 @@ async def test_status_of_a_long_history_comes_in_several_messages(bot: Harness) 
     guide = bot.deps.guide
     await bot.reach_step(2, rut=SHOWN)
     for _ in range(120):
-        await bot.repository.count_reminder(RUT, bot.clock.now(), "@" + "x" * 30)
+        await bot.repository.reminders.count_reminder(RUT, bot.clock.now(), "@" + "x" * 30)
     bot.request.clear()
     await firm_say(bot, "/estado 76.086.428-5")
     texts = bot.texts(FIRM_CHAT)
@@ -889,9 +891,9 @@ async def test_export_sends_a_csv_that_excel_reads(bot: Harness) -> None:
     bot.clock.advance(minutes=1)
     third = make_rut(96_543_210)
     client = ClientInfo(OTHER, OTHER, "=1+2", "otro")
-    await bot.repository.start_guide(client, third, "guide", bot.clock.now(), None)
-    await bot.repository.complete(third, 1, client, bot.clock.now(), "", ())
-    await bot.repository.count_reminder(RUT, bot.clock.now(), "@contadora")
+    await bot.repository.authorizations.start_guide(client, third, "guide", bot.clock.now(), None)
+    await bot.repository.authorizations.complete(third, 1, client, bot.clock.now(), "", ())
+    await bot.repository.reminders.count_reminder(RUT, bot.clock.now(), "@contadora")
     bot.request.clear()
 
     await firm_say(bot, "/exportar csv")
@@ -965,9 +967,9 @@ async def test_remind_sends_the_client_a_reminder_and_counts_it(bot: Harness) ->
         (guide.button("stop_reminders"), "rem:stop"),
     ]
     assert bot.texts(FIRM_CHAT) == [guide.message("remind_sent", client_name="Juana")]
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.reminders_sent == 1
-    events = await bot.repository.events(RUT)
+    events = await bot.repository.authorizations.events(RUT)
     assert (events[-1].kind, events[-1].actor) == ("reminder", "@contadora")
     # The client's Continuar shows the step.
     await bot.press("st:resume")
@@ -990,7 +992,7 @@ async def test_remind_in_quiet_hours_waits_until_nine_unless_now(quiet_bot: Harn
     assert bot.db_rows("SELECT chat_id, kind, due_at FROM reminders") == [
         (CLIENT, "later", nine.timestamp())
     ]
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.reminders_sent == 0
 
     await firm_say(bot, "/recordar 76.086.428-5 AHORA")
@@ -1001,7 +1003,7 @@ async def test_remind_in_quiet_hours_waits_until_nine_unless_now(quiet_bot: Harn
     bot.clock.moment = nine
     assert await bot.deps.sweeper.sweep(bot.app.bot) == 1
     assert bot.texts(CLIENT) == [at_step_3] * 2
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.reminders_sent == 2
 
 
@@ -1030,7 +1032,7 @@ async def test_remind_a_client_who_blocked_the_bot(bot: Harness) -> None:
     await firm_say(bot, "/recordar 76.086.428-5")
     assert bot.request.sent(CLIENT) == []
     assert bot.texts(FIRM_CHAT) == [blocked]
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None
     assert authorization.blocked_at == bot.clock.now() and authorization.reminders_sent == 0
     assert bot.db_rows("SELECT COUNT(*) FROM reminders") == [(0,)]
@@ -1060,7 +1062,7 @@ async def test_remind_when_telegram_fails(bot: Harness) -> None:
     bot.request.fail_next("sendMessage", NetworkError("connection reset"))
     await firm_say(bot, "/recordar 76.086.428-5")
     assert bot.last_text(FIRM_CHAT) == bot.deps.guide.message("remind_failed")
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None
     assert authorization.reminders_sent == 0 and authorization.blocked_at is None
 
@@ -1101,7 +1103,7 @@ async def test_completion_notice_carries_verify_buttons_in_both_firm_chats(bot: 
 async def test_verified_edits_both_notices_once(bot: Harness) -> None:
     guide = bot.deps.guide
     number = await complete(bot)
-    notices = await bot.repository.delivered_notices(number)
+    notices = await bot.repository.outbox.delivered_notices(number)
     assert [n.chat_id for n in notices] == [FIRM_CHAT, FIRM_MEMBER]
     originals = {chat: bot.last_text(chat) for chat in (FIRM_CHAT, FIRM_MEMBER)}
     bot.clock.advance(minutes=3)
@@ -1117,7 +1119,7 @@ async def test_verified_edits_both_notices_once(bot: Harness) -> None:
     for edit in edits:
         assert edit.text == f"{originals[edit.params['chat_id']]}\n\n{line}"
         assert "reply_markup" not in edit.params
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None
     assert authorization.verified_at == bot.clock.now()
     assert authorization.verified_by == "@contadora"
@@ -1134,9 +1136,9 @@ async def test_verified_edits_both_notices_once(bot: Harness) -> None:
         assert calls(bot, "editMessageText") == []
     await firm_press(bot, f"vf:no:{number}", chat=FIRM_MEMBER)
     assert answers(bot)[-1]["text"] == already
-    after = await bot.repository.authorization(RUT)
+    after = await bot.repository.authorizations.authorization(RUT)
     assert after == authorization
-    kinds = [e.kind for e in await bot.repository.events(RUT)]
+    kinds = [e.kind for e in await bot.repository.authorizations.events(RUT)]
     assert kinds.count("verified") == 1 and "rejected" not in kinds
 
 
@@ -1149,7 +1151,7 @@ async def test_not_found_reopens_at_step_three_and_a_new_completion_is_new(
     bot.request.clear()
 
     await firm_press(bot, f"vf:no:{number}", chat=FIRM_MEMBER)
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None
     assert (authorization.step, authorization.completed_at) == (3, None)
     assert authorization.verified_at is None
@@ -1176,7 +1178,7 @@ async def test_not_found_reopens_at_step_three_and_a_new_completion_is_new(
     assert [a["text"] for a in answers(bot)] == [stale] * 2
     assert all(a["show_alert"] for a in answers(bot))
     assert calls(bot, "editMessageText") == []
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None
     assert authorization.verified_at is None and authorization.step == 3
 
@@ -1188,13 +1190,13 @@ async def test_not_found_reopens_at_step_three_and_a_new_completion_is_new(
     assert button_data(bot.request.last(FIRM_MEMBER)) == [f"vf:ok:{again}", f"vf:no:{again}"]
     assert len(bot.request.sent(FIRM_CHAT)) == 1
     await firm_press(bot, f"vf:ok:{again}")
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.verified_by == "@contadora"
     verified = guide.message("firm_verified", actor="@contadora", when="24-11-2026 13:00")
     new_edits = [e for e in calls(bot, "editMessageText") if e.text.endswith(f"\n\n{verified}")]
     assert {e.params["chat_id"] for e in new_edits} == {FIRM_CHAT, FIRM_MEMBER}
     assert len(new_edits) == 2
-    kinds = [e.kind for e in await bot.repository.events(RUT)]
+    kinds = [e.kind for e in await bot.repository.authorizations.events(RUT)]
     assert kinds[-4:] == ["step", "step", "completed", "verified"]
     assert kinds.count("rejected") == 1
 
@@ -1205,7 +1207,7 @@ async def test_not_found_for_a_client_who_blocked_the_bot(bot: Harness) -> None:
     bot.request.clear()
     bot.request.fail_next("sendMessage", Forbidden("Forbidden: bot was blocked by the user"))
     await firm_press(bot, f"vf:no:{number}")
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.step == 3
     error = guide.message("error")
     assert error not in bot.texts(FIRM_CHAT) + bot.texts(FIRM_MEMBER)
@@ -1240,7 +1242,7 @@ async def test_verify_buttons_for_unknown_completions(bot: Harness) -> None:
     stale = guide.message("firm_notice_stale", company_rut_plain="", company_rut="")
     assert [a["text"] for a in answers(bot)] == [stale] * 3
     assert calls(bot, "editMessageText") == []
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.verified_at is None
     assert authorization.completed_at is not None
 

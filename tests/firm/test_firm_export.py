@@ -70,12 +70,12 @@ async def practice(bot: Harness) -> None:
     bot.clock.advance(minutes=1)
     client = ClientInfo(OTHER, OTHER, "=1+2", "otro")
     repository, now = bot.repository, bot.clock.now()
-    await repository.start_guide(client, THIRD, "guide", now, None)
-    await repository.complete(THIRD, 1, client, now, "", ())
+    await repository.authorizations.start_guide(client, THIRD, "guide", now, None)
+    await repository.authorizations.complete(THIRD, 1, client, now, "", ())
     [(completion,)] = bot.db_rows("SELECT id FROM events WHERE kind = 'completed'")
     bot.clock.advance(minutes=2)
-    assert await repository.verify(completion, "@contadora", bot.clock.now()) is not None
-    await repository.count_reminder(RUT, bot.clock.now(), "@contadora")
+    assert await repository.firm.verify(completion, "@contadora", bot.clock.now()) is not None
+    await repository.reminders.count_reminder(RUT, bot.clock.now(), "@contadora")
     bot.request.clear()
 
 
@@ -184,7 +184,7 @@ async def test_export_csv_keeps_the_csv_of_before(bot: Harness) -> None:
     assert sent.params["caption"] == guide.message("export_caption", count=3)
     filename, data, mime = sent_file(bot)
     assert (filename, mime) == ("autorizaciones-2026-11-24.csv", "text/csv")
-    authorizations = await bot.repository.all_authorizations()
+    authorizations = await bot.repository.firm.all_authorizations()
     assert data == export_csv(authorizations, bot.settings.timezone)
     assert data.startswith(b"\xef\xbb\xbf") and data.count(b"\r\n") == 4
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=";"))

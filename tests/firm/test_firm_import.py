@@ -331,13 +331,13 @@ async def test_completed_companies_are_not_invited_and_only_valid_firm_invitatio
     # A: completed. B: invited with /invitar, still valid. C: an invitation that expired.
     # D: an invitation already opened. E: a link a client passed on to someone else.
     client = ClientInfo(CLIENT, CLIENT, "Juana", None)
-    await repository.start_guide(client, A, "guide", now, None)
-    await repository.complete(A, 1, client, now, "", ())
+    await repository.authorizations.start_guide(client, A, "guide", now, None)
+    await repository.authorizations.complete(A, 1, client, now, "", ())
     await bot.say(f"/invitar {format_rut(B)} Beto", user=FIRM_MEMBER)
-    await repository.create_invitation("tok-c", C, None, FIRM_CHAT, now - ttl, now)
-    await repository.create_invitation("tok-d", D, None, FIRM_CHAT, now, now + ttl)
-    await repository.claim_invitation("tok-d", 555, now)
-    await repository.create_invitation(
+    await repository.firm.create_invitation("tok-c", C, None, FIRM_CHAT, now - ttl, now)
+    await repository.firm.create_invitation("tok-d", D, None, FIRM_CHAT, now, now + ttl)
+    await repository.firm.claim_invitation("tok-d", 555, now)
+    await repository.firm.create_invitation(
         "tok-e", E, None, 31_337, now, now + ttl, EventKind.PASSED_ON
     )
     (b_token,) = [r[1] for r in invitations(bot) if r[0] == B]
@@ -356,7 +356,7 @@ async def test_completed_companies_are_not_invited_and_only_valid_firm_invitatio
         tokens = [r[1] for r in stored if r[0] == rut]
         assert len(tokens) == 2 and tokens[0] == old and tokens[1] != old
     assert len([r for r in stored if r[0] == F]) == 1
-    completion = await repository.authorization(A)
+    completion = await repository.authorizations.authorization(A)
     assert completion is not None and completion.completed_at is not None  # left alone
 
     _, answer, _ = answer_workbook(bot)

@@ -44,9 +44,9 @@ async def started(bot: Harness, step: int = 1) -> tuple[str, int]:
     """A client who began a company's authorization and reached `step`; (company, chat)."""
     rut, chat = new_rut(), next(_chats)
     client = ClientInfo(chat, chat, f"Cliente {chat}", None)
-    await bot.repository.start_guide(client, rut, "guide", bot.clock.now(), None)
+    await bot.repository.authorizations.start_guide(client, rut, "guide", bot.clock.now(), None)
     if step > 1:
-        assert await bot.repository.move_to_step(rut, 1, step, bot.clock.now())
+        assert await bot.repository.authorizations.move_to_step(rut, 1, step, bot.clock.now())
     return rut, chat
 
 
@@ -55,7 +55,7 @@ async def completed(bot: Harness, count: int = 1) -> None:
     for _ in range(count):
         rut, chat = await started(bot)
         client = ClientInfo(chat, chat, f"Cliente {chat}", None)
-        done = await bot.repository.complete(rut, 1, client, bot.clock.now(), "", ())
+        done = await bot.repository.authorizations.complete(rut, 1, client, bot.clock.now(), "", ())
         assert done is not None
 
 
@@ -73,12 +73,12 @@ async def practice(bot: Harness) -> None:
     for _ in range(3):
         await bot.say(f"/invitar {new_rut()}", user=FIRM_MEMBER)
     _, quiet = await started(bot, 2)
-    await bot.repository.opt_out(quiet, bot.clock.now())
+    await bot.repository.reminders.opt_out(quiet, bot.clock.now())
     _, gone = await started(bot, 4)
-    await bot.repository.mark_blocked(gone, bot.clock.now())
+    await bot.repository.reminders.mark_blocked(gone, bot.clock.now())
     _, both = await started(bot, 5)  # asked for no reminders, then blocked: opted out
-    await bot.repository.opt_out(both, bot.clock.now())
-    await bot.repository.mark_blocked(both, bot.clock.now())
+    await bot.repository.reminders.opt_out(both, bot.clock.now())
+    await bot.repository.reminders.mark_blocked(both, bot.clock.now())
     bot.request.clear()
 
 
@@ -186,7 +186,7 @@ async def test_summary_of_an_empty_practice(bot: Harness) -> None:
 async def test_summary_counts_a_reopened_completion_as_in_progress(bot: Harness) -> None:
     await completed(bot)
     [(completion,)] = bot.db_rows("SELECT id FROM events WHERE kind = 'completed'")
-    assert await bot.repository.reopen(completion, "@contadora", bot.clock.now(), 3, None)
+    assert await bot.repository.firm.reopen(completion, "@contadora", bot.clock.now(), 3, None)
     await bot.say("/resumen", user=FIRM_MEMBER)
     [(_, text, _)] = photos(bot)
     reopened = ProgressCounts(0, (0, 0, 1, 0, 0, 0, 0), 0, 0, 0)

@@ -110,7 +110,7 @@ def test_pack_lines_loses_no_line_and_uses_few_messages(lines: list[str], limit:
 async def test_first_run_only_records_the_time(bot: Harness) -> None:
     await run_job(bot)
     assert bot.texts(FIRM_CHAT) == [] and bot.texts(FIRM_MEMBER) == []
-    stored = await bot.repository.meta(LAST_DIGEST_KEY)
+    stored = await bot.repository.bookkeeping.meta(LAST_DIGEST_KEY)
     assert stored is not None and datetime.fromisoformat(stored) == bot.clock.now()
     move_to(bot.clock, local(24, 23, 59))
     await run_job(bot)
@@ -263,7 +263,7 @@ async def test_no_digest_without_firm_chats(tmp_path: Path, clock: FakeClock) ->
         move_to(clock, local(25, 9))
         await run_job(bot)
         assert [c for c in bot.request.calls if c.method == "sendMessage"] == []
-        assert await bot.repository.meta(LAST_DIGEST_KEY) is None
+        assert await bot.repository.bookkeeping.meta(LAST_DIGEST_KEY) is None
     finally:
         await bot.close()
 
@@ -290,7 +290,7 @@ async def test_three_hundred_pending_are_split_without_losing_a_line(bot: Harnes
         rut = _rut(60_000_000 + number * 1_013)
         name = f"Cliente de prueba número {number:03d} con nombre largo"
         client = ClientInfo(900_000 + number, 900_000 + number, name, None)
-        await bot.repository.start_guide(client, rut, "guide", bot.clock.now(), None)
+        await bot.repository.authorizations.start_guide(client, rut, "guide", bot.clock.now(), None)
         expected_lines.append(
             f"• <code>{format_rut(rut)}</code> {name} – paso 1 de 7, 0 recordatorio(s), "
             f"última actividad {bot.clock.now().astimezone(SCL):%d-%m-%Y %H:%M}"

@@ -22,7 +22,7 @@ FIRM_CHATS = (FIRM_CHAT, FIRM_MEMBER)
 async def queue(bot: Harness, *texts: str, chats: tuple[int, ...] = FIRM_CHATS) -> None:
     """Put firm messages in the outbox as the flows do, without delivering them."""
     messages = [FirmMessage(chat, text) for text in texts for chat in chats]
-    await bot.repository.queue_firm_messages(messages, bot.clock.now())
+    await bot.repository.outbox.queue_firm_messages(messages, bot.clock.now())
 
 
 def unsent(bot: Harness) -> list[tuple[int, str]]:
@@ -141,7 +141,7 @@ async def test_a_notice_queued_before_a_crash_is_delivered_by_the_next_process(
 
 
 async def test_a_photo_notice_is_sent_as_a_photo_with_its_text_as_caption(bot: Harness) -> None:
-    await bot.repository.queue_firm_messages(
+    await bot.repository.outbox.queue_firm_messages(
         [FirmMessage(FIRM_CHAT, "captura", photo_file_id="ph-proof")], bot.clock.now()
     )
     await bot.deps.notifier.deliver_pending(bot.app.bot)

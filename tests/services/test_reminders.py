@@ -125,7 +125,7 @@ def step_text(bot: Harness, step: int, rut: str = RUT) -> str:
 
 
 async def reminders_sent(bot: Harness, rut: str = RUT) -> int:
-    authorization = await bot.repository.authorization(rut)
+    authorization = await bot.repository.authorizations.authorization(rut)
     assert authorization is not None
     return authorization.reminders_sent
 
@@ -228,7 +228,7 @@ async def test_each_scheduled_reminder_fires_exactly_once(bot: Harness) -> None:
         assert await sweep(bot) == []
     assert await reminders_sent(bot) == 3
     assert event_kinds(bot.settings, RUT).count("reminder") == 3
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.step == 3
     assert authorization.last_activity_at == t0  # reminders are not the client's activity
 
@@ -352,7 +352,7 @@ async def test_activity_restarts_the_reminder_clock(
     t0 = bot.clock.now()
     move_to(bot.clock, t0 + timedelta(days=0.9))
     await act(bot)
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.last_activity_at == bot.clock.now()
     assert authorization.step == 3
     [row] = reminder_rows(bot.settings)
@@ -380,7 +380,7 @@ async def test_opt_out_stops_every_reminder_and_the_digest_lists_it(bot: Harness
     bot.clock.advance(hours=1)
     await bot.press("rem:stop")
     assert bot.last_text() == bot.deps.guide.message("opted_out")
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.opted_out_at == bot.clock.now()
     assert authorization.reminders_sent == 1
     assert reminder_rows(bot.settings) == []
@@ -422,7 +422,7 @@ async def test_opt_out_after_cancelling_still_records_it(bot: Harness) -> None:
     await bot.say("/cancelar")
     await bot.press("rem:stop")  # the button on the reminder, with no conversation open
     assert bot.last_text() == bot.deps.guide.message("opted_out")
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.opted_out_at == bot.clock.now()
     bot.clock.advance(days=30)
     assert await sweep(bot) == []
@@ -477,7 +477,7 @@ async def test_blocked_bot_marks_the_client_and_never_retries(bot: Harness) -> N
     assert_step_reminder(bot, other, 2, chat_id=OTHER_CLIENT, shown=OTHER_SHOWN)
     assert bot.request.faults["sendMessage"] == []
 
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.blocked_at == bot.clock.now()
     assert authorization.reminders_sent == 0 and authorization.opted_out_at is None
     assert [row.chat_id for row in reminder_rows(bot.settings)] == [OTHER_CLIENT]
@@ -498,7 +498,7 @@ async def test_a_blocked_client_who_writes_again_gets_reminders_again(bot: Harne
     bot.clock.advance(days=2)
     await bot.press("g:3:next")
     assert bot.last_text() == step_text(bot, 4)
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.blocked_at is None
     [row] = reminder_rows(bot.settings)
     assert row.due_at == bot.clock.now() + timedelta(days=1)
@@ -538,7 +538,7 @@ async def test_a_refused_reminder_is_not_counted_as_sent(bot: Harness) -> None:
     assert reminder_rows(bot.settings) == []  # dropped: it would never go through
     assert "reminder" not in event_kinds(bot.settings, RUT)
     assert await reminders_sent(bot) == 0
-    authorization = await bot.repository.authorization(RUT)
+    authorization = await bot.repository.authorizations.authorization(RUT)
     assert authorization is not None and authorization.blocked_at is None
     bot.clock.advance(days=30)
     assert await sweep(bot) == []
@@ -609,7 +609,7 @@ async def test_continue_in_a_fresh_process_resumes_at_the_stored_step(
         assert second.last_text() == step_text(second, 3)
         await second.press("g:3:next")
         assert second.last_text() == step_text(second, 4)
-        authorization = await second.repository.authorization(RUT)
+        authorization = await second.repository.authorizations.authorization(RUT)
         assert authorization is not None and authorization.step == 4
     finally:
         await second.close()
@@ -620,12 +620,12 @@ async def test_continue_after_cancelling_resumes_at_the_stored_step(bot: Harness
     bot.clock.advance(days=1)
     await sweep(bot)
     await bot.say("/cancelar")
-    assert await bot.repository.conversation(CLIENT, CLIENT) is None
+    assert await bot.repository.conversations.conversation(CLIENT, CLIENT) is None
     assert reminder_rows(bot.settings) == []
 
     await bot.press("st:resume")
     assert bot.last_text() == step_text(bot, 5)
-    conversation = await bot.repository.conversation(CLIENT, CLIENT)
+    conversation = await bot.repository.conversations.conversation(CLIENT, CLIENT)
     assert conversation is not None
     assert (conversation.state, conversation.company_rut) == ("guide", RUT)
     [row] = reminder_rows(bot.settings)

@@ -64,7 +64,7 @@ async def test_a_press_whose_handler_fails_is_answered(bot: Harness) -> None:
     async def broken(*_: Any) -> None:
         raise RuntimeError("boom")
 
-    bot.deps.repository.move_to_step = broken  # type: ignore[method-assign]
+    bot.deps.authorizations.move_to_step = broken  # type: ignore[method-assign]
     await bot.press("g:3:next")
     assert answers(bot)
     # The client is told, and shown where they still are.
@@ -141,7 +141,7 @@ async def test_repeated_failures_raise_one_alert_an_hour(bot: Harness) -> None:
     async def broken(*_: Any) -> None:
         raise RuntimeError("boom")
 
-    bot.deps.repository.move_to_step = broken  # type: ignore[method-assign]
+    bot.deps.authorizations.move_to_step = broken  # type: ignore[method-assign]
     for _ in range(FAILURES_TO_ALERT + 2):
         await bot.press("g:3:next")
     alert = bot.deps.guide.message("alert_failing", count=FAILURES_TO_ALERT, minutes=10)
@@ -160,7 +160,7 @@ async def test_a_database_that_refuses_writes_is_alerted_and_the_client_told_onc
     async def full(*_: Any) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    bot.deps.repository.move_to_step = full  # type: ignore[method-assign]
+    bot.deps.authorizations.move_to_step = full  # type: ignore[method-assign]
     bot.request.clear()
     await bot.press("g:3:next")
     alert = bot.deps.guide.message("alert_database", problem="database or disk is full")
