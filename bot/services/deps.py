@@ -1,9 +1,11 @@
 """The services every handler needs, built once and reached through the context."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+from telegram import Update
 from telegram.ext import CallbackContext, ExtBot
 
 from bot.domain.clock import Clock
@@ -23,7 +25,7 @@ from bot.storage.handoffs import HandoffStore
 from bot.storage.outbox import OutboxStore
 from bot.storage.privacy import PrivacyStore
 from bot.storage.reminders import ReminderStore
-from bot.storage.repository import Authorization, Repository
+from bot.storage.repository import Authorization, Conversation, Repository
 
 _KEY = "deps"
 _POLLER_KEY = "poller"
@@ -34,6 +36,15 @@ class Position:
     """Where the router found the client: their conversation's authorization, if any."""
 
     authorization: Authorization | None
+
+
+async def _no_state_table(update: Update, deps: "Deps", conversation: Conversation | None) -> None:
+    raise RuntimeError("the conversations' state table was not installed (bot.wiring.assembly)")
+
+
+# Shows a client what their stored state asks now: the conversations' state table, which
+# sits above this layer, installed by the composition root.
+ShowState = Callable[[Update, "Deps", Conversation | None], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,7 @@ class Deps:
     # Updates whose replies Telegram could not take (it was unreachable): the poller
     # processes them again once it answers, instead of acknowledging them unanswered.
     undelivered: set[int] = field(default_factory=set)
+    show_state: ShowState = _no_state_table
 
     # The stores, by what they hold: a handler names what it touches.
     @property
@@ -83,6 +95,10 @@ class Deps:
     @property
     def privacy(self) -> PrivacyStore:
         return self.repository.privacy
+
+    async def repeat_prompt(self, update: Update, conversation: Conversation | None) -> None:
+        """Show the client again what their stored state asks (the state's own prompt)."""
+        await self.show_state(update, self, conversation)
 
     def first_reminder(self, now: datetime) -> datetime | None:
         """Return when the first automatic reminder falls due after activity at `now`."""

@@ -1,6 +1,6 @@
 """The bot built from its settings: the one assembly that main, the tests and benchmarks use."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from telegram import Update
@@ -100,5 +100,7 @@ async def assemble(
     repository = await Repository.open(settings.database_path)
     guide = guide or guide_for(settings)
     deps = build_deps(settings, repository, guide, clock or SystemClock(), reader)
+    # The conversations' state table shows a client where they are, wherever that is asked.
+    deps = replace(deps, show_state=router.repeat_prompt)
     application = build_application(deps, request=request, rate_limit=rate_limit)
     return Assembly(application, deps)

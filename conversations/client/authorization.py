@@ -42,7 +42,6 @@ from conversations.client.common import (
     invitation_link,
     new_invitation_token,
     offer_repeat,
-    repeat_prompt,
     say,
     send_step,
     settle_button,
@@ -136,7 +135,7 @@ async def _begin_guide(update: Update, deps: Deps, company_rut: str, confirmed_i
     )
     if authorization is None:
         # Another tap on the same confirmation got there first: show where the client is.
-        await repeat_prompt(update, deps, await conversation_of(update, deps))
+        await deps.repeat_prompt(update, await conversation_of(update, deps))
         return
     logger.info("chat %s started authorization at step 1", ids(update)[0])
     await say(
@@ -232,7 +231,7 @@ async def start_choice(update: Update, context: BotContext) -> None:
     await settle_button(update)
     conversation = await conversation_of(update, deps)
     if query.data == KEEP_GOING and conversation is not None:
-        await repeat_prompt(update, deps, conversation)
+        await deps.repeat_prompt(update, conversation)
         return
     if query.data == ANOTHER_COMPANY:
         chat_id, user_id = ids(update)
@@ -416,14 +415,14 @@ async def help_command(update: Update, context: BotContext) -> None:
     await say(update, deps.guide.message("help"))
     conversation = await conversation_of(update, deps)
     if conversation is not None:
-        await repeat_prompt(update, deps, conversation)
+        await deps.repeat_prompt(update, conversation)
 
 
 async def unknown_command(update: Update, context: BotContext) -> None:
     """Say the command is unknown and repeat the current question."""
     deps = context.deps
     await say(update, deps.guide.message("unknown_command"))
-    await repeat_prompt(update, deps, await conversation_of(update, deps))
+    await deps.repeat_prompt(update, await conversation_of(update, deps))
 
 
 async def unexpected_message(update: Update, context: BotContext) -> None:
@@ -445,4 +444,4 @@ async def unexpected_message(update: Update, context: BotContext) -> None:
         await say(update, deps.guide.message("no_conversation"))
         return
     await say(update, deps.guide.message("use_buttons" if is_text else "unexpected_input"))
-    await repeat_prompt(update, deps, conversation)
+    await deps.repeat_prompt(update, conversation)

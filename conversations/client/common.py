@@ -12,7 +12,7 @@ from bot.guide.callbacks import parse_guide_data
 from bot.guide.guide import local_date
 from bot.services.deps import BotContext, Deps
 from bot.storage.repository import ClientInfo, Conversation
-from conversations.client.states import ASK_DEVICE, CONFIRM_REPEAT, CONFIRM_RUT, GUIDE
+from conversations.client.states import GUIDE
 
 logger = logging.getLogger(__name__)
 
@@ -93,29 +93,43 @@ async def send_step(update: Update, deps: Deps, company_rut: str, number: int) -
     await deps.pictures.send(update.get_bot(), chat.id, picture, text, markup)
 
 
-async def repeat_prompt(update: Update, deps: Deps, conversation: Conversation | None) -> None:
-    """Show again what the client is being asked right now."""
-    guide = deps.guide
-    if conversation is None:
-        await say(update, guide.message("no_conversation"))
-    elif conversation.state == CONFIRM_RUT and conversation.candidate_rut:
-        await say(
-            update,
-            guide.message("rut_confirm", company_rut=format_rut(conversation.candidate_rut)),
-            keyboards.confirm_rut(guide),
-        )
-    elif conversation.state == CONFIRM_REPEAT and conversation.candidate_rut:
-        await offer_repeat(update, deps, conversation.candidate_rut)
-    elif conversation.state == ASK_DEVICE:
-        await ask_device(update, deps)
-    elif conversation.state == GUIDE and conversation.company_rut:
-        authorization = await deps.authorizations.authorization(conversation.company_rut)
-        if authorization is None or authorization.completed_at is not None:
-            await say(update, guide.message("no_conversation"))
-        else:
-            await send_step(update, deps, authorization.company_rut, authorization.step)
+async def prompt_confirm_rut(update: Update, deps: Deps, conversation: Conversation) -> None:
+    """Ask again to confirm the company RUT."""
+    if not conversation.candidate_rut:
+        return await ask_rut(update, deps)
+    await say(
+        update,
+        deps.guide.message("rut_confirm", company_rut=format_rut(conversation.candidate_rut)),
+        keyboards.confirm_rut(deps.guide),
+    )
+
+
+async def prompt_confirm_repeat(update: Update, deps: Deps, conversation: Conversation) -> None:
+    """Offer again to repeat a completed authorization."""
+    if not conversation.candidate_rut:
+        return await ask_rut(update, deps)
+    await offer_repeat(update, deps, conversation.candidate_rut)
+
+
+async def prompt_ask_device(update: Update, deps: Deps, conversation: Conversation) -> None:
+    """Ask again where the client is reading."""
+    await ask_device(update, deps)
+
+
+async def prompt_ask_rut(update: Update, deps: Deps, conversation: Conversation) -> None:
+    """Ask again for the company RUT."""
+    await ask_rut(update, deps)
+
+
+async def prompt_guide(update: Update, deps: Deps, conversation: Conversation) -> None:
+    """Show again the step the client's authorization is at."""
+    if not conversation.company_rut:
+        return await ask_rut(update, deps)
+    authorization = await deps.authorizations.authorization(conversation.company_rut)
+    if authorization is None or authorization.completed_at is not None:
+        await say(update, deps.guide.message("no_conversation"))
     else:
-        await ask_rut(update, deps)
+        await send_step(update, deps, authorization.company_rut, authorization.step)
 
 
 async def offer_repeat(update: Update, deps: Deps, company_rut: str) -> None:
@@ -186,4 +200,4 @@ async def stale_button(update: Update, context: BotContext) -> None:
         else deps.guide.message("stale_button_no_step")
     )
     await settle_button(update, notice)
-    await repeat_prompt(update, deps, conversation)
+    await deps.repeat_prompt(update, conversation)

@@ -13,7 +13,6 @@ from conversations.client.common import (
     client_info,
     conversation_of,
     ids,
-    repeat_prompt,
     say,
     settle_button,
 )
@@ -30,7 +29,7 @@ async def privacy(update: Update, context: BotContext) -> None:
     )
     conversation = await conversation_of(update, deps)
     if conversation is not None:
-        await repeat_prompt(update, deps, conversation)
+        await deps.repeat_prompt(update, conversation)
 
 
 async def ask_to_delete(update: Update, context: BotContext) -> None:
@@ -49,7 +48,7 @@ async def delete_choice(update: Update, context: BotContext) -> None:
         await say(update, deps.guide.message("delete_cancelled"))
         conversation = await conversation_of(update, deps)
         if conversation is not None:
-            await repeat_prompt(update, deps, conversation)
+            await deps.repeat_prompt(update, conversation)
         return
     chat_id, _ = ids(update)
     now = deps.clock.now()

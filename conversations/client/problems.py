@@ -41,7 +41,6 @@ from conversations.client.common import (
     conversation_of,
     current_step,
     ids,
-    repeat_prompt,
     reply_when,
     say,
     settle_button,
@@ -285,7 +284,7 @@ async def receive_photo(update: Update, deps: Deps, message: Message) -> None:
             answer = deps.guide.message("photo_forwarded", promise)
         await say(update, answer)
     if conversation is not None:
-        await repeat_prompt(update, deps, conversation)
+        await deps.repeat_prompt(update, conversation)
 
 
 async def _read_at_the_end(
@@ -328,7 +327,7 @@ async def receive_document(update: Update, context: BotContext) -> bool:
     if reading and await _read_at_the_end(update, deps, conversation, step, file_id, picture):
         return True
     await deps.authorizations.set_proof(conversation.company_rut, file_id)
-    await repeat_prompt(update, deps, conversation)
+    await deps.repeat_prompt(update, conversation)
     return True
 
 

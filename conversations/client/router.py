@@ -28,11 +28,11 @@ from bot.guide.callbacks import (
     START_PATTERN,
     STOP_REMINDERS_PATTERN,
 )
-from bot.services.deps import BotContext, Position
+from bot.services.deps import BotContext, Deps, Position
 from bot.services.errors import ConversationFailed
 from bot.storage.repository import Conversation
-from conversations.client import authorization, privacy, problems, reminder_choices
-from conversations.client.common import answer_quietly, repeat_prompt, stale_button
+from conversations.client import authorization, common, privacy, problems, reminder_choices
+from conversations.client.common import answer_quietly, stale_button
 from conversations.client.states import ASK_DEVICE, ASK_RUT, CONFIRM_REPEAT, CONFIRM_RUT, GUIDE
 
 logger = logging.getLogger(__name__)
@@ -98,21 +98,64 @@ async def picture_file(update: Update, context: BotContext) -> None:
         await authorization.unexpected_message(update, context)
 
 
-# What each stored state accepts, tried first.
-BY_STATE: dict[str, tuple[Accepts, ...]] = {
-    # A RUT typed before answering where they are means they are ready: take it.
-    ASK_DEVICE: (
-        button(DEVICE_PATTERN, authorization.device_choice),
-        typed_text(authorization.receive_rut),
-    ),
-    ASK_RUT: (typed_text(authorization.receive_rut),),
-    CONFIRM_RUT: (
-        button(RUT_PATTERN, authorization.confirm_rut),
-        typed_text(authorization.receive_rut),
-    ),
-    CONFIRM_REPEAT: (button(REPEAT_PATTERN, authorization.confirm_repeat),),
-    GUIDE: (button(GUIDE_PATTERN, authorization.guide_button),),
+Prompt = Callable[[Update, Deps, Conversation], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class State:
+    """One state of the client's conversation: its stored name, what it accepts (tried
+    first), and its prompt (what "show the client where they are" sends)."""
+
+    name: str
+    accepts: tuple[Accepts, ...]
+    prompt: Prompt
+
+
+# The client's conversation, one line per state.
+STATES: dict[str, State] = {
+    state.name: state
+    for state in (
+        # A RUT typed before answering where they are means they are ready: take it.
+        State(
+            ASK_DEVICE,
+            (
+                button(DEVICE_PATTERN, authorization.device_choice),
+                typed_text(authorization.receive_rut),
+            ),
+            common.prompt_ask_device,
+        ),
+        State(ASK_RUT, (typed_text(authorization.receive_rut),), common.prompt_ask_rut),
+        State(
+            CONFIRM_RUT,
+            (
+                button(RUT_PATTERN, authorization.confirm_rut),
+                typed_text(authorization.receive_rut),
+            ),
+            common.prompt_confirm_rut,
+        ),
+        State(
+            CONFIRM_REPEAT,
+            (button(REPEAT_PATTERN, authorization.confirm_repeat),),
+            common.prompt_confirm_repeat,
+        ),
+        State(GUIDE, (button(GUIDE_PATTERN, authorization.guide_button),), common.prompt_guide),
+    )
 }
+
+
+async def repeat_prompt(update: Update, deps: Deps, conversation: Conversation | None) -> None:
+    """Show the client what their stored state asks now, by the state's own prompt."""
+    if conversation is None:
+        await common.say(update, deps.guide.message("no_conversation"))
+        return
+    state = STATES.get(conversation.state)
+    if state is None:
+        # A state the table does not know (a newer release's, say): never a wrong question.
+        logger.error("chat %s is in an unknown state %r", conversation.chat_id, conversation.state)
+        await common.say(update, deps.guide.message("no_conversation"))
+        return
+    await state.prompt(update, deps, conversation)
+
 
 # What works whether or not a conversation is open.
 ALWAYS: tuple[Accepts, ...] = (
@@ -157,7 +200,8 @@ def read_input(update: Update) -> Input | None:
 
 def choose(given: Input, conversation: Conversation | None) -> Callback:
     """Pick the handler for an input in the stored state (the table, then the defaults)."""
-    lines = BY_STATE.get(conversation.state, ()) if conversation is not None else ()
+    state = STATES.get(conversation.state) if conversation is not None else None
+    lines = state.accepts if state is not None else ()
     lines += ALWAYS
     if conversation is not None:
         lines += IN_CONVERSATION
