@@ -33,8 +33,9 @@ _POLLER_KEY = "poller"
 
 @dataclass(frozen=True)
 class Position:
-    """Where the router found the client: their conversation's authorization, if any."""
+    """Where the router found the client: their conversation and its authorization, if any."""
 
+    conversation: Conversation | None
     authorization: Authorization | None
 
 
@@ -143,7 +144,7 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
 
     # The authorization the client's stored conversation is on, as the router read it for
     # this update (so a handler need not read it again); None until it has.
-    guide_position: "Position | None" = None
+    position: "Position | None" = None
 
     @property
     def deps(self) -> Deps:

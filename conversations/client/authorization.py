@@ -37,15 +37,16 @@ from conversations.client.common import (
     ask_rut,
     client_info,
     conversation_of,
-    current_step,
     ids,
     invitation_link,
     new_invitation_token,
     offer_repeat,
+    position_of,
     say,
     send_step,
     settle_button,
     stale_button,
+    step_of,
 )
 from conversations.client.completion import complete
 from conversations.client.states import ASK_DEVICE, ASK_RUT, CONFIRM_REPEAT, CONFIRM_RUT, GUIDE
@@ -107,10 +108,9 @@ async def device_choice(update: Update, context: BotContext) -> None:
     deps = context.deps
     query = update.callback_query
     assert query is not None
-    conversation = await conversation_of(update, deps)
-    if conversation is None or conversation.state != ASK_DEVICE:
-        await stale_button(update, context)
-        return
+    # Routed here only from ASK_DEVICE (the state table), so there is a conversation.
+    conversation = position_of(context).conversation
+    assert conversation is not None
     await settle_button(update)
     if query.data == ON_PHONE:
         await say(update, deps.guide.message("on_phone"), keyboards.on_phone(deps.guide))
@@ -149,7 +149,7 @@ async def _begin_guide(update: Update, deps: Deps, company_rut: str, confirmed_i
 async def pass_on(update: Update, context: BotContext) -> None:
     """Prepare a message, with a fresh deep link, for the person who has the certificate."""
     deps = context.deps
-    conversation = await conversation_of(update, deps)
+    conversation = position_of(context).conversation
     if conversation is None or conversation.state != GUIDE or not conversation.company_rut:
         await stale_button(update, context)
         return
@@ -179,14 +179,14 @@ async def start(update: Update, context: BotContext) -> None:
     deps = context.deps
     if context.args:
         return await _open_invitation(update, deps, context.args[0])
-    conversation = await conversation_of(update, deps)
+    conversation = position_of(context).conversation
     if conversation is None or (
         # Nothing chosen yet (also a /start delivered again after a crash): welcome again,
         # rather than asking whether to carry on with nothing.
         conversation.state in (ASK_DEVICE, ASK_RUT) and not conversation.candidate_rut
     ):
         return await _welcome(update, deps)
-    step = await current_step(deps, conversation)
+    step = step_of(position_of(context))
     text = (
         deps.guide.message("restart_offer", step=step)
         if step is not None
@@ -229,7 +229,7 @@ async def start_choice(update: Update, context: BotContext) -> None:
     query = update.callback_query
     assert query is not None
     await settle_button(update)
-    conversation = await conversation_of(update, deps)
+    conversation = position_of(context).conversation
     if query.data == KEEP_GOING and conversation is not None:
         await deps.repeat_prompt(update, conversation)
         return
@@ -278,8 +278,9 @@ async def confirm_rut(update: Update, context: BotContext) -> None:
     deps = context.deps
     query = update.callback_query
     assert query is not None
-    conversation = await conversation_of(update, deps)
-    if conversation is None or conversation.state != CONFIRM_RUT or not conversation.candidate_rut:
+    # Routed here only from CONFIRM_RUT (the state table).
+    conversation = position_of(context).conversation
+    if conversation is None or not conversation.candidate_rut:
         await stale_button(update, context)
         return
     await settle_button(update)
@@ -304,12 +305,9 @@ async def confirm_repeat(update: Update, context: BotContext) -> None:
     deps = context.deps
     query = update.callback_query
     assert query is not None
-    conversation = await conversation_of(update, deps)
-    if (
-        conversation is None
-        or conversation.state != CONFIRM_REPEAT
-        or not conversation.candidate_rut
-    ):
+    # Routed here only from CONFIRM_REPEAT (the state table).
+    conversation = position_of(context).conversation
+    if conversation is None or not conversation.candidate_rut:
         await stale_button(update, context)
         return
     await settle_button(update)
@@ -329,8 +327,7 @@ async def guide_button(update: Update, context: BotContext) -> None:
     assert query is not None
     pressed = parse_guide_data(query.data)
     # Read by the router for this update, with the conversation it routed by.
-    assert context.guide_position is not None, "guide_button is reached through the router"
-    authorization = context.guide_position.authorization
+    authorization = position_of(context).authorization
     if (
         pressed is not None
         and authorization is not None
@@ -401,7 +398,7 @@ def _is_repeat(pressed: GuideButton, current: int) -> bool:
 async def cancel(update: Update, context: BotContext) -> None:
     """End the conversation politely, keeping the progress for later."""
     deps = context.deps
-    conversation = await conversation_of(update, deps)
+    conversation = position_of(context).conversation
     if conversation is None:
         await say(update, deps.guide.message("nothing_to_cancel"))
         return
@@ -413,7 +410,7 @@ async def help_command(update: Update, context: BotContext) -> None:
     """Explain what the bot does and its commands, then repeat the current question."""
     deps = context.deps
     await say(update, deps.guide.message("help"))
-    conversation = await conversation_of(update, deps)
+    conversation = position_of(context).conversation
     if conversation is not None:
         await deps.repeat_prompt(update, conversation)
 
@@ -422,7 +419,7 @@ async def unknown_command(update: Update, context: BotContext) -> None:
     """Say the command is unknown and repeat the current question."""
     deps = context.deps
     await say(update, deps.guide.message("unknown_command"))
-    await deps.repeat_prompt(update, await conversation_of(update, deps))
+    await deps.repeat_prompt(update, position_of(context).conversation)
 
 
 async def unexpected_message(update: Update, context: BotContext) -> None:
@@ -434,11 +431,11 @@ async def unexpected_message(update: Update, context: BotContext) -> None:
     deps = context.deps
     message = update.effective_message
     if message is not None and message.photo:
-        await problems.receive_photo(update, deps, message)
+        await problems.receive_photo(update, context, message)
         return
     if message is not None and await problems.relay_to_firm(update, deps, message):
         return
-    conversation = await conversation_of(update, deps)
+    conversation = position_of(context).conversation
     is_text = message is not None and message.text is not None
     if conversation is None:
         await say(update, deps.guide.message("no_conversation"))

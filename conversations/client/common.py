@@ -10,7 +10,7 @@ from bot.domain.rut import format_rut
 from bot.guide import keyboards
 from bot.guide.callbacks import parse_guide_data
 from bot.guide.guide import local_date
-from bot.services.deps import BotContext, Deps
+from bot.services.deps import BotContext, Deps, Position
 from bot.storage.repository import ClientInfo, Conversation
 from conversations.client.states import GUIDE
 
@@ -152,6 +152,20 @@ async def current_step(deps: Deps, conversation: Conversation | None) -> int | N
         return None
     authorization = await deps.authorizations.authorization(conversation.company_rut)
     return authorization.step if authorization else None
+
+
+def position_of(context: BotContext) -> Position:
+    """Return the conversation and authorization the router read for this update."""
+    assert context.position is not None, "client handlers are reached through the router"
+    return context.position
+
+
+def step_of(position: Position) -> int | None:
+    """Return the step of the client's authorization, if they are in the guide."""
+    conversation = position.conversation
+    if conversation is None or conversation.state != GUIDE or not conversation.company_rut:
+        return None
+    return position.authorization.step if position.authorization else None
 
 
 async def conversation_of(update: Update, deps: Deps) -> Conversation | None:

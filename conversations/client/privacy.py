@@ -11,8 +11,8 @@ from bot.services.deps import BotContext
 from bot.storage.repository import FirmMessage
 from conversations.client.common import (
     client_info,
-    conversation_of,
     ids,
+    position_of,
     say,
     settle_button,
 )
@@ -27,7 +27,7 @@ async def privacy(update: Update, context: BotContext) -> None:
         update,
         deps.guide.message("privacy", retention_days=deps.settings.data_retention_days),
     )
-    conversation = await conversation_of(update, deps)
+    conversation = position_of(context).conversation
     if conversation is not None:
         await deps.repeat_prompt(update, conversation)
 
@@ -46,7 +46,7 @@ async def delete_choice(update: Update, context: BotContext) -> None:
     await settle_button(update)
     if query.data != DELETE_YES:
         await say(update, deps.guide.message("delete_cancelled"))
-        conversation = await conversation_of(update, deps)
+        conversation = position_of(context).conversation
         if conversation is not None:
             await deps.repeat_prompt(update, conversation)
         return

@@ -38,13 +38,13 @@ from bot.storage.repository import Conversation, FirmMessage
 from conversations.client import screenshots
 from conversations.client.common import (
     client_info,
-    conversation_of,
-    current_step,
     ids,
+    position_of,
     reply_when,
     say,
     settle_button,
     stale_button,
+    step_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -131,8 +131,8 @@ async def problem_button(update: Update, context: BotContext) -> None:
     query = update.callback_query
     assert query is not None
     pressed = parse_problem_data(query.data)
-    conversation = await conversation_of(update, deps)
-    step = await current_step(deps, conversation)
+    position = position_of(context)
+    conversation, step = position.conversation, step_of(position)
     if pressed is None or step is None or pressed.step != step:
         await stale_button(update, context)
         return
@@ -248,12 +248,13 @@ async def relay_to_firm(update: Update, deps: Deps, message: Message) -> bool:
     return True
 
 
-async def receive_photo(update: Update, deps: Deps, message: Message) -> None:
+async def receive_photo(update: Update, context: BotContext, message: Message) -> None:
     """Keep a screenshot of the SII's answer as proof, or pass any other photo to the firm."""
     assert message.photo
+    deps = context.deps
     file_id = message.photo[-1].file_id
-    conversation = await conversation_of(update, deps)
-    step = await current_step(deps, conversation)
+    position = position_of(context)
+    conversation, step = position.conversation, step_of(position)
     if await _read_at_the_end(update, deps, conversation, step, file_id):
         return
     if conversation is not None and conversation.company_rut and step == FINAL_STEP:
@@ -311,8 +312,8 @@ async def receive_document(update: Update, context: BotContext) -> bool:
     deps = context.deps
     message = update.effective_message
     assert message is not None and message.document is not None
-    conversation = await conversation_of(update, deps)
-    step = await current_step(deps, conversation)
+    position = position_of(context)
+    conversation, step = position.conversation, step_of(position)
     if conversation is None or not conversation.company_rut or step is None:
         return False
     reading = deps.reader.available and step >= CONFIRMATION_STEP

@@ -5,7 +5,7 @@ from telegram import Update
 from bot.domain.schedule import later_option, remind_later_options
 from bot.guide import keyboards
 from bot.services.deps import BotContext
-from conversations.client.common import answer_quietly
+from conversations.client.common import answer_quietly, position_of
 
 
 async def later_menu(update: Update, context: BotContext) -> None:
@@ -40,7 +40,7 @@ async def later_pick(update: Update, context: BotContext) -> None:
             reply_markup=keyboards.later_options(deps.guide, options, deps.settings.timezone),
         )
         return
-    conversation = await deps.conversations.conversation(chat.id, user.id)
+    conversation = position_of(context).conversation
     company_rut = conversation.company_rut if conversation else None
     await deps.reminders.remind_later(chat.id, user.id, company_rut, now, chosen.at)
     await answer_quietly(query)

@@ -227,7 +227,7 @@ async def route(update: Update, context: BotContext) -> None:
     conversation, authorization = await deps.conversations.position(
         chat.id, update.effective_user.id
     )
-    context.guide_position = Position(authorization)
+    context.position = Position(conversation, authorization)
     context.args = list(given.args)
     try:
         await choose(given, conversation)(update, context)
