@@ -4,7 +4,7 @@ import pytest
 from telegram.error import NetworkError
 
 from bot.domain.settings import Settings
-from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness
+from tests.support.harness import CLIENT, FIRM_CHAT, FakeClock, Harness
 
 RUT = "76086428-5"
 

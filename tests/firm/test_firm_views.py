@@ -15,7 +15,7 @@ from bot.guide.guide import Guide, load_guide
 from bot.storage.repository import Authorization, Event
 from bot.wiring.assembly import firm_facts
 from conversations.firm import firm_views
-from tests.conftest import make_settings
+from tests.support.harness import make_settings
 
 TZ = ZoneInfo("America/Santiago")
 # 12:00 in Santiago (summer time, UTC-3).

@@ -14,7 +14,7 @@ from bot.domain.rut import format_rut
 from bot.domain.settings import Settings
 from bot.services.digest import LAST_DIGEST_KEY, pack_lines
 from bot.storage.repository import ClientInfo
-from tests.conftest import FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
+from tests.support.harness import FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 
 SCL = ZoneInfo("America/Santiago")
 LIMIT = 4096
