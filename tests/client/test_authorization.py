@@ -6,8 +6,8 @@ Expected wording comes from the guide in effect (`bot.deps.guide`), never from c
 from datetime import timedelta
 
 from bot.services.notifications import describe_duration
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
-from tests.fake_telegram import button_data, buttons, message_update
+from tests.support.fake_telegram import button_data, buttons, message_update
+from tests.support.harness import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
 
 RUT = "76086428-5"
 SHOWN = "76.086.428-5"

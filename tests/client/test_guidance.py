@@ -13,8 +13,16 @@ import pytest
 from telegram.error import BadRequest
 
 from bot.guide.guide import DEFAULT_GUIDE_PATH, GuideError, load_guide, telegram_length
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, RUT, FakeClock, Harness, make_settings
-from tests.fake_telegram import Call, button_data, buttons
+from tests.support.fake_telegram import Call, button_data, buttons
+from tests.support.harness import (
+    CLIENT,
+    FIRM_CHAT,
+    FIRM_MEMBER,
+    RUT,
+    FakeClock,
+    Harness,
+    make_settings,
+)
 
 NUMBER, CHECK_DIGIT = RUT.split("-")
 REPRESENTATIVE_NUMBER, REPRESENTATIVE_DIGIT = "13322924", "8"
@@ -112,7 +120,7 @@ async def test_an_invited_client_is_asked_too_and_then_confirms_the_company(bot:
 
 def firm_command(text: str) -> dict[str, Any]:
     """A command typed in the firm's group."""
-    from tests.fake_telegram import message_update
+    from tests.support.fake_telegram import message_update
 
     return message_update(FIRM_MEMBER, text, chat_id=FIRM_CHAT, chat_type="group")
 

@@ -13,7 +13,8 @@ import pytest
 
 from bot.guide.guide import local_date
 from bot.services.retention import LAST_PURGE_KEY, purge_if_due
-from tests.conftest import (
+from tests.support.fake_telegram import button_data, buttons, message_update
+from tests.support.harness import (
     CLIENT,
     FIRM_CHAT,
     FIRM_MEMBER,
@@ -29,7 +30,6 @@ from tests.conftest import (
     reach_help_step,
     traces,
 )
-from tests.fake_telegram import button_data, buttons, message_update
 
 RUT_B = "11111111-1"
 SHOWN_B = "11.111.111-1"

@@ -1,6 +1,6 @@
 """Problems, handoffs to the firm and photos, driven through the real Application.
 
-Firm chats (tests.conftest): FIRM_CHAT, a group, and FIRM_MEMBER, a private chat. A firm
+Firm chats (tests.support.harness): FIRM_CHAT, a group, and FIRM_MEMBER, a private chat. A firm
 member answers a client by replying (Telegram reply) to the bot's message in a firm chat.
 
 An answer to a problem only explains. The firm hears of a problem when the client presses
@@ -32,7 +32,14 @@ from bot.guide.guide import (
 from bot.wiring.assembly import firm_facts
 from conversations.client.problems import MAX_CAPTION, MAX_RELAYED_TEXT
 from conversations.firm.handoff import MAX_RELAYED_TEXT as MAX_FIRM_REPLY
-from tests.conftest import (
+from tests.support.fake_telegram import (
+    Call,
+    RecordingRequest,
+    button_data,
+    callback_update,
+    message_update,
+)
+from tests.support.harness import (
     CLIENT,
     FIRM_CHAT,
     FIRM_MEMBER,
@@ -46,13 +53,6 @@ from tests.conftest import (
     make_settings,
     new_texts,
     reach_help_step,
-)
-from tests.fake_telegram import (
-    Call,
-    RecordingRequest,
-    button_data,
-    callback_update,
-    message_update,
 )
 
 RUT_B = "11111111-1"

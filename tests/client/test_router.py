@@ -6,7 +6,7 @@ from contextlib import closing
 
 from conversations.client import states
 from conversations.client.router import STATES
-from tests.conftest import Harness
+from tests.support.harness import Harness
 
 
 def stored_names() -> set[str]:

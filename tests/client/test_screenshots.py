@@ -16,7 +16,15 @@ import pytest
 
 from bot.domain.settings import DEFAULT_PERMISSIONS
 from bot.services.screenshot_reader import ScreenshotReader, tesseract_missing
-from tests.conftest import (
+from tests.support.confirmation_pictures import (
+    Degradation,
+    PictureSet,
+    chromium_missing,
+    suite_samples,
+)
+from tests.support.confirmation_pictures import Screen as Drawn
+from tests.support.fake_telegram import Call, button_data, message_update
+from tests.support.harness import (
     CLIENT,
     FIRM_CHAT,
     FIRM_MEMBER,
@@ -26,14 +34,6 @@ from tests.conftest import (
     completion_notice,
     make_settings,
 )
-from tests.fake_telegram import Call, button_data, message_update
-from tests.support.confirmation_pictures import (
-    Degradation,
-    PictureSet,
-    chromium_missing,
-    suite_samples,
-)
-from tests.support.confirmation_pictures import Screen as Drawn
 
 FIRM_CHATS = (FIRM_CHAT, FIRM_MEMBER)
 PICTURE = "shot-1"  # the file id Telegram gives the client's screenshot

@@ -13,8 +13,8 @@ import pytest
 from telegram.error import BadRequest, NetworkError
 
 from bot.guide.guide import local_date
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, TOKEN, Harness
-from tests.fake_telegram import Call, button_data, message_update
+from tests.support.fake_telegram import Call, button_data, message_update
+from tests.support.harness import CLIENT, FIRM_CHAT, FIRM_MEMBER, TOKEN, Harness
 
 RUT = "76086428-5"
 SHOWN_RUT = "76.086.428-5"

@@ -23,8 +23,8 @@ from telegram.ext import ConversationHandler
 from bot.guide.guide import local_datetime
 from bot.services.notifications import describe_duration
 from bot.services.reminders import ReminderSweeper
-from tests.conftest import FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
-from tests.fake_telegram import Call, button_data, callback_update, message_update
+from tests.support.fake_telegram import Call, button_data, callback_update, message_update
+from tests.support.harness import FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 
 FINISHERS = 100
 WAITING = 60

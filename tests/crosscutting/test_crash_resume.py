@@ -4,9 +4,7 @@ import pytest
 from telegram.error import NetworkError
 
 from bot.domain.settings import Settings
-from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness
-
-RUT = "76086428-5"
+from tests.support.harness import CLIENT, FIRM_CHAT, RUT, SHOWN, FakeClock, Harness
 
 
 @pytest.mark.parametrize("step", range(1, 8))
@@ -19,13 +17,14 @@ async def test_second_process_continues_at_the_same_step(
     second = await Harness(settings, clock).boot()
     try:
         await second.press("g:0:next")  # forged: must only say where the client is
-        assert f"Paso {step} de 7" in second.last_text()
+        guide = second.deps.guide
+        assert guide.step(step, RUT) in second.last_text()
         action = {6: "save", 7: "yes"}.get(step, "next")
         await second.press(f"g:{step}:{action}")
         if step < 7:
-            assert f"Paso {step + 1} de 7" in second.last_text()
+            assert guide.step(step + 1, RUT) in second.last_text()
         else:
-            assert "¡Listo!" in second.last_text()
+            assert second.last_text() == guide.message("done", company_rut=SHOWN)
             assert len(second.texts(FIRM_CHAT)) == 1
     finally:
         await second.close()
@@ -41,7 +40,7 @@ async def test_second_process_keeps_the_rut_waiting_for_confirmation(
     second = await Harness(settings, clock).boot()
     try:
         await second.press("rut:ok")
-        assert "Paso 1 de 7" in second.last_text()
+        assert second.deps.guide.step(1, RUT) in second.last_text()
         conversation = await second.repository.conversations.conversation(CLIENT, CLIENT)
         assert conversation is not None and conversation.company_rut == RUT
     finally:
@@ -62,7 +61,9 @@ async def test_notice_queued_before_a_crash_is_delivered_after_restart(
         await second.app.job_queue.get_jobs_by_name("firm-outbox")[0].run(second.app)  # type: ignore[union-attr]
         assert len(second.texts(FIRM_CHAT)) == 1
         await second.press("g:7:yes")
-        assert "ya quedó registrada" in second.last_text(CLIENT)
+        assert second.last_text(CLIENT) == second.deps.guide.message(
+            "already_completed", company_rut=SHOWN
+        )
         assert len(second.texts(FIRM_CHAT)) == 1
     finally:
         await second.close()

@@ -20,7 +20,7 @@ import pytest
 from bot.guide.guide import load_guide
 from bot.wiring.assembly import firm_facts
 from tests.botapi import BotApiServer
-from tests.conftest import make_settings
+from tests.support.harness import make_settings
 
 CLIENT = 610_001
 FIRM = 620_002

@@ -20,7 +20,9 @@ from bot.services.notifications import problem_report
 from bot.services.screenshot_reader import ScreenshotReader
 from bot.storage.repository import ClientInfo
 from conversations.client.problems import cut_to, fit
-from tests.conftest import (
+from tests.support.fake_telegram import message_update
+from tests.support.faulty_telegram import FaultyHarness, FaultyTelegram, visible_units
+from tests.support.harness import (
     CLIENT,
     FIRM_CHAT,
     FIRM_MEMBER,
@@ -32,8 +34,6 @@ from tests.conftest import (
     new_texts,
     traces,
 )
-from tests.fake_telegram import message_update
-from tests.faulty_telegram import FaultyHarness, FaultyTelegram, visible_units
 
 RUT_B = "11111111-1"
 SHOWN_B = "11.111.111-1"

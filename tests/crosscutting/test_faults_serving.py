@@ -23,9 +23,9 @@ from telegram.ext import Application
 
 from bot.domain.settings import Settings
 from bot.services.polling import Poller
-from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness, make_settings
-from tests.fake_telegram import callback_update, message_update
-from tests.faulty_telegram import FaultyHarness, FaultyTelegram
+from tests.support.fake_telegram import callback_update, message_update
+from tests.support.faulty_telegram import FaultyHarness, FaultyTelegram
+from tests.support.harness import CLIENT, FIRM_CHAT, FakeClock, Harness, make_settings
 
 OTHER = 777_002
 THIRD = 777_003

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from telegram import Update
 from telegram.ext import ConversationHandler
 
-from tests.conftest import (
+from tests.support.fake_telegram import Call, buttons, callback_update, message_update
+from tests.support.harness import (
     CLIENT,
     FIRM_CHAT,
     FIRM_MEMBER,
@@ -36,7 +37,6 @@ from tests.conftest import (
     db_rows,
     make_settings,
 )
-from tests.fake_telegram import Call, buttons, callback_update, message_update
 
 OTHER = 777_002
 FIRM_USER = 5150

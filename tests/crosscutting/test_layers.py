@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.harness import ROOT
 
 # Each folder (a package) and its layer; a module may import its own layer and those below.
 LAYERS: dict[str, int] = {
@@ -203,3 +203,22 @@ def test_a_type_checking_import_counts(tmp_path: Path) -> None:
     )
     path.write_text(source, encoding="utf-8")
     assert "bot.services.polling" in imports_of(path, "bot.services.deps")
+
+
+def test_no_test_or_benchmark_imports_conftest() -> None:
+    """Shared helpers live in tests/support; conftest.py only holds fixtures, which pytest
+    hands out by name, so no module imports from it."""
+    offenders = []
+    for folder in ("tests", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                named = (
+                    [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else []
+                )
+                if any(name == "conftest" or name.endswith(".conftest") for name in named):
+                    offenders.append(path.relative_to(ROOT).as_posix())
+    assert offenders == []

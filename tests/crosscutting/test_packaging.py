@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.services.health import STALE_AFTER_SECONDS, beat, heartbeat_path, is_fresh
 from bot.wiring.main import DISTRIBUTION
-from tests.conftest import ROOT
+from tests.support.harness import ROOT
 
 
 def test_dockerfile_passes_hadolint() -> None:

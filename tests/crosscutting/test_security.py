@@ -21,8 +21,8 @@ from telegram.error import NetworkError
 from bot.guide.guide import local_datetime
 from bot.services.notifications import describe_duration
 from bot.wiring.logging_setup import configure_logging
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, ROOT, TOKEN, Harness
-from tests.fake_telegram import Call, button_data, callback_update
+from tests.support.fake_telegram import Call, button_data, callback_update
+from tests.support.harness import CLIENT, FIRM_CHAT, FIRM_MEMBER, ROOT, TOKEN, Harness
 
 SECRET = TOKEN.split(":", 1)[1]
 API = "http://127.0.0.1:9"

@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from bot.domain.settings import Settings, SettingsError, load_settings
-from tests.conftest import ROOT
+from tests.support.harness import ROOT
 
 VALID_TOKEN = "1234567890:AAH" + "a1B2c3_-" * 4
 MALFORMED = (

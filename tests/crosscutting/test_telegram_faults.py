@@ -20,8 +20,8 @@ from telegram.ext import ConversationHandler
 
 from bot.guide.guide import local_datetime
 from bot.services.notifications import describe_duration
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
-from tests.fake_telegram import RecordingRequest, button_data
+from tests.support.fake_telegram import RecordingRequest, button_data
+from tests.support.harness import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 
 RUT = "76086428-5"
 SHOWN = "76.086.428-5"

@@ -1,6 +1,6 @@
 """The firm's commands and buttons, driven through the real Application.
 
-Firm chats (tests.conftest): FIRM_CHAT, a group, and FIRM_MEMBER, a private chat.
+Firm chats (tests.support.harness): FIRM_CHAT, a group, and FIRM_MEMBER, a private chat.
 Expected wording comes from the guide in effect (`bot.deps.guide`), never from copied Spanish.
 """
 
@@ -22,8 +22,8 @@ from bot.guide.guide import Guide
 from bot.services.menus import publish_command_menus
 from bot.services.notifications import describe_duration
 from bot.storage.repository import ClientInfo
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
-from tests.fake_telegram import button_data, buttons, callback_update
+from tests.support.fake_telegram import button_data, buttons, callback_update
+from tests.support.harness import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 
 RUT = "76086428-5"
 SHOWN = "76.086.428-5"

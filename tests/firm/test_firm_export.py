@@ -19,7 +19,7 @@ from bot.formats.workbooks import AUTHORIZATION_FIELDS, EVENT_FIELDS
 from bot.guide.guide import Guide
 from bot.storage.repository import ClientInfo
 from conversations.firm.firm_views import export_csv
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
+from tests.support.harness import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
 
 RUT = "76086428-5"
 SHOWN = "76.086.428-5"

@@ -21,8 +21,8 @@ from telegram.error import NetworkError
 from bot.domain.rut import format_rut
 from bot.guide.guide import Guide, local_datetime
 from bot.storage.repository import ClientInfo, EventKind
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
-from tests.fake_telegram import message_update
+from tests.support.fake_telegram import message_update
+from tests.support.harness import CLIENT, FIRM_CHAT, FIRM_MEMBER, Harness
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FIRM_USER = 5150

@@ -20,7 +20,7 @@ from bot.formats.progress_chart import ProgressCounts, progress_png
 from bot.guide.guide import Guide
 from bot.services import digest
 from bot.storage.repository import ClientInfo
-from tests.conftest import FIRM_CHAT, FIRM_MEMBER, Harness, make_settings
+from tests.support.harness import FIRM_CHAT, FIRM_MEMBER, Harness, make_settings
 
 SCL = ZoneInfo("America/Santiago")
 FIRM_USER = 5150

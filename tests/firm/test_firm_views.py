@@ -15,7 +15,7 @@ from bot.guide.guide import Guide, load_guide
 from bot.storage.repository import Authorization, Event
 from bot.wiring.assembly import firm_facts
 from conversations.firm import firm_views
-from tests.conftest import make_settings
+from tests.support.harness import make_settings
 
 TZ = ZoneInfo("America/Santiago")
 # 12:00 in Santiago (summer time, UTC-3).
@@ -65,7 +65,7 @@ def test_page_count(total: int, pages: int) -> None:
 
 
 def test_pending_page_empty(guide: Guide) -> None:
-    assert firm_views.pending_page(guide, [], 0, 1, TZ) == "No hay nada que mostrar."
+    assert firm_views.pending_page(guide, [], 0, 1, TZ) == guide.message("list_empty")
 
 
 def test_pending_page_lines_show_progress_reminders_and_marks(guide: Guide) -> None:
@@ -77,16 +77,28 @@ def test_pending_page_lines_show_progress_reminders_and_marks(guide: Guide) -> N
     ]
     text = firm_views.pending_page(guide, items, 40, 2, TZ)
     lines = text.split("\n")
-    assert lines[0] == ("⏳ <b>Pendientes: 40</b> (las más antiguas primero) – página 2 de 3")
+    assert lines[0] == guide.message("pending_title", total=40, page=2, pages=3)
+
+    def line(rut: str, name: str, progress: str, when: str, reminders: int, marks: str = "") -> str:
+        return guide.message(
+            "pending_line",
+            {"progress": progress, "marks": marks},
+            company_rut=rut,
+            client_name=name,
+            when=when,
+            reminders=reminders,
+        )
+
+    def step(n: int) -> str:
+        return guide.message("progress_step", step=n)
+
     assert lines[1:] == [
-        "• <code>76.086.428-5</code> Ana – invitado, sin abrir, últ. actividad 24-11-2026 12:00, "
-        "0 recordatorio(s)",
-        "• <code>11.111.111-1</code> Juana – paso 4 de 7, últ. actividad 24-11-2026 13:00, "
-        "2 recordatorio(s)",
-        "• <code>22.222.222-2</code> Pedro – paso 2 de 7, últ. actividad 24-11-2026 12:00, "
-        "0 recordatorio(s) 🔕 no quiere recordatorios",
-        "• <code>33.333.333-3</code> — – paso 5 de 7, últ. actividad 24-11-2026 12:00, "
-        "0 recordatorio(s) 🚫 bloqueó el bot",
+        line("76.086.428-5", "Ana", guide.message("progress_invited"), "24-11-2026 12:00", 0),
+        line("11.111.111-1", "Juana", step(4), "24-11-2026 13:00", 2),
+        line(
+            "22.222.222-2", "Pedro", step(2), "24-11-2026 12:00", 0, guide.message("mark_opted_out")
+        ),
+        line("33.333.333-3", "—", step(5), "24-11-2026 12:00", 0, guide.message("mark_blocked")),
     ]
 
 
@@ -112,7 +124,7 @@ def test_a_full_page_of_the_longest_names_fits_one_message(guide: Guide) -> None
 
 
 def test_completed_page_empty(guide: Guide) -> None:
-    assert firm_views.completed_page(guide, [], 0, 1, None, TZ) == "No hay nada que mostrar."
+    assert firm_views.completed_page(guide, [], 0, 1, None, TZ) == guide.message("list_empty")
 
 
 def test_completed_page_lines_and_since(guide: Guide) -> None:
@@ -122,50 +134,79 @@ def test_completed_page_lines_and_since(guide: Guide) -> None:
     ]
     since = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # 23-11-2026 00:00 in Santiago
     text = firm_views.completed_page(guide, items, 16, 1, since, TZ)
+    since_text = guide.message("completed_since", date="23-11-2026")
     assert text.split("\n") == [
-        "✅ <b>Completadas: 16</b> desde 23-11-2026 – página 1 de 2",
-        "• <code>76.086.428-5</code> Juana – 24-11-2026 12:00 ✔️ verificada",
-        "• <code>11.111.111-1</code> Pedro – 23-11-2026 12:00",
+        guide.message("completed_title", {"since": since_text}, total=16, page=1, pages=2),
+        guide.message(
+            "completed_line",
+            {"verified": guide.message("completed_verified")},
+            company_rut="76.086.428-5",
+            client_name="Juana",
+            when="24-11-2026 12:00",
+        ),
+        guide.message(
+            "completed_line",
+            {"verified": ""},
+            company_rut="11.111.111-1",
+            client_name="Pedro",
+            when="23-11-2026 12:00",
+        ),
     ]
     without = firm_views.completed_page(guide, items[:1], 1, 1, None, TZ)
-    assert without.split("\n")[0] == "✅ <b>Completadas: 1</b> – página 1 de 1"
+    assert without.split("\n")[0] == guide.message(
+        "completed_title", {"since": ""}, total=1, page=1, pages=1
+    )
 
 
 # --- history ----------------------------------------------------------------------------
 
 
+def title(guide: Guide, state: str, client_name: str = "Juana") -> str:
+    """The first lines of a history (state: already rendered)."""
+    return guide.message(
+        "status_title",
+        {"state": state},
+        company_rut="76.086.428-5",
+        client_name=client_name,
+        client_username="@juana_pyme",
+    )
+
+
 @pytest.mark.parametrize(
     ("fields", "state"),
     [
-        ({"step": 0, "client_name": None, "invited_name": "Ana"}, "invitado, sin abrir"),
-        ({"step": 4}, "pendiente (paso 4 de 7)"),
-        ({"step": 4, "blocked_at": NOON}, "pendiente (paso 4 de 7) 🚫 bloqueó el bot"),
-        ({"step": 7, "completed_at": NOON}, "completada el 24-11-2026 12:00"),
+        ({"step": 0, "client_name": None, "invited_name": "Ana"}, [("state_invited", {})]),
+        ({"step": 4}, [("state_pending", {"step": 4})]),
+        ({"step": 4, "blocked_at": NOON}, [("state_pending", {"step": 4}), ("mark_blocked", {})]),
+        ({"step": 7, "completed_at": NOON}, [("state_completed", {"when": "24-11-2026 12:00"})]),
         (
             {"step": 7, "completed_at": NOON, "verified_at": NOON, "verified_by": "@ana"},
-            "completada el 24-11-2026 12:00, verificada por @ana",
+            [("state_verified", {"when": "24-11-2026 12:00", "actor": "@ana"})],
         ),
     ],
 )
-def test_history_title_states(guide: Guide, fields: dict[str, object], state: str) -> None:
+def test_history_title_states(
+    guide: Guide, fields: dict[str, object], state: list[tuple[str, dict[str, object]]]
+) -> None:
     (text,) = firm_views.history(guide, auth(**fields), [], TZ)
-    assert f"Estado: {state}" in text
-    assert text.startswith("📄 <b>Historial de <code>76.086.428-5</code></b>\n")
+    shown = "".join(guide.message(key, **values) for key, values in state)
+    name = "Ana" if fields.get("invited_name") else "Juana"
+    assert text.startswith(title(guide, shown, name) + "\n")
 
 
 def test_history_lists_every_kind_of_event(guide: Guide) -> None:
     kinds = [
-        ("invited", None, "-100555", "invitado por la firma"),
-        ("invitation_opened", None, None, "abrió la invitación"),
-        ("started", 1, None, "comenzó (paso 1)"),
-        ("step", 2, None, "paso 2"),
-        ("reminder", None, "@ana", "recordatorio enviado"),
-        ("remind_later", None, None, "pidió que se lo recordaran más tarde"),
-        ("opted_out", None, None, "no quiere más recordatorios"),
-        ("blocked", None, None, "bloqueó el bot"),
-        ("completed", 7, None, "completó ✅"),
-        ("rejected", 3, "@ana", "no aparece en SII (marcado por @ana); vuelve al paso 3"),
-        ("verified", None, "@ana", "verificada en SII por @ana"),
+        ("invited", None, "-100555", {}),
+        ("invitation_opened", None, None, {}),
+        ("started", 1, None, {}),
+        ("step", 2, None, {"step": 2}),
+        ("reminder", None, "@ana", {}),
+        ("remind_later", None, None, {}),
+        ("opted_out", None, None, {}),
+        ("blocked", None, None, {}),
+        ("completed", 7, None, {}),
+        ("rejected", 3, "@ana", {"actor": "@ana", "step": 3}),
+        ("verified", None, "@ana", {"actor": "@ana"}),
     ]
     events = [
         Event(NOON + timedelta(minutes=n), kind, step, actor)
@@ -173,10 +214,15 @@ def test_history_lists_every_kind_of_event(guide: Guide) -> None:
     ]
     (text,) = firm_views.history(guide, auth(), events, TZ)
     lines = text.split("\n")
-    assert lines[1] == "Cliente: Juana @juana_pyme"
+    assert lines[:3] == title(guide, guide.message("state_pending", step=3)).split("\n")
     assert lines[3] == ""
     assert lines[4:] == [
-        f"• 24-11-2026 12:{n:02d} – {what}" for n, (_, _, _, what) in enumerate(kinds)
+        guide.message(
+            "event_line",
+            {"what": guide.message(f"event_{kind}", **values)},
+            when=f"24-11-2026 12:{n:02d}",
+        )
+        for n, (kind, _, _, values) in enumerate(kinds)
     ]
 
 
@@ -188,7 +234,7 @@ def test_a_very_long_history_is_split_under_telegrams_limit(guide: Guide) -> Non
     texts = firm_views.history(guide, auth(), events, TZ)
     assert len(texts) > 1
     assert all(0 < len(text) <= 4096 for text in texts)
-    assert texts[0].startswith("📄 <b>Historial de")
+    assert texts[0].startswith(title(guide, guide.message("state_pending", step=3)))
     # Nothing lost, nothing repeated, nothing cut in half, order kept.
     event_lines = [line for text in texts for line in text.split("\n") if line.startswith("• ")]
     assert len(event_lines) == 1500

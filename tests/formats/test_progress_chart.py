@@ -17,7 +17,7 @@ from bot.formats.progress_chart import (
     progress_png,
     weekly_completions,
 )
-from tests.conftest import ROOT
+from tests.support.harness import ROOT
 
 TZ = ZoneInfo("America/Santiago")
 LABELS = {

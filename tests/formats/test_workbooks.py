@@ -140,22 +140,23 @@ def test_authorizations_cells_are_typed() -> None:
         assert isinstance(value, openpyxl.cell.Cell)
         return value
 
-    rut = cell("RUT empresa")
+    rut = cell(AUTH_TITLES["company_rut"])
     assert rut.value == "76.086.428-5" and rut.data_type == "s"
-    user_id = cell("ID de Telegram")
+    user_id = cell(AUTH_TITLES["client_user_id"])
     assert user_id.value == "1234567890123" and user_id.data_type == "s"
-    assert cell("Usuario de Telegram").value == "anaperez"
-    step = cell("Paso (de 7)")
+    assert cell(AUTH_TITLES["client_username"]).value == "anaperez"
+    step = cell(AUTH_TITLES["step"])
     assert step.value == 3 and step.data_type == "n" and step.number_format == "0"
-    assert cell("Recordatorios enviados").value == 2
-    started = cell("Inicio")
+    assert cell(AUTH_TITLES["reminders_sent"]).value == 2
+    started = cell(AUTH_TITLES["started_at"])
     assert started.is_date and started.number_format == "dd-mm-yyyy hh:mm"
     assert started.value == datetime(2026, 11, 24, 12, 0)  # naive, Santiago's wall clock
-    assert cell("Última actividad").value == datetime(2026, 7, 1, 9, 30, 45)  # winter, no µs
-    assert cell("Verificada").value == datetime(2026, 11, 25, 0, 0)
-    assert cell("Completada").value is None
-    assert cell("Bloqueó el bot").value is None
-    assert cell("Estado").value == "pendiente"
+    last_activity = cell(AUTH_TITLES["last_activity_at"])
+    assert last_activity.value == datetime(2026, 7, 1, 9, 30, 45)  # winter, no µs
+    assert cell(AUTH_TITLES["verified_at"]).value == datetime(2026, 11, 25, 0, 0)
+    assert cell(AUTH_TITLES["completed_at"]).value is None
+    assert cell(AUTH_TITLES["blocked_at"]).value is None
+    assert cell(AUTH_TITLES["state"]).value == "pendiente"
 
     events = book["Historial"]
     assert [c.value for c in events[2]] == [
@@ -310,26 +311,27 @@ def test_invitations_workbook_layout_and_links() -> None:
         title: sheet.cell(row=2, column=column(sheet, title))
         for title in INVITATION_TITLES.values()
     }
-    assert first["RUT empresa"].value == "76.086.428-5"
+    assert first[INVITATION_TITLES["rut"]].value == "76.086.428-5"
     # A phone copied from the sheet is the number itself: a plain text cell, no apostrophe.
-    assert first["Celular"].value == "+56912345678" and first["Celular"].data_type == "s"
-    assert first["Mensaje para enviar"].value == INVITATION
-    assert first["Mensaje para enviar"].alignment.wrap_text
-    link = first["Enlace de invitación"]
+    phone = first[INVITATION_TITLES["phone"]]
+    assert phone.value == "+56912345678" and phone.data_type == "s"
+    assert first[INVITATION_TITLES["invitation"]].value == INVITATION
+    assert first[INVITATION_TITLES["invitation"]].alignment.wrap_text
+    link = first[INVITATION_TITLES["deep_link"]]
     assert link.value == "https://t.me/bot?start=abc"
     assert link.hyperlink is not None and link.hyperlink.target == "https://t.me/bot?start=abc"
 
-    whatsapp = first["WhatsApp"]
-    assert whatsapp.value == "Enviar por WhatsApp" and whatsapp.hyperlink is not None
+    whatsapp = first[INVITATION_TITLES["whatsapp"]]
+    assert whatsapp.value == INVITATION_COLUMNS.whatsapp_label and whatsapp.hyperlink is not None
     target = urlsplit(whatsapp.hyperlink.target)
     assert (target.scheme, target.netloc, target.path) == ("https", "wa.me", "/56912345678")
     assert parse_qs(target.query) == {"text": [INVITATION]}
 
-    mail = first["Correo listo"]
-    assert mail.value == "Enviar por correo" and mail.hyperlink is not None
+    mail = first[INVITATION_TITLES["mailto"]]
+    assert mail.value == INVITATION_COLUMNS.email_label and mail.hyperlink is not None
     assert mail.hyperlink.target.startswith("mailto:ana@%C3%B1u%C3%B1oa.cl?subject=")
     query = parse_qs(urlsplit(mail.hyperlink.target).query)
-    assert query["subject"] == ["Autorización en el SII para Pérez & Cía"]
+    assert query["subject"] == [INVITATION_COLUMNS.email_subject]
     assert query["body"] == [INVITATION.replace("\n", "\r\n")]
     assert " " not in mail.hyperlink.target and "+" not in mail.hyperlink.target
 
@@ -353,10 +355,10 @@ def test_invitation_column_widths_fit_and_are_capped() -> None:
         title: sheet.column_dimensions[openpyxl.utils.get_column_letter(column(sheet, title))].width
         for title in INVITATION_TITLES.values()
     }
-    assert widths["Razón social"] == 52
-    assert widths["RUT empresa"] == len("76.086.428-5") + 2
+    assert widths[INVITATION_TITLES["name"]] == 52
+    assert widths[INVITATION_TITLES["rut"]] == len("76.086.428-5") + 2
     # A multi-line text is as wide as its longest line.
-    assert widths["Mensaje para enviar"] == 30 + 2
+    assert widths[INVITATION_TITLES["invitation"]] == 30 + 2
 
 
 def test_only_web_and_mail_links_are_made_clickable() -> None:

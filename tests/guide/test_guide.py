@@ -24,7 +24,7 @@ from bot.guide.guide import (
     telegram_length,
 )
 from bot.wiring.assembly import firm_facts
-from tests.conftest import FakeClock, Harness, make_settings
+from tests.support.harness import FakeClock, Harness, make_settings
 
 PACKAGED = DEFAULT_GUIDE_PATH.read_text(encoding="utf-8")
 RUT = "76086428-5"

@@ -14,7 +14,7 @@ import pytest
 from bot.guide import keyboards
 from bot.guide.guide import TOTAL_STEPS, Guide, Problem, load_guide, visible_text
 from bot.wiring.assembly import firm_facts
-from tests.conftest import RUT, make_settings
+from tests.support.harness import RUT, make_settings
 
 # Names the SII itself uses on its pages (the firm's guide, the SII's error-code list).
 SII_CERTIFICATE_LOGIN = "Identificarse con Certificado Digital"

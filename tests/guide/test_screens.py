@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from tests.conftest import ROOT
+from tests.support.harness import ROOT
 from tools.draw_screens import SCREENS
 
 SCREENS_DIR = ROOT / "bot" / "guide" / "screens"

@@ -12,13 +12,17 @@ from telegram.error import Forbidden
 
 from bot.domain.rut import format_rut
 from bot.domain.settings import Settings
+from bot.guide.guide import load_guide
 from bot.services.digest import LAST_DIGEST_KEY, pack_lines
 from bot.storage.repository import ClientInfo
-from tests.conftest import FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
+from bot.wiring.assembly import firm_facts
+from tests.support.harness import FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 
 SCL = ZoneInfo("America/Santiago")
 LIMIT = 4096
-HEADER = "Resumen diario"
+# The packaged guide: the digest's wording is read from it, never copied here.
+GUIDE = load_guide(None, firm_facts(make_settings(Path("unused"))))
+HEADER = GUIDE.message("digest_header", date="")
 
 ANA, BRUNO, CARLA, DIEGO, ELENA = 801, 802, 803, 804, 805
 RUT_ANA = "79555666-4"
@@ -58,7 +62,11 @@ def digests(bot: Harness, chat: int) -> list[str]:
     starts = [i for i, text in enumerate(texts) if HEADER in text]
     if not starts:
         return []
-    return [t for t in texts[starts[0] :] if "Autorización completada" not in t]
+    # A completion notice goes to the same chats: its title line tells it apart.
+    blank = ("company_rut", "client_name", "client_username", "client_id", "completed_at")
+    notice = GUIDE.message("firm_completed", **dict.fromkeys(blank, ""), duration="")
+    notice = notice.split("\n")[0]
+    return [t for t in texts[starts[0] :] if notice not in t]
 
 
 def digest_count(bot: Harness, chat: int) -> int:
@@ -212,26 +220,38 @@ async def test_digest_lists_completed_pending_opted_out_and_blocked(bot: Harness
 
     move_to(bot.clock, local(25, 9))
     await run_job(bot)
+
+    def pending(rut: str, name: str, step: int, reminders: int, when: str) -> str:
+        return GUIDE.message(
+            "digest_pending_line",
+            company_rut=format_rut(rut),
+            client_name=name,
+            progress=GUIDE.message("progress_step", step=step),
+            reminders=reminders,
+            when=when,
+        )
+
     expected = "\n".join(
         [
-            "📋 <b>Resumen diario</b> – 25-11-2026",
+            GUIDE.message("digest_header", date="25-11-2026"),
             "",
-            "✅ <b>Completadas desde el último resumen (1):</b>",
-            f"• <code>{format_rut(RUT_ANA)}</code> Ana (24-11-2026 13:00)",
+            GUIDE.message("digest_completed", count=1),
+            GUIDE.message(
+                "digest_completed_line",
+                company_rut=format_rut(RUT_ANA),
+                client_name="Ana",
+                when="24-11-2026 13:00",
+            ),
             "",
-            "⏳ <b>Pendientes (2), las más antiguas primero:</b>",
-            f"• <code>{format_rut(RUT_BRUNO)}</code> Bruno – paso 3 de 7, 1 recordatorio(s), "
-            "última actividad 24-11-2026 12:45",
-            f"• <code>{format_rut(RUT_CARLA)}</code> Carla – paso 5 de 7, 1 recordatorio(s), "
-            "última actividad 24-11-2026 12:30",
+            GUIDE.message("digest_pending", count=2),
+            pending(RUT_BRUNO, "Bruno", 3, 1, "24-11-2026 12:45"),
+            pending(RUT_CARLA, "Carla", 5, 1, "24-11-2026 12:30"),
             "",
-            "🔕 <b>No quieren recordatorios (1):</b>",
-            f"• <code>{format_rut(RUT_DIEGO)}</code> Diego – paso 2 de 7, 0 recordatorio(s), "
-            "última actividad 24-11-2026 13:10",
+            GUIDE.message("digest_opted_out", count=1),
+            pending(RUT_DIEGO, "Diego", 2, 0, "24-11-2026 13:10"),
             "",
-            "🚫 <b>Bloquearon el bot (1):</b>",
-            f"• <code>{format_rut(RUT_ELENA)}</code> Elena – paso 1 de 7, 0 recordatorio(s), "
-            "última actividad 24-11-2026 13:20",
+            GUIDE.message("digest_blocked", count=1),
+            pending(RUT_ELENA, "Elena", 1, 0, "24-11-2026 13:20"),
         ]
     )
     for chat in (FIRM_CHAT, FIRM_MEMBER):
@@ -240,10 +260,11 @@ async def test_digest_lists_completed_pending_opted_out_and_blocked(bot: Harness
     move_to(bot.clock, local(26, 9))  # nothing completed since the last digest
     await run_job(bot)
     second = digests(bot, FIRM_CHAT)[-1]
-    assert "📋 <b>Resumen diario</b> – 26-11-2026" in second
-    assert "✅ <b>Completadas desde el último resumen (0):</b>\n• ninguna" in second
+    assert GUIDE.message("digest_header", date="26-11-2026") in second
+    none = GUIDE.message("digest_none")
+    assert GUIDE.message("digest_completed", count=0) + "\n" + none in second
     assert format_rut(RUT_ANA) not in second
-    assert "⏳ <b>Pendientes (2), las más antiguas primero:</b>" in second
+    assert GUIDE.message("digest_pending", count=2) in second
 
 
 async def test_an_empty_digest_says_none_everywhere(bot: Harness) -> None:
@@ -251,8 +272,8 @@ async def test_an_empty_digest_says_none_everywhere(bot: Harness) -> None:
     move_to(bot.clock, local(25, 9))
     await run_job(bot)
     [digest] = digests(bot, FIRM_CHAT)
-    assert digest.count("• ninguna") == 4
-    assert "Pendientes (0)" in digest
+    assert digest.count(GUIDE.message("digest_none")) == 4
+    assert GUIDE.message("digest_pending", count=0) in digest
 
 
 async def test_no_digest_without_firm_chats(tmp_path: Path, clock: FakeClock) -> None:
@@ -292,8 +313,14 @@ async def test_three_hundred_pending_are_split_without_losing_a_line(bot: Harnes
         client = ClientInfo(900_000 + number, 900_000 + number, name, None)
         await bot.repository.authorizations.start_guide(client, rut, "guide", bot.clock.now(), None)
         expected_lines.append(
-            f"• <code>{format_rut(rut)}</code> {name} – paso 1 de 7, 0 recordatorio(s), "
-            f"última actividad {bot.clock.now().astimezone(SCL):%d-%m-%Y %H:%M}"
+            GUIDE.message(
+                "digest_pending_line",
+                company_rut=format_rut(rut),
+                client_name=name,
+                progress=GUIDE.message("progress_step", step=1),
+                reminders=0,
+                when=f"{bot.clock.now().astimezone(SCL):%d-%m-%Y %H:%M}",
+            )
         )
         bot.clock.advance(minutes=1)
 
@@ -309,11 +336,14 @@ async def test_three_hundred_pending_are_split_without_losing_a_line(bot: Harnes
             assert message.count("<b>") == message.count("</b>")
             assert message.count("<code>") == message.count("</code>")
         lines = [line for message in messages for line in message.split("\n") if line]
-        pending = [line for line in lines if "– paso " in line]
+        pending = [line for line in lines if line.startswith("• <code>")]
         assert pending == expected_lines  # every one, once, oldest first
-        assert "⏳ <b>Pendientes (300), las más antiguas primero:</b>" in lines
-        assert lines[0] == "📋 <b>Resumen diario</b> – 25-11-2026"
-        assert lines[-2:] == ["🚫 <b>Bloquearon el bot (0):</b>", "• ninguna"]
+        assert GUIDE.message("digest_pending", count=300) in lines
+        assert lines[0] == GUIDE.message("digest_header", date="25-11-2026")
+        assert lines[-2:] == [
+            GUIDE.message("digest_blocked", count=0),
+            GUIDE.message("digest_none"),
+        ]
     assert digests(bot, FIRM_CHAT) == member_messages
 
 
@@ -324,7 +354,8 @@ async def test_an_unopened_invitation_shows_as_invited_in_the_digest(bot: Harnes
     move_to(bot.clock, local(25, 9))
     await run_job(bot)
     [digest] = digests(bot, FIRM_CHAT)
-    assert "Pendientes (1)" in digest
+    assert GUIDE.message("digest_pending", count=1) in digest
     [line] = [line for line in digest.split("\n") if format_rut(RUT_BRUNO) in line]
     assert "Bruno Pérez" in line
-    assert "paso 0" not in line
+    assert GUIDE.message("progress_step", step=0) not in line
+    assert GUIDE.message("progress_invited") in line

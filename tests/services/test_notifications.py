@@ -1,7 +1,7 @@
 """The firm's outbox (bot/services/notifications.py): every notice reaches every firm chat once,
 in order, across Telegram outages and restarts; a chat that refuses does not hold up the others.
 
-Driven through the real Application (tests.conftest.Harness) and the recording fake Telegram.
+Driven through the real Application (tests.support.harness.Harness) and the recording fake Telegram.
 """
 
 from datetime import timedelta
@@ -13,8 +13,8 @@ from telegram.error import BadRequest, Forbidden, NetworkError
 from bot.guide import keyboards
 from bot.services.notifications import describe_duration
 from bot.storage.records import FirmMessage
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
-from tests.fake_telegram import Call, button_data
+from tests.support.fake_telegram import Call, button_data
+from tests.support.harness import CLIENT, FIRM_CHAT, FIRM_MEMBER, FakeClock, Harness, make_settings
 
 FIRM_CHATS = (FIRM_CHAT, FIRM_MEMBER)
 

@@ -21,8 +21,8 @@ from bot.domain.settings import Settings
 from bot.guide.guide import local_date, local_datetime
 from bot.services.reminders import ReminderSweeper, next_after
 from bot.storage.repository import DueReminder, ReminderKind
-from tests.conftest import CLIENT, FIRM_CHAT, FakeClock, Harness, db_rows, make_settings
-from tests.fake_telegram import Call, button_data, buttons
+from tests.support.fake_telegram import Call, button_data, buttons
+from tests.support.harness import CLIENT, FIRM_CHAT, FakeClock, Harness, db_rows, make_settings
 
 RUT = "76086428-5"
 SHOWN_RUT = "76.086.428-5"

@@ -29,7 +29,7 @@ from bot.storage.backup import (
 )
 from bot.storage.repository import Repository
 from bot.storage.schema import SCHEMA_VERSION
-from tests.conftest import ROOT
+from tests.support.harness import ROOT
 
 NOW = datetime(2025, 3, 14, 15, 9, 26, tzinfo=UTC)
 TOKEN = "1234567890:AAH" + "x" * 32

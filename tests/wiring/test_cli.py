@@ -18,7 +18,7 @@ import pytest
 from bot.storage.repository import Repository
 from bot.storage.schema import SCHEMA_VERSION
 from tests.botapi import BotApiServer
-from tests.conftest import TOKEN
+from tests.support.harness import TOKEN
 
 
 def env(tmp_path: Path, **extra: str) -> dict[str, str]:

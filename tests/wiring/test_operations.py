@@ -13,8 +13,16 @@ from bot.domain.settings import Settings
 from bot.services.alerts import FAILURES_TO_ALERT
 from bot.services.notifications import MAX_ATTEMPTS
 from bot.storage.backup import list_backups
-from tests.conftest import CLIENT, FIRM_CHAT, FIRM_MEMBER, RUT, FakeClock, Harness, make_settings
-from tests.fake_telegram import BOT_USER, RecordingRequest, callback_update, message_update
+from tests.support.fake_telegram import BOT_USER, RecordingRequest, callback_update, message_update
+from tests.support.harness import (
+    CLIENT,
+    FIRM_CHAT,
+    FIRM_MEMBER,
+    RUT,
+    FakeClock,
+    Harness,
+    make_settings,
+)
 
 FOREIGN_GROUP = -100_999
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import TOKEN
+from tests.support.harness import TOKEN
 
 # Imported only by the commands, handlers or formats that use them, never to start the bot.
 LAZY = (

@@ -11,8 +11,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.conftest import Harness
-from tests.fake_telegram import Call, RecordingRequest
+from tests.support.fake_telegram import Call, RecordingRequest
+from tests.support.harness import Harness
 
 # --- a fake Telegram that serves updates and misbehaves on demand --------------------------
 
