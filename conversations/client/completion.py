@@ -21,8 +21,10 @@ async def complete(
     authorization: Authorization,
     at_step: int,
     proof: tuple[str, str] | None = None,
+    lead: str | None = None,
 ) -> None:
-    """Complete the authorization at `at_step` (with the screenshot that proved it, if any)."""
+    """Complete the authorization at `at_step` (with the screenshot that proved it, if any);
+    `lead` is said just before "¡Listo!", once the completion is stored."""
     chat_id, _ = ids(update)
     company_rut, client, now = authorization.company_rut, client_info(update), deps.clock.now()
     # Rendered before the transaction: the authorization as this completion leaves it.
@@ -58,6 +60,8 @@ async def complete(
     # The completion and the firm's notices are committed: the client hears "¡Listo!" now,
     # and the notices follow (the outbox keeps them across a crash), so a firm group's pace
     # never keeps a client waiting.
+    if lead is not None:
+        await say(update, lead)
     await say(
         update,
         deps.guide.message("done", company_rut=format_rut(company_rut)),

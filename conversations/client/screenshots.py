@@ -109,8 +109,9 @@ async def take(
     guide, step = deps.guide, authorization.step
     company = format_rut(authorization.company_rut)
     if reading.verdict is Verdict.CONFIRMED:
-        await say(update, guide.message("proof_confirmed", company_rut=company))
-        await complete(update, deps, authorization, step, proof=(file_id, record_of(reading)))
+        confirmed = guide.message("proof_confirmed", company_rut=company)
+        proof = (file_id, record_of(reading))
+        await complete(update, deps, authorization, step, proof=proof, lead=confirmed)
     elif reading.verdict is Verdict.MISMATCH:
         # Kept, so the firm sees what was read if the client carries on without fixing it.
         await deps.authorizations.set_proof(authorization.company_rut, file_id, record_of(reading))
