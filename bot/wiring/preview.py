@@ -216,6 +216,7 @@ def _sections(guide: Guide, settings: Settings) -> Iterator[Section]:
         if number == FINAL_STEP:
             items.append(_pressed(guide.button("saved_no"), "si no vio ese mensaje"))
             items.append(_bot(guide.message("not_saved"), keyboards.not_saved(guide)))
+            items += _screenshot_answers(guide, company)
         yield Section(f"paso-{number}", f"Paso {number} de {TOTAL_STEPS}", items, f"Paso {number}")
     done = [
         _pressed(guide.button("saved_yes")),
@@ -235,6 +236,21 @@ def _sections(guide: Guide, settings: Settings) -> Iterator[Section]:
         _bot(guide.message("privacy", retention_days=settings.data_retention_days)),
     ]
     yield Section("ayuda", "Ayuda y privacidad", help_and_privacy, "Ayuda y privacidad")
+
+
+def _screenshot_answers(guide: Guide, company: str) -> list[str]:
+    """Render what the client reads once the bot has read their screenshot (step 7)."""
+    differs = guide.message("proof_differs_permission", permission="Registro")
+    fix = guide.message("proof_fix_permission", company_rut=company)
+    mismatch = guide.message("proof_mismatch", {"differences": differs, "fixes": fix})
+    return [
+        _note("Si envía la captura y el bot lee todo correcto:"),
+        _bot(guide.message("proof_confirmed", company_rut=company)),
+        _note("Si la captura muestra, por ejemplo, «Registro: NO»:"),
+        _bot(mismatch, keyboards.not_saved(guide)),
+        _note("Si la imagen no es esa pantalla, o no se lee:"),
+        _bot(guide.message("proof_not_confirmation"), keyboards.step(guide, FINAL_STEP)),
+    ]
 
 
 def _step(guide: Guide, number: int, company_rut: str) -> str:
