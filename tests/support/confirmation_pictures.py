@@ -32,17 +32,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from stdnum.cl import rut as stdnum_rut
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 
 # The firm's representative, as the bot's settings have him by default.
 REPRESENTATIVE_RUT = "13322924-8"

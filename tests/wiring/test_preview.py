@@ -21,20 +21,10 @@ from bot.guide import keyboards
 from bot.guide.guide import DEFAULT_GUIDE_PATH, TOTAL_STEPS, Guide, load_guide
 from bot.wiring.assembly import firm_facts
 from bot.wiring.preview import EXAMPLE_COMPANY_RUT, render_preview, telegram_html, write_preview
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 from tools.draw_screens import MIN_TEXT_CHUNK
 
 TOKEN = "123456789:AAHfakeTOKENfor-tests_0123456789abc"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE_WIDTH = 390
 
 
