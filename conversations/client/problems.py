@@ -27,14 +27,14 @@ from bot.guide.guide import (
     telegram_length,
     visible_text,
 )
-from bot.services.deps import BotContext, Deps
+from bot.services.deps import BotContext, Deps, Position
 from bot.services.notifications import (
     MAX_ATTEMPTS,
     capture_line,
     client_message_for_firm,
     problem_report,
 )
-from bot.storage.repository import Conversation, FirmMessage
+from bot.storage.repository import FirmMessage
 from conversations.client import screenshots
 from conversations.client.common import (
     client_info,
@@ -255,7 +255,7 @@ async def receive_photo(update: Update, context: BotContext, message: Message) -
     file_id = message.photo[-1].file_id
     position = position_of(context)
     conversation, step = position.conversation, step_of(position)
-    if await _read_at_the_end(update, deps, conversation, step, file_id):
+    if await _read_at_the_end(update, deps, position, file_id):
         return
     if conversation is not None and conversation.company_rut and step == FINAL_STEP:
         await deps.authorizations.set_proof(conversation.company_rut, file_id)
@@ -289,20 +289,13 @@ async def receive_photo(update: Update, context: BotContext, message: Message) -
 
 
 async def _read_at_the_end(
-    update: Update,
-    deps: Deps,
-    conversation: Conversation | None,
-    step: int | None,
-    file_id: str,
-    picture: bytes | None = None,
+    update: Update, deps: Deps, position: Position, file_id: str, picture: bytes | None = None
 ) -> bool:
     """Answer a screenshot at step 6 or 7 by what it shows; False if it could not be read."""
-    if conversation is None or not conversation.company_rut or step is None:
+    step, authorization = step_of(position), position.authorization
+    if step is None or step < CONFIRMATION_STEP or authorization is None:
         return False
-    if step < CONFIRMATION_STEP:
-        return False
-    authorization = await deps.authorizations.authorization(conversation.company_rut)
-    if authorization is None or authorization.completed_at is not None:
+    if authorization.completed_at is not None:
         return False
     return await screenshots.take(update, deps, authorization, file_id, picture)
 
@@ -325,7 +318,7 @@ async def receive_document(update: Update, context: BotContext) -> bool:
     if taken is None:
         return False
     file_id, picture = taken
-    if reading and await _read_at_the_end(update, deps, conversation, step, file_id, picture):
+    if reading and await _read_at_the_end(update, deps, position, file_id, picture):
         return True
     await deps.authorizations.set_proof(conversation.company_rut, file_id)
     await deps.repeat_prompt(update, conversation)
