@@ -273,23 +273,31 @@ async def receive_rut(update: Update, context: BotContext) -> None:
     return await _ask_to_confirm(update, deps, company_rut)
 
 
+async def _candidate(update: Update, context: BotContext) -> str | None:
+    """The RUT a confirmation button is about, its press settled; None (told it is stale)
+    if the stored conversation has none."""
+    conversation = position_of(context).conversation
+    if conversation is None or not conversation.candidate_rut:
+        await stale_button(update, context)
+        return None
+    await settle_button(update)
+    return conversation.candidate_rut
+
+
 async def confirm_rut(update: Update, context: BotContext) -> None:
     """Start the guide for the confirmed RUT, or ask for it again."""
     deps = context.deps
     query = update.callback_query
     assert query is not None
     # Routed here only from CONFIRM_RUT (the state table).
-    conversation = position_of(context).conversation
-    if conversation is None or not conversation.candidate_rut:
-        await stale_button(update, context)
+    company_rut = await _candidate(update, context)
+    if company_rut is None:
         return
-    await settle_button(update)
     chat_id, user_id = ids(update)
     if query.data == RUT_EDIT:
         await deps.conversations.set_conversation(chat_id, user_id, ASK_RUT, deps.clock.now())
         await ask_rut(update, deps)
         return
-    company_rut = conversation.candidate_rut
     existing = await deps.authorizations.authorization(company_rut)
     if existing is not None and existing.completed_at is not None:
         await deps.conversations.set_conversation(
@@ -306,13 +314,11 @@ async def confirm_repeat(update: Update, context: BotContext) -> None:
     query = update.callback_query
     assert query is not None
     # Routed here only from CONFIRM_REPEAT (the state table).
-    conversation = position_of(context).conversation
-    if conversation is None or not conversation.candidate_rut:
-        await stale_button(update, context)
+    company_rut = await _candidate(update, context)
+    if company_rut is None:
         return
-    await settle_button(update)
     if query.data == REPEAT_YES:
-        return await _begin_guide(update, deps, conversation.candidate_rut, CONFIRM_REPEAT)
+        return await _begin_guide(update, deps, company_rut, CONFIRM_REPEAT)
     await deps.conversations.end_conversation(*ids(update))
     await say(update, deps.guide.message("already_done_ok"))
 
